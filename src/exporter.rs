@@ -1,0 +1,190 @@
+//! The running exporter: the set of target tasks, the configuration they came from, and
+//! reloads. Readers get `Arc` snapshots; nothing here is locked on the read path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError, ConfigSource, TargetConfig};
+use crate::runner::{TargetHandle, TargetRunner};
+
+/// How the exporter finds its configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: ConfigSource,
+    /// Instance name used when the configuration sets none (the host name).
+    pub default_instance: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReloadStatus {
+    pub successful: bool,
+    pub last_success_at: SystemTime,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReloadSummary {
+    pub kept: usize,
+    pub started: usize,
+    pub stopped: usize,
+}
+
+#[derive(Clone)]
+pub struct Exporter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    config: ArcSwap<Config>,
+    /// In configuration order.
+    targets: ArcSwap<Vec<Arc<TargetHandle>>>,
+    reload_status: ArcSwap<ReloadStatus>,
+    /// Serialises reloads; never taken by readers.
+    reload_lock: tokio::sync::Mutex<()>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Exporter {
+    /// Starts one probing task per target. Must be called inside a Tokio runtime.
+    pub fn start(settings: Settings, config: Config) -> Exporter {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let handles = config
+            .targets
+            .iter()
+            .map(|t| spawn_target(&tracker, &cancel, Arc::new(t.clone()), &config.instance))
+            .collect();
+        Exporter {
+            inner: Arc::new(Inner {
+                settings,
+                config: ArcSwap::from_pointee(config),
+                targets: ArcSwap::from_pointee(handles),
+                reload_status: ArcSwap::from_pointee(ReloadStatus {
+                    successful: true,
+                    last_success_at: SystemTime::now(),
+                    last_error: None,
+                }),
+                reload_lock: tokio::sync::Mutex::new(()),
+                tracker,
+                cancel,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.load_full()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn targets(&self) -> Arc<Vec<Arc<TargetHandle>>> {
+        self.inner.targets.load_full()
+    }
+
+    pub fn target(&self, name: &str) -> Option<Arc<TargetHandle>> {
+        self.targets().iter().find(|t| t.config.name == name).cloned()
+    }
+
+    pub fn reload_status(&self) -> Arc<ReloadStatus> {
+        self.inner.reload_status.load_full()
+    }
+
+    /// Re-reads the configuration. An invalid one changes nothing and is reported; a valid
+    /// one keeps the tasks (and history) of unchanged targets, starts new or changed ones
+    /// and stops removed ones.
+    pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
+        let _guard = self.inner.reload_lock.lock().await;
+        let settings = self.inner.settings.clone();
+        let loaded = tokio::task::spawn_blocking(move || settings.source.load(&settings.default_instance))
+            .await
+            .expect("configuration loading does not panic");
+        let config = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                let previous = self.reload_status();
+                self.inner.reload_status.store(Arc::new(ReloadStatus {
+                    successful: false,
+                    last_success_at: previous.last_success_at,
+                    last_error: Some(e.to_string()),
+                }));
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+                return Err(e);
+            }
+        };
+        let summary = self.apply(config);
+        self.inner.reload_status.store(Arc::new(ReloadStatus {
+            successful: true,
+            last_success_at: SystemTime::now(),
+            last_error: None,
+        }));
+        tracing::info!(
+            kept = summary.kept, started = summary.started, stopped = summary.stopped,
+            "configuration reloaded"
+        );
+        Ok(summary)
+    }
+
+    fn apply(&self, config: Config) -> ReloadSummary {
+        let old_config = self.config();
+        let mut old: HashMap<String, Arc<TargetHandle>> = self
+            .targets()
+            .iter()
+            .map(|h| (h.config.name.clone(), h.clone()))
+            .collect();
+        let mut summary = ReloadSummary::default();
+        let same_instance = old_config.instance == config.instance;
+        let handles: Vec<Arc<TargetHandle>> = config
+            .targets
+            .iter()
+            .map(|t| match old.remove(&t.name) {
+                Some(h) if same_instance && *h.config == *t => {
+                    summary.kept += 1;
+                    h
+                }
+                previous => {
+                    if let Some(h) = previous {
+                        h.stop();
+                        summary.stopped += 1;
+                    }
+                    summary.started += 1;
+                    spawn_target(&self.inner.tracker, &self.inner.cancel, Arc::new(t.clone()), &config.instance)
+                }
+            })
+            .collect();
+        for h in old.values() {
+            h.stop();
+            summary.stopped += 1;
+        }
+        self.inner.targets.store(Arc::new(handles));
+        self.inner.config.store(Arc::new(config));
+        summary
+    }
+
+    /// Stops every probing task and waits for them to end.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}
+
+fn spawn_target(
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+    config: Arc<TargetConfig>,
+    instance: &str,
+) -> Arc<TargetHandle> {
+    let runner = TargetRunner::new(config, instance, cancel);
+    let handle = runner.handle();
+    tracker.spawn(runner.run());
+    handle
+}

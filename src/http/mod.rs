@@ -1,0 +1,201 @@
+//! HTTP: the only place that serialises (OpenMetrics, classic text, JSON, HTML). Handlers
+//! read published snapshots; only `/probe` and `/-/reload` do work, and only when asked.
+
+mod api;
+
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::exporter::Exporter;
+use crate::metrics::{self, CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Scrape};
+use crate::probe::{self, ProbeContext};
+
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Path of the metrics endpoint (`--web.telemetry-path`).
+    pub telemetry_path: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            telemetry_path: "/metrics".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    exporter: Exporter,
+    web: WebSettings,
+}
+
+pub fn router(exporter: Exporter, web: WebSettings) -> Router {
+    let telemetry_path = web.telemetry_path.clone();
+    Router::new()
+        .route("/", get(landing))
+        .route(&telemetry_path, get(metrics_handler))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/reload", post(reload).put(reload))
+        .route("/probe", get(probe_handler))
+        .route("/api/v1/targets", get(api::targets))
+        .with_state(AppState { exporter, web })
+}
+
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    exporter: Exporter,
+    listener: tokio::net::TcpListener,
+    web: WebSettings,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(exporter, web))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// OpenMetrics when the client asks for it (Prometheus does), classic text otherwise.
+fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            let media = fields.next().unwrap_or("");
+            let q_zero = fields.any(|f| f.strip_prefix("q=").is_some_and(|q| q.parse::<f64>() == Ok(0.0)));
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
+        })
+}
+
+fn exposition(headers: &HeaderMap, openmetrics: String) -> Response {
+    let (content_type, body) = if wants_openmetrics(headers) {
+        (OPENMETRICS_CONTENT_TYPE, openmetrics)
+    } else {
+        (CLASSIC_CONTENT_TYPE, metrics::openmetrics_to_classic(&openmetrics))
+    };
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+}
+
+async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let scrape = Scrape {
+        targets: s.exporter.targets().iter().map(|t| t.snapshot()).collect(),
+        reload: s.exporter.reload_status(),
+        now: SystemTime::now(),
+    };
+    exposition(&headers, metrics::render(scrape))
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn reload(State(s): State<AppState>) -> Response {
+    match s.exporter.reload().await {
+        Ok(r) => text(
+            StatusCode::OK,
+            format!("configuration reloaded: {} targets kept, {} started, {} stopped\n", r.kept, r.started, r.stopped),
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration reload failed, the previous configuration keeps running: {e}\n"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProbeQuery {
+    target: Option<String>,
+}
+
+/// Runs one probe now, blackbox_exporter style, with a fresh prober: it does not touch the
+/// continuous probe's state. Only configured names are accepted, never a DSN or address.
+async fn probe_handler(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ProbeQuery>) -> Response {
+    let names = || {
+        s.exporter
+            .targets()
+            .iter()
+            .map(|t| t.config.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(name) = q.target.filter(|n| !n.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("missing ?target=NAME: name one of the configured targets: {}\n", names()),
+        );
+    };
+    let Some(handle) = s.exporter.target(&name) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown target {:?}: /probe accepts only configured target names ({}), never a DSN or address\n",
+                truncate(&name, 64),
+                names()
+            ),
+        );
+    };
+    let config = &handle.config;
+    // Leave Prometheus some margin to receive the answer before its own timeout.
+    let timeout = scrape_timeout(&headers)
+        .map(|t| t.saturating_sub(Duration::from_millis(250)))
+        .map_or(config.timeout, |t| t.min(config.timeout).max(Duration::from_millis(10)));
+    let ctx = ProbeContext {
+        instance: s.exporter.config().instance.clone(),
+        timeout,
+    };
+    let mut prober = probe::new_prober(config);
+    let mut report = prober.probe(&ctx).await;
+    report.redact(&config.secrets());
+    exposition(&headers, metrics::render_probe(config, &report))
+}
+
+fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("X-Prometheus-Scrape-Timeout-Seconds")?.to_str().ok()?;
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+async fn landing(State(s): State<AppState>) -> Html<String> {
+    let rows: String = s
+        .exporter
+        .targets()
+        .iter()
+        .map(|t| {
+            let snap = t.snapshot();
+            let state = match snap.up {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "unknown",
+            };
+            format!(
+                "<tr><td>{name}</td><td>{kind}</td><td>{state}</td><td><a href=\"/probe?target={name}\">probe now</a></td></tr>",
+                name = t.config.name,
+                kind = t.config.kind.as_str(),
+            )
+        })
+        .collect();
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dbvigil</title></head><body>\
+         <h1>dbvigil</h1><p>Database availability and change exporter, version {version} ({revision}).</p>\
+         <ul><li><a href=\"{metrics}\">Metrics</a></li><li><a href=\"/api/v1/targets\">Targets (JSON)</a></li>\
+         <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
+         <table><tr><th>target</th><th>kind</th><th>state</th><th></th></tr>{rows}</table></body></html>",
+        version = metrics::VERSION,
+        revision = metrics::REVISION,
+        metrics = s.web.telemetry_path,
+    ))
+}

@@ -1,0 +1,11 @@
+//! dbvigil: a Prometheus exporter for database availability and change.
+//! See ARCHITECTURE.md for the map of this crate.
+
+pub mod cli;
+pub mod config;
+pub mod exporter;
+pub mod http;
+pub mod metrics;
+pub mod probe;
+pub mod runner;
+pub mod state;

@@ -1,0 +1,333 @@
+//! Probers: one module per database kind behind one signature. A prober returns a
+//! [`ProbeReport`] value (each phase's outcome and duration, read-only state, identity) and
+//! knows nothing of HTTP, metrics or scheduling.
+
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{Check, Kind, TargetConfig};
+
+/// Name of the table holding one heartbeat row per target and exporter instance.
+pub const HEARTBEAT_TABLE: &str = "dbvigil_heartbeat";
+
+/// What a probe cycle needs besides the target's own configuration.
+#[derive(Debug, Clone)]
+pub struct ProbeContext {
+    /// Identifies this exporter's row in the heartbeat table.
+    pub instance: String,
+    /// The whole cycle must end by then; every phase gets what is left.
+    pub timeout: Duration,
+}
+
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeReport> + Send + 'a>>;
+
+/// One database kind's probe. Implementations keep whatever they reuse between cycles
+/// (a connection in `connection: reuse` mode, a write sequence number).
+pub trait Prober: Send {
+    fn probe<'a>(&'a mut self, ctx: &'a ProbeContext) -> ProbeFuture<'a>;
+}
+
+/// The dispatch table: the prober for a target's kind.
+pub fn new_prober(target: &TargetConfig) -> Box<dyn Prober> {
+    match target.kind {
+        Kind::Sqlite => Box::new(sqlite::SqliteProber::new(target)),
+    }
+}
+
+/// The phases a kind's prober can run (for the latency histograms).
+pub fn phases(kind: Kind) -> &'static [Phase] {
+    match kind {
+        Kind::Sqlite => &[Phase::Connect, Phase::Read, Phase::Write, Phase::ReadOnly],
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Tcp,
+    Connect,
+    Read,
+    Write,
+    ReadOnly,
+    Identity,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Tcp,
+        Phase::Connect,
+        Phase::Read,
+        Phase::Write,
+        Phase::ReadOnly,
+        Phase::Identity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Tcp => "tcp",
+            Phase::Connect => "connect",
+            Phase::Read => "read",
+            Phase::Write => "write",
+            Phase::ReadOnly => "read_only",
+            Phase::Identity => "identity",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The user-facing check a phase answers for; read-only state and identity are facts
+    /// about the server, not checks that fail a probe.
+    pub fn check(self) -> Option<Check> {
+        match self {
+            Phase::Tcp => Some(Check::Tcp),
+            Phase::Connect => Some(Check::Connect),
+            Phase::Read => Some(Check::Read),
+            Phase::Write => Some(Check::Write),
+            Phase::ReadOnly | Phase::Identity => None,
+        }
+    }
+}
+
+/// Why a phase failed: a small fixed set, so that alerts can tell failures apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The phase did not finish within the target's timeout.
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing listens on the port.
+    Refused,
+    /// TLS negotiation or certificate verification failed.
+    Tls,
+    /// The server rejected the credentials.
+    Auth,
+    /// The server refused a new connection because it is full.
+    TooManyConnections,
+    /// The database (file, or database on the server) does not exist.
+    NotFound,
+    /// Another session holds a lock the probe needs.
+    Locked,
+    /// The database refused a write because it is read-only.
+    ReadOnly,
+    /// The heartbeat read back is not what was just written.
+    Mismatch,
+    /// The server answered with an error to a probe statement.
+    Query,
+    /// The connection or the file failed below SQL (reset, I/O error, corrupt file).
+    Io,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::Timeout,
+        Reason::Dns,
+        Reason::Refused,
+        Reason::Tls,
+        Reason::Auth,
+        Reason::TooManyConnections,
+        Reason::NotFound,
+        Reason::Locked,
+        Reason::ReadOnly,
+        Reason::Mismatch,
+        Reason::Query,
+        Reason::Io,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Dns => "dns",
+            Reason::Refused => "refused",
+            Reason::Tls => "tls",
+            Reason::Auth => "auth",
+            Reason::TooManyConnections => "too_many_connections",
+            Reason::NotFound => "not_found",
+            Reason::Locked => "locked",
+            Reason::ReadOnly => "read_only",
+            Reason::Mismatch => "mismatch",
+            Reason::Query => "query",
+            Reason::Io => "io",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    /// A sentence for humans; never holds a credential (see [`ProbeReport::redact`]).
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PhaseOutcome {
+    pub phase: Phase,
+    pub duration: Duration,
+    pub result: Result<(), Failure>,
+}
+
+/// Who answered: what tells one server (or file) apart from another. A change between two
+/// successful probes is how a switchover or failover shows up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable key compared between probes (e.g. `dev=2049 ino=1234` for SQLite).
+    pub key: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    /// The phases that ran, in order. A phase after a failed one does not run.
+    pub phases: Vec<PhaseOutcome>,
+    pub read_only: Option<bool>,
+    pub identity: Option<Identity>,
+}
+
+impl ProbeReport {
+    /// Whether each configured check succeeded; a check whose phase never ran failed.
+    pub fn check_results<'a>(&'a self, checks: &'a [Check]) -> impl Iterator<Item = (Check, bool)> + 'a {
+        checks.iter().map(|&check| {
+            let ok = self
+                .phases
+                .iter()
+                .any(|p| p.phase.check() == Some(check) && p.result.is_ok());
+            (check, ok)
+        })
+    }
+
+    pub fn success(&self, checks: &[Check]) -> bool {
+        self.check_results(checks).all(|(_, ok)| ok)
+    }
+
+    /// The first failure of a phase that is a configured check: the probe's failure reason.
+    pub fn failure(&self, checks: &[Check]) -> Option<&Failure> {
+        self.phases.iter().find_map(|p| match (&p.result, p.phase.check()) {
+            (Err(f), Some(c)) if checks.contains(&c) => Some(f),
+            _ => None,
+        })
+    }
+
+    pub fn phase(&self, phase: Phase) -> Option<&PhaseOutcome> {
+        self.phases.iter().find(|p| p.phase == phase)
+    }
+
+    /// Replaces every secret in every message. Drivers sometimes echo what they were given
+    /// (a URL, a connection string); this is the one place that makes sure none survives.
+    pub fn redact(&mut self, secrets: &[&str]) {
+        for p in &mut self.phases {
+            if let Err(f) = &mut p.result {
+                f.message = redact(&f.message, secrets);
+            }
+        }
+    }
+}
+
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "<redacted>");
+    }
+    out
+}
+
+/// Runs a probe's phases against one deadline and collects their outcomes; shared by
+/// every prober so that timing and timeouts mean the same thing for every kind.
+pub struct PhaseRunner {
+    started: Instant,
+    started_at: SystemTime,
+    deadline: Instant,
+    phases: Vec<PhaseOutcome>,
+}
+
+impl PhaseRunner {
+    pub fn new(timeout: Duration) -> Self {
+        let started = Instant::now();
+        PhaseRunner {
+            started,
+            started_at: SystemTime::now(),
+            deadline: started + timeout,
+            phases: Vec::with_capacity(6),
+        }
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs one phase bounded by the deadline and records it. Returns the value on success.
+    pub async fn run<T>(
+        &mut self,
+        phase: Phase,
+        fut: impl Future<Output = Result<T, Failure>>,
+    ) -> Option<T> {
+        let start = Instant::now();
+        let result = match tokio::time::timeout_at(self.deadline.into(), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                Reason::Timeout,
+                format!("{} did not finish within the probe timeout", phase.as_str()),
+            )),
+        };
+        let duration = start.elapsed();
+        let (value, result) = match result {
+            Ok(v) => (Some(v), Ok(())),
+            Err(f) => (None, Err(f)),
+        };
+        self.phases.push(PhaseOutcome {
+            phase,
+            duration,
+            result,
+        });
+        value
+    }
+
+    pub fn last_failure_reason(&self) -> Option<Reason> {
+        self.phases.last().and_then(|p| p.result.as_ref().err()).map(|f| f.reason)
+    }
+
+    pub fn finish(self, read_only: Option<bool>, identity: Option<Identity>) -> ProbeReport {
+        ProbeReport {
+            started_at: self.started_at,
+            duration: self.started.elapsed(),
+            phases: self.phases,
+            read_only,
+            identity,
+        }
+    }
+}
+
+/// A heartbeat value unique to one write: the read-back must return exactly this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    pub seq: i64,
+    pub at_ms: i64,
+}
+
+impl Beat {
+    pub fn next(seq: &mut i64) -> Beat {
+        *seq += 1;
+        let at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Beat { seq: *seq, at_ms }
+    }
+}

@@ -1,0 +1,286 @@
+//! SQLite: the database is a file, so "connect" opens it, identity is the file's device and
+//! inode plus the library version, and a lock held by another process is reason `locked`.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::{Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober, Reason};
+use crate::config::{Check, ConnectionMode, Endpoint, TargetConfig};
+
+/// Identity of the file on disk: a deleted and recreated database is another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+struct Open {
+    conn: SqliteConnection,
+    file: FileId,
+    version: String,
+}
+
+pub struct SqliteProber {
+    target: String,
+    path: PathBuf,
+    create: bool,
+    reuse: bool,
+    checks: Vec<Check>,
+    open: Option<Open>,
+    seq: i64,
+}
+
+impl SqliteProber {
+    pub fn new(target: &TargetConfig) -> Self {
+        let Endpoint::Sqlite { path, create } = &target.endpoint;
+        SqliteProber {
+            target: target.name.clone(),
+            path: path.clone(),
+            create: *create,
+            reuse: target.connection == ConnectionMode::Reuse,
+            checks: target.checks.clone(),
+            open: None,
+            seq: 0,
+        }
+    }
+
+    async fn file_id(&self) -> Result<Option<FileId>, Failure> {
+        match tokio::fs::metadata(&self.path).await {
+            Ok(m) => Ok(Some(FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Failure::new(
+                Reason::Io,
+                format!("cannot stat {}: {e}", self.path.display()),
+            )),
+        }
+    }
+
+    /// Opens the file, or keeps the open connection in `reuse` mode while the path still
+    /// names the same file.
+    async fn connect(&mut self, busy_timeout: Duration) -> Result<(), Failure> {
+        let current = self.file_id().await?;
+        if let (Some(open), Some(id)) = (&self.open, current) {
+            if open.file == id {
+                return Ok(());
+            }
+        }
+        self.open = None;
+        if current.is_none() && !self.create {
+            return Err(Failure::new(
+                Reason::NotFound,
+                format!("database file {} does not exist", self.path.display()),
+            ));
+        }
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .create_if_missing(self.create)
+            .busy_timeout(busy_timeout)
+            .disable_statement_logging()
+            .connect()
+            .await
+            .map_err(failure)?;
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(failure)?;
+        let file = self.file_id().await?.ok_or_else(|| {
+            Failure::new(
+                Reason::NotFound,
+                format!("database file {} vanished while it was opened", self.path.display()),
+            )
+        })?;
+        self.open = Some(Open {
+            conn,
+            file,
+            version,
+        });
+        Ok(())
+    }
+}
+
+impl Prober for SqliteProber {
+    fn probe<'a>(&'a mut self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(async move {
+            let mut run = PhaseRunner::new(ctx.timeout);
+            // SQLite waits for locks itself; give up just before our own deadline so that a
+            // held lock is reported as `locked`, not as a generic timeout.
+            let busy_timeout = ctx.timeout.mul_f64(0.8);
+            if run.run(Phase::Connect, self.connect(busy_timeout)).await.is_none() {
+                return run.finish(None, None);
+            }
+            let target = self.target.clone();
+            let checks = self.checks.clone();
+            let Some(open) = self.open.as_mut() else {
+                return run.finish(None, None);
+            };
+
+            let mut table_exists = false;
+            if checks.contains(&Check::Read) {
+                match run.run(Phase::Read, read(&mut open.conn, &target, &ctx.instance)).await {
+                    Some(exists) => table_exists = exists,
+                    None => return self.finish(run, None, None).await,
+                }
+            }
+
+            let mut read_only = None;
+            if checks.contains(&Check::Write) {
+                let beat = Beat::next(&mut self.seq);
+                let written = run
+                    .run(Phase::Write, write(&mut open.conn, &target, &ctx.instance, beat, table_exists))
+                    .await;
+                read_only = match (written, run.last_failure_reason()) {
+                    (Some(()), _) => Some(false),
+                    (None, Some(Reason::ReadOnly)) => Some(true),
+                    (None, _) => None,
+                };
+            } else if let Some(ro) = run.run(Phase::ReadOnly, probe_read_only(&mut open.conn)).await {
+                read_only = ro;
+            }
+
+            let open = self.open.as_ref().expect("connection checked above");
+            let identity = Identity {
+                key: format!("dev={} ino={}", open.file.dev, open.file.ino),
+                version: open.version.clone(),
+            };
+            self.finish(run, read_only, Some(identity)).await
+        })
+    }
+}
+
+impl SqliteProber {
+    async fn finish(
+        &mut self,
+        run: PhaseRunner,
+        read_only: Option<bool>,
+        identity: Option<Identity>,
+    ) -> super::ProbeReport {
+        if !self.reuse {
+            if let Some(open) = self.open.take() {
+                let budget = run.remaining().max(Duration::from_millis(100));
+                let _ = tokio::time::timeout(budget, open.conn.close()).await;
+            }
+        }
+        run.finish(read_only, identity)
+    }
+}
+
+/// `SELECT 1`, then this exporter's heartbeat row when the table exists. Returns whether
+/// the heartbeat table exists.
+async fn read(conn: &mut SqliteConnection, target: &str, instance: &str) -> Result<bool, Failure> {
+    let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&mut *conn).await.map_err(failure)?;
+    if one != 1 {
+        return Err(Failure::new(Reason::Mismatch, format!("SELECT 1 returned {one}")));
+    }
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dbvigil_heartbeat'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(failure)?;
+    if exists > 0 {
+        sqlx::query("SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?")
+            .bind(target)
+            .bind(instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(failure)?;
+    }
+    Ok(exists > 0)
+}
+
+/// Upserts the one heartbeat row of this target and instance and reads it back.
+async fn write(
+    conn: &mut SqliteConnection,
+    target: &str,
+    instance: &str,
+    beat: Beat,
+    table_exists: bool,
+) -> Result<(), Failure> {
+    if !table_exists {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS dbvigil_heartbeat (
+                target TEXT NOT NULL,
+                instance TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                beat_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (target, instance))",
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(failure)?;
+    }
+    sqlx::query(
+        "INSERT INTO dbvigil_heartbeat (target, instance, seq, beat_at_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT (target, instance) DO UPDATE SET seq = excluded.seq, beat_at_ms = excluded.beat_at_ms",
+    )
+    .bind(target)
+    .bind(instance)
+    .bind(beat.seq)
+    .bind(beat.at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(failure)?;
+    let back: Option<(i64, i64)> =
+        sqlx::query_as("SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?")
+            .bind(target)
+            .bind(instance)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(failure)?;
+    match back {
+        Some((seq, at_ms)) if seq == beat.seq && at_ms == beat.at_ms => Ok(()),
+        Some((seq, _)) => Err(Failure::new(
+            Reason::Mismatch,
+            format!("heartbeat read back seq {seq}, expected {}", beat.seq),
+        )),
+        None => Err(Failure::new(Reason::Mismatch, "heartbeat row missing right after it was written")),
+    }
+}
+
+/// Without a write check, asks for a write lock and releases it at once: SQLite refuses
+/// with SQLITE_READONLY on a read-only database. `None` when another writer holds the lock.
+async fn probe_read_only(conn: &mut SqliteConnection) -> Result<Option<bool>, Failure> {
+    match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        Ok(_) => {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(failure)?;
+            Ok(Some(false))
+        }
+        Err(e) => match failure(e) {
+            f if f.reason == Reason::ReadOnly => Ok(Some(true)),
+            f if f.reason == Reason::Locked => Ok(None),
+            f => Err(f),
+        },
+    }
+}
+
+/// Maps an sqlx error to a reason by SQLite's primary result code.
+fn failure(err: sqlx::Error) -> Failure {
+    match &err {
+        sqlx::Error::Database(db) => {
+            let code: i32 = db.code().and_then(|c| c.parse().ok()).unwrap_or(1);
+            let (reason, name) = match code & 0xff {
+                5 => (Reason::Locked, "SQLITE_BUSY"),
+                6 => (Reason::Locked, "SQLITE_LOCKED"),
+                8 => (Reason::ReadOnly, "SQLITE_READONLY"),
+                14 => (Reason::NotFound, "SQLITE_CANTOPEN"),
+                3 => (Reason::Io, "SQLITE_PERM"),
+                10 => (Reason::Io, "SQLITE_IOERR"),
+                11 => (Reason::Io, "SQLITE_CORRUPT"),
+                13 => (Reason::Io, "SQLITE_FULL"),
+                26 => (Reason::Io, "SQLITE_NOTADB"),
+                23 => (Reason::Auth, "SQLITE_AUTH"),
+                _ => (Reason::Query, "SQLITE_ERROR"),
+            };
+            Failure::new(reason, format!("{} ({name}, code {code})", db.message()))
+        }
+        sqlx::Error::Io(e) => Failure::new(Reason::Io, e.to_string()),
+        other => Failure::new(Reason::Query, other.to_string()),
+    }
+}

@@ -1,0 +1,132 @@
+//! One task per target: probes on a fixed schedule that does not drift, folds each report
+//! into the target's stats and publishes a snapshot. A slow target only ever delays itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TargetConfig;
+use crate::probe::{self, ProbeContext, ProbeReport, Prober};
+use crate::state::{TargetStats, Transition};
+
+/// The shared face of a running target: its configuration and its latest snapshot.
+pub struct TargetHandle {
+    pub config: Arc<TargetConfig>,
+    snapshot: ArcSwap<TargetStats>,
+    cancel: CancellationToken,
+}
+
+impl TargetHandle {
+    pub fn snapshot(&self) -> Arc<TargetStats> {
+        self.snapshot.load_full()
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+pub struct TargetRunner {
+    handle: Arc<TargetHandle>,
+    prober: Box<dyn Prober>,
+    stats: TargetStats,
+    ctx: ProbeContext,
+    secrets: Vec<String>,
+}
+
+impl TargetRunner {
+    pub fn new(config: Arc<TargetConfig>, instance: &str, parent: &CancellationToken) -> Self {
+        let stats = TargetStats::new(config.clone());
+        let handle = Arc::new(TargetHandle {
+            config: config.clone(),
+            snapshot: ArcSwap::from_pointee(stats.clone()),
+            cancel: parent.child_token(),
+        });
+        TargetRunner {
+            prober: probe::new_prober(&config),
+            ctx: ProbeContext {
+                instance: instance.to_owned(),
+                timeout: config.timeout,
+            },
+            secrets: config.secrets().into_iter().map(str::to_owned).collect(),
+            handle,
+            stats,
+        }
+    }
+
+    pub fn handle(&self) -> Arc<TargetHandle> {
+        self.handle.clone()
+    }
+
+    /// One probe cycle: probe, fold the report in, publish, log what changed.
+    pub async fn probe_once(&mut self) -> ProbeReport {
+        let mut report = self.prober.probe(&self.ctx).await;
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        report.redact(&secrets);
+        let transitions = self.stats.record(&report);
+        self.publish();
+        let target = &self.stats.target.name;
+        for t in transitions {
+            match t {
+                Transition::Down { reason, message } => {
+                    tracing::warn!(target = %target, reason = reason.as_str(), error = %message, "target down")
+                }
+                Transition::Up { outage } => {
+                    tracing::info!(target = %target, outage_seconds = outage.as_secs_f64(), "target up")
+                }
+                Transition::IdentityChanged { from, to } => tracing::warn!(
+                    target = %target, from = %from.key, to = %to.key, version = %to.version,
+                    "server identity changed (switchover or failover)"
+                ),
+            }
+        }
+        if let Some(f) = report.failure(&self.stats.target.checks) {
+            tracing::debug!(target = %target, reason = f.reason.as_str(), error = %f.message, "probe failed");
+        }
+        report
+    }
+
+    fn publish(&self) {
+        self.handle.snapshot.store(Arc::new(self.stats.clone()));
+    }
+
+    /// Probes every `interval` until cancelled. Slot n starts at `first + n * interval`
+    /// whatever the probes take, so start times do not drift; the lateness of each start is
+    /// recorded, and slots missed entirely are counted and skipped rather than bunched up.
+    pub async fn run(mut self) {
+        let cancel = self.handle.cancel.clone();
+        let interval = self.stats.target.interval;
+        let mut slot = Instant::now() + stagger(&self.stats.target.name, interval);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(slot) => {}
+            }
+            let now = Instant::now();
+            let mut skipped = 0;
+            while now >= slot + interval {
+                slot += interval;
+                skipped += 1;
+            }
+            self.stats.record_lag(now - slot, skipped);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.probe_once() => {}
+            }
+            slot += interval;
+        }
+    }
+}
+
+/// Spreads targets' first probes over one interval (by a hash of the name, so the spread
+/// is stable across restarts) instead of probing them all at the same instant.
+fn stagger(name: &str, interval: Duration) -> Duration {
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(hash % nanos)
+}

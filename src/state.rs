@@ -1,0 +1,234 @@
+//! What dbvigil knows about a target: counters, histograms, outage episodes and identity,
+//! folded from probe reports. Owned by the target's own task and published as an
+//! immutable snapshot, so readers (scrapes, the API) never wait for a prober.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{Check, TargetConfig};
+use crate::probe::{Failure, Identity, Phase, ProbeReport, Reason};
+
+/// Closed outage episodes kept per target for the API.
+pub const EPISODES_KEPT: usize = 50;
+
+pub const PHASE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+pub const OUTAGE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+pub const LAG_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket, not cumulative; one more than `bounds` for +Inf.
+    counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, value: f64) {
+        let i = self.bounds.iter().position(|&b| value <= b).unwrap_or(self.bounds.len());
+        self.counts[i] += 1;
+        self.sum += value;
+        self.count += 1;
+    }
+
+    /// (upper bound, count in that bucket alone), ending with +Inf.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        self.bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.counts.iter().copied())
+            .collect()
+    }
+}
+
+/// A period during which the target was down: from its first failed probe to its first
+/// successful one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub started_at: SystemTime,
+    pub ended_at: Option<SystemTime>,
+    /// The failure of the first failed probe.
+    pub reason: Reason,
+    pub message: String,
+    pub failed_checks: Vec<Check>,
+}
+
+impl Episode {
+    pub fn duration(&self, now: SystemTime) -> Duration {
+        let end = self.ended_at.unwrap_or(now);
+        end.duration_since(self.started_at).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LastProbe {
+    pub at: SystemTime,
+    pub duration: Duration,
+    pub success: bool,
+    pub checks: Vec<(Check, bool)>,
+    pub failure: Option<Failure>,
+}
+
+/// A state change worth a log line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    Down { reason: Reason, message: String },
+    Up { outage: Duration },
+    IdentityChanged { from: Identity, to: Identity },
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetStats {
+    pub target: Arc<TargetConfig>,
+    pub probes: u64,
+    pub failures: [u64; Reason::ALL.len()],
+    pub last: Option<LastProbe>,
+    pub last_success_at: Option<SystemTime>,
+    pub phase_durations: Vec<Histogram>,
+    pub read_only: Option<bool>,
+    pub identity: Option<Identity>,
+    pub identity_changes: u64,
+    /// Debounced by the failure threshold; `None` until the first probe.
+    pub up: Option<bool>,
+    pub consecutive_failures: u32,
+    /// The failure run in progress, even before it reaches the threshold, so that an
+    /// episode starts at the first failed probe.
+    pending: Option<Episode>,
+    /// The outage in progress once the threshold is reached.
+    pub current_outage: Option<Episode>,
+    pub outages: u64,
+    pub outage_durations: Histogram,
+    pub last_outage: Option<Duration>,
+    /// Closed episodes, newest last.
+    pub episodes: VecDeque<Episode>,
+    pub scheduling_lag: Histogram,
+    pub skipped_slots: u64,
+}
+
+impl TargetStats {
+    pub fn new(target: Arc<TargetConfig>) -> Self {
+        TargetStats {
+            target,
+            probes: 0,
+            failures: [0; Reason::ALL.len()],
+            last: None,
+            last_success_at: None,
+            phase_durations: Phase::ALL.iter().map(|_| Histogram::new(PHASE_BUCKETS)).collect(),
+            read_only: None,
+            identity: None,
+            identity_changes: 0,
+            up: None,
+            consecutive_failures: 0,
+            pending: None,
+            current_outage: None,
+            outages: 0,
+            outage_durations: Histogram::new(OUTAGE_BUCKETS),
+            last_outage: None,
+            episodes: VecDeque::new(),
+            scheduling_lag: Histogram::new(LAG_BUCKETS),
+            skipped_slots: 0,
+        }
+    }
+
+    pub fn record_lag(&mut self, lag: Duration, skipped: u64) {
+        self.scheduling_lag.observe(lag.as_secs_f64());
+        self.skipped_slots += skipped;
+    }
+
+    /// Folds one probe report in and says what changed.
+    pub fn record(&mut self, report: &ProbeReport) -> Vec<Transition> {
+        let mut transitions = Vec::new();
+        let checks = &self.target.checks;
+        self.probes += 1;
+        for p in &report.phases {
+            self.phase_durations[p.phase.index()].observe(p.duration.as_secs_f64());
+        }
+        if report.read_only.is_some() || report.phase(Phase::Connect).is_some_and(|p| p.result.is_err()) {
+            self.read_only = report.read_only;
+        }
+        if let Some(new) = &report.identity {
+            if let Some(old) = &self.identity {
+                if old.key != new.key {
+                    self.identity_changes += 1;
+                    transitions.push(Transition::IdentityChanged {
+                        from: old.clone(),
+                        to: new.clone(),
+                    });
+                }
+            }
+            self.identity = Some(new.clone());
+        }
+
+        let check_results: Vec<(Check, bool)> = report.check_results(checks).collect();
+        let failure = report.failure(checks).cloned().or_else(|| {
+            // A configured check whose phase never ran and no phase failed: cannot happen
+            // with the shipped probers, but a probe must never count as successful then.
+            check_results.iter().find(|(_, ok)| !ok).map(|(c, _)| {
+                Failure::new(Reason::Query, format!("check {} did not run", c.as_str()))
+            })
+        });
+        let success = failure.is_none();
+        self.last = Some(LastProbe {
+            at: report.started_at,
+            duration: report.duration,
+            success,
+            checks: check_results.clone(),
+            failure: failure.clone(),
+        });
+
+        match failure {
+            None => {
+                self.consecutive_failures = 0;
+                self.pending = None;
+                self.last_success_at = Some(report.started_at + report.duration);
+                if let Some(mut episode) = self.current_outage.take() {
+                    episode.ended_at = Some(report.started_at);
+                    let duration = episode.duration(report.started_at);
+                    self.outage_durations.observe(duration.as_secs_f64());
+                    self.last_outage = Some(duration);
+                    if self.episodes.len() == EPISODES_KEPT {
+                        self.episodes.pop_front();
+                    }
+                    self.episodes.push_back(episode);
+                    transitions.push(Transition::Up { outage: duration });
+                }
+                self.up = Some(true);
+            }
+            Some(f) => {
+                self.failures[f.reason.index()] += 1;
+                self.consecutive_failures += 1;
+                let pending = self.pending.get_or_insert_with(|| Episode {
+                    started_at: report.started_at,
+                    ended_at: None,
+                    reason: f.reason,
+                    message: f.message.clone(),
+                    failed_checks: check_results.iter().filter(|(_, ok)| !ok).map(|(c, _)| *c).collect(),
+                });
+                if self.consecutive_failures >= self.target.failure_threshold && self.current_outage.is_none() {
+                    self.current_outage = Some(pending.clone());
+                    self.outages += 1;
+                    self.up = Some(false);
+                    transitions.push(Transition::Down {
+                        reason: f.reason,
+                        message: f.message,
+                    });
+                }
+            }
+        }
+        transitions
+    }
+}
