@@ -14,7 +14,12 @@ use crate::config::{self, Config, ConfigSource};
 use crate::exporter::{Exporter, Settings};
 use crate::http::{self, WebSettings};
 
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DBVIGIL_REVISION"), ")");
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DBVIGIL_REVISION"),
+    ")"
+);
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10150";
 
 #[derive(Debug, Parser)]
@@ -46,13 +51,21 @@ pub struct RunArgs {
     #[arg(long = "config.file", value_name = "FILE", env = "DBVIGIL_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
     /// Directory for dbvigil's own data (the embedded SQLite database); created if missing.
-    #[arg(long = "data.dir", value_name = "DIR", default_value = "./dbvigil-data")]
+    #[arg(
+        long = "data.dir",
+        value_name = "DIR",
+        default_value = "./dbvigil-data"
+    )]
     pub data_dir: PathBuf,
     /// Address to listen on: host:port, or :port for every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,
     /// Path under which metrics are exposed.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
     /// Name of this exporter in heartbeat rows (default: the host name).
     #[arg(long = "exporter.instance", value_name = "NAME")]
@@ -119,16 +132,30 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Logfmt => registry
-            .with(tracing_logfmt::builder().with_target(false).layer().with_writer(std::io::stderr))
+            .with(
+                tracing_logfmt::builder()
+                    .with_target(false)
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
             .init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_target(false).with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
             .init(),
     }
 }
 
 pub fn parse_listen_address(addr: &str) -> Result<SocketAddr, String> {
-    let full = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    };
     full.parse().map_err(|_| {
         format!("invalid --web.listen-address {addr:?}: write host:port (127.0.0.1:10150) or :port (:10150)")
     })
@@ -144,7 +171,10 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
-        tracing::error!("invalid --web.telemetry-path {:?}: it must start with '/' and not be '/'", args.telemetry_path);
+        tracing::error!(
+            "invalid --web.telemetry-path {:?}: it must start with '/' and not be '/'",
+            args.telemetry_path
+        );
         return ExitCode::FAILURE;
     }
     if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
@@ -171,7 +201,10 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -190,7 +223,12 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings, config: Config, addr: SocketAddr, web: WebSettings) -> Result<(), String> {
+async fn serve(
+    settings: Settings,
+    config: Config,
+    addr: SocketAddr,
+    web: WebSettings,
+) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e}; pass --web.listen-address with a free address")
     })?;

@@ -91,7 +91,10 @@ impl Exporter {
     }
 
     pub fn target(&self, name: &str) -> Option<Arc<TargetHandle>> {
-        self.targets().iter().find(|t| t.config.name == name).cloned()
+        self.targets()
+            .iter()
+            .find(|t| t.config.name == name)
+            .cloned()
     }
 
     pub fn reload_status(&self) -> Arc<ReloadStatus> {
@@ -104,9 +107,10 @@ impl Exporter {
     pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
         let _guard = self.inner.reload_lock.lock().await;
         let settings = self.inner.settings.clone();
-        let loaded = tokio::task::spawn_blocking(move || settings.source.load(&settings.default_instance))
-            .await
-            .expect("configuration loading does not panic");
+        let loaded =
+            tokio::task::spawn_blocking(move || settings.source.load(&settings.default_instance))
+                .await
+                .expect("configuration loading does not panic");
         let config = match loaded {
             Ok(c) => c,
             Err(e) => {
@@ -127,7 +131,9 @@ impl Exporter {
             last_error: None,
         }));
         tracing::info!(
-            kept = summary.kept, started = summary.started, stopped = summary.stopped,
+            kept = summary.kept,
+            started = summary.started,
+            stopped = summary.stopped,
             "configuration reloaded"
         );
         Ok(summary)
@@ -156,7 +162,12 @@ impl Exporter {
                         summary.stopped += 1;
                     }
                     summary.started += 1;
-                    spawn_target(&self.inner.tracker, &self.inner.cancel, Arc::new(t.clone()), &config.instance)
+                    spawn_target(
+                        &self.inner.tracker,
+                        &self.inner.cancel,
+                        Arc::new(t.clone()),
+                        &config.instance,
+                    )
                 }
             })
             .collect();

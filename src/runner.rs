@@ -124,9 +124,9 @@ impl TargetRunner {
 /// Spreads targets' first probes over one interval (by a hash of the name, so the spread
 /// is stable across restarts) instead of probing them all at the same instant.
 fn stagger(name: &str, interval: Duration) -> Duration {
-    let hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let nanos = interval.as_nanos().max(1) as u64;
     Duration::from_nanos(hash % nanos)
 }

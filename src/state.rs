@@ -15,8 +15,12 @@ pub const EPISODES_KEPT: usize = 50;
 pub const PHASE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-pub const OUTAGE_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
-pub const LAG_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+pub const OUTAGE_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+pub const LAG_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
 
 #[derive(Debug, Clone)]
 pub struct Histogram {
@@ -38,7 +42,11 @@ impl Histogram {
     }
 
     pub fn observe(&mut self, value: f64) {
-        let i = self.bounds.iter().position(|&b| value <= b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|&b| value <= b)
+            .unwrap_or(self.bounds.len());
         self.counts[i] += 1;
         self.sum += value;
         self.count += 1;
@@ -127,7 +135,10 @@ impl TargetStats {
             failures: [0; Reason::ALL.len()],
             last: None,
             last_success_at: None,
-            phase_durations: Phase::ALL.iter().map(|_| Histogram::new(PHASE_BUCKETS)).collect(),
+            phase_durations: Phase::ALL
+                .iter()
+                .map(|_| Histogram::new(PHASE_BUCKETS))
+                .collect(),
             read_only: None,
             identity: None,
             identity_changes: 0,
@@ -157,7 +168,11 @@ impl TargetStats {
         for p in &report.phases {
             self.phase_durations[p.phase.index()].observe(p.duration.as_secs_f64());
         }
-        if report.read_only.is_some() || report.phase(Phase::Connect).is_some_and(|p| p.result.is_err()) {
+        if report.read_only.is_some()
+            || report
+                .phase(Phase::Connect)
+                .is_some_and(|p| p.result.is_err())
+        {
             self.read_only = report.read_only;
         }
         if let Some(new) = &report.identity {
@@ -216,9 +231,15 @@ impl TargetStats {
                     ended_at: None,
                     reason: f.reason,
                     message: f.message.clone(),
-                    failed_checks: check_results.iter().filter(|(_, ok)| !ok).map(|(c, _)| *c).collect(),
+                    failed_checks: check_results
+                        .iter()
+                        .filter(|(_, ok)| !ok)
+                        .map(|(c, _)| *c)
+                        .collect(),
                 });
-                if self.consecutive_failures >= self.target.failure_threshold && self.current_outage.is_none() {
+                if self.consecutive_failures >= self.target.failure_threshold
+                    && self.current_outage.is_none()
+                {
                     self.current_outage = Some(pending.clone());
                     self.outages += 1;
                     self.up = Some(false);

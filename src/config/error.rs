@@ -19,7 +19,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn at(file: &str, location: serde_saphyr::Location, message: impl Into<String>) -> Self {
+    pub(crate) fn at(
+        file: &str,
+        location: serde_saphyr::Location,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             file: file.to_owned(),
             line: location.line(),

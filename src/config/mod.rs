@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub use error::ConfigError;
-pub use values::{Secret, expand_env, format_duration};
 use values::{Expanded, HumanDuration};
+pub use values::{Secret, expand_env, format_duration};
 
 /// Shortest probe interval: below it a probe cycle is mostly connection overhead.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -140,7 +140,9 @@ pub enum ConnectionMode {
 pub enum ConfigSource {
     File(PathBuf),
     /// The built-in configuration: one embedded SQLite target in the data directory.
-    Builtin { data_dir: PathBuf },
+    Builtin {
+        data_dir: PathBuf,
+    },
 }
 
 impl ConfigSource {
@@ -183,7 +185,8 @@ pub fn load_file(path: &Path, default_instance: &str) -> Result<Config, ConfigEr
 
 /// Parses and validates configuration text; `file` is only used in error messages.
 pub fn parse(text: &str, file: &str, default_instance: &str) -> Result<Config, ConfigError> {
-    let raw: raw::Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::from_yaml(file, e))?;
+    let raw: raw::Config =
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::from_yaml(file, e))?;
     Validator { file }.config(raw, default_instance)
 }
 
@@ -197,7 +200,7 @@ mod raw {
         pub instance: Option<Spanned<Expanded>>,
         #[serde(default)]
         pub defaults: Defaults,
-        pub targets: Spanned<Vec<Target>>,
+        pub targets: Option<Spanned<Vec<Target>>>,
     }
 
     #[derive(Deserialize, Default)]
@@ -243,7 +246,9 @@ mod raw {
             use serde::de::Error as _;
             let path = Expanded::deserialize(d)?.0;
             match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(PasswordFile(Secret(text.trim_end_matches(['\r', '\n']).to_owned()))),
+                Ok(text) => Ok(PasswordFile(Secret(
+                    text.trim_end_matches(['\r', '\n']).to_owned(),
+                ))),
                 Err(e) => Err(D::Error::custom(format!(
                     "cannot read password_file {path:?}: {e}; create it or fix the path, and make it readable by dbvigil"
                 ))),
@@ -264,20 +269,26 @@ impl Validator<'_> {
     fn config(&self, raw: raw::Config, default_instance: &str) -> Result<Config, ConfigError> {
         let instance = match raw.instance {
             Some(s) if s.value.0.trim().is_empty() => {
-                return Err(self.err(s.referenced, "instance must not be empty: remove it to use the host name"));
+                return Err(self.err(
+                    s.referenced,
+                    "instance must not be empty: remove it to use the host name",
+                ));
             }
             Some(s) => s.value.0,
             None => default_instance.to_owned(),
         };
-        if raw.targets.value.is_empty() {
-            return Err(self.err(
-                raw.targets.referenced,
-                "no targets configured: add at least one under `targets:` (see examples/)",
-            ));
-        }
+        let Some(raw_targets) = raw.targets.filter(|t| !t.value.is_empty()) else {
+            return Err(ConfigError::Invalid {
+                file: self.file.to_owned(),
+                line: 1,
+                column: 1,
+                message: "no targets configured: add at least one under `targets:` (see examples/)"
+                    .to_owned(),
+            });
+        };
         let mut seen: HashMap<String, u64> = HashMap::new();
-        let mut targets = Vec::with_capacity(raw.targets.value.len());
-        for t in raw.targets.value {
+        let mut targets = Vec::with_capacity(raw_targets.value.len());
+        for t in raw_targets.value {
             let name = &t.name;
             if let Some(first_line) = seen.get(&name.value.0) {
                 return Err(self.err(
@@ -294,7 +305,11 @@ impl Validator<'_> {
         Ok(Config { instance, targets })
     }
 
-    fn target(&self, t: raw::Target, defaults: &raw::Defaults) -> Result<TargetConfig, ConfigError> {
+    fn target(
+        &self,
+        t: raw::Target,
+        defaults: &raw::Defaults,
+    ) -> Result<TargetConfig, ConfigError> {
         let name = t.name.value.0.clone();
         if !valid_target_name(&name) {
             return Err(self.err(
@@ -346,7 +361,10 @@ impl Validator<'_> {
                 if list.value.is_empty() {
                     return Err(self.err(
                         list.referenced,
-                        format!("checks is empty: name at least one of {}, or remove it for all", names(applicable)),
+                        format!(
+                            "checks is empty: name at least one of {}, or remove it for all",
+                            names(applicable)
+                        ),
                     ));
                 }
                 let mut checks: Vec<Check> = Vec::new();
@@ -371,7 +389,10 @@ impl Validator<'_> {
             }
         };
 
-        let threshold_src = t.failure_threshold.as_ref().or(defaults.failure_threshold.as_ref());
+        let threshold_src = t
+            .failure_threshold
+            .as_ref()
+            .or(defaults.failure_threshold.as_ref());
         let failure_threshold = threshold_src.map_or(1, |s| s.value);
         if let Some(s) = threshold_src {
             if failure_threshold == 0 {
@@ -391,7 +412,9 @@ impl Validator<'_> {
             if RESERVED_LABELS.contains(&k.as_str()) {
                 return Err(self.err(
                     key.referenced,
-                    format!("label name {k:?} is reserved by dbvigil or Prometheus: choose another name"),
+                    format!(
+                        "label name {k:?} is reserved by dbvigil or Prometheus: choose another name"
+                    ),
                 ));
             }
             labels.insert(key.value, value.0);
@@ -420,9 +443,15 @@ impl Validator<'_> {
                     ("user", t.user.as_ref().map(|s| s.referenced)),
                     ("database", t.database.as_ref().map(|s| s.referenced)),
                     ("password", t.password.as_ref().map(|s| s.referenced)),
-                    ("password_file", t.password_file.as_ref().map(|s| s.referenced)),
+                    (
+                        "password_file",
+                        t.password_file.as_ref().map(|s| s.referenced),
+                    ),
                 ];
-                if let Some((field, at)) = server_fields.iter().find_map(|(f, at)| at.map(|at| (f, at))) {
+                if let Some((field, at)) = server_fields
+                    .iter()
+                    .find_map(|(f, at)| at.map(|at| (f, at)))
+                {
                     return Err(self.err(
                         at,
                         format!("`{field}` does not apply to kind sqlite: a SQLite target is a file; set `path` instead"),
@@ -447,7 +476,11 @@ impl Validator<'_> {
 }
 
 fn names(checks: &[Check]) -> String {
-    checks.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+    checks
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn valid_target_name(name: &str) -> bool {
@@ -459,7 +492,9 @@ pub fn valid_target_name(name: &str) -> bool {
 
 fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
         && !name.starts_with("__")
 }

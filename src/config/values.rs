@@ -134,7 +134,10 @@ mod tests {
         assert_eq!(expand_env("u=${USER_A}!", env).unwrap(), "u=alice!");
         assert_eq!(expand_env("${NOPE:-fallback}", env).unwrap(), "fallback");
         assert_eq!(expand_env("${EMPTY:-x}", env).unwrap(), "");
-        assert_eq!(expand_env("cost $5 and $${USER_A}", env).unwrap(), "cost $5 and ${USER_A}");
+        assert_eq!(
+            expand_env("cost $5 and $${USER_A}", env).unwrap(),
+            "cost $5 and ${USER_A}"
+        );
     }
 
     #[test]
@@ -144,7 +147,15 @@ mod tests {
             err,
             "environment variable NOPE is not set: export it before starting dbvigil, or write ${NOPE:-default}"
         );
-        assert!(expand_env("${USER_A", env).unwrap_err().starts_with("unterminated"));
-        assert!(expand_env("${1X}", env).unwrap_err().starts_with("invalid environment variable name"));
+        assert!(
+            expand_env("${USER_A", env)
+                .unwrap_err()
+                .starts_with("unterminated")
+        );
+        assert!(
+            expand_env("${1X}", env)
+                .unwrap_err()
+                .starts_with("invalid environment variable name")
+        );
     }
 }

@@ -63,6 +63,11 @@ fn target(s: &TargetStats, now: SystemTime) -> Value {
 
 pub(super) async fn targets(State(s): State<AppState>) -> Json<Value> {
     let now = SystemTime::now();
-    let targets: Vec<Value> = s.exporter.targets().iter().map(|t| target(&t.snapshot(), now)).collect();
+    let targets: Vec<Value> = s
+        .exporter
+        .targets()
+        .iter()
+        .map(|t| target(&t.snapshot(), now))
+        .collect();
     Json(json!({ "targets": targets }))
 }

@@ -72,7 +72,10 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|part| {
             let mut fields = part.split(';').map(str::trim);
             let media = fields.next().unwrap_or("");
-            let q_zero = fields.any(|f| f.strip_prefix("q=").is_some_and(|q| q.parse::<f64>() == Ok(0.0)));
+            let q_zero = fields.any(|f| {
+                f.strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f64>() == Ok(0.0))
+            });
             media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
         })
 }
@@ -81,9 +84,16 @@ fn exposition(headers: &HeaderMap, openmetrics: String) -> Response {
     let (content_type, body) = if wants_openmetrics(headers) {
         (OPENMETRICS_CONTENT_TYPE, openmetrics)
     } else {
-        (CLASSIC_CONTENT_TYPE, metrics::openmetrics_to_classic(&openmetrics))
+        (
+            CLASSIC_CONTENT_TYPE,
+            metrics::openmetrics_to_classic(&openmetrics),
+        )
     };
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }
 
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -96,14 +106,22 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 fn text(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 async fn reload(State(s): State<AppState>) -> Response {
     match s.exporter.reload().await {
         Ok(r) => text(
             StatusCode::OK,
-            format!("configuration reloaded: {} targets kept, {} started, {} stopped\n", r.kept, r.started, r.stopped),
+            format!(
+                "configuration reloaded: {} targets kept, {} started, {} stopped\n",
+                r.kept, r.started, r.stopped
+            ),
         ),
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,7 +137,11 @@ struct ProbeQuery {
 
 /// Runs one probe now, blackbox_exporter style, with a fresh prober: it does not touch the
 /// continuous probe's state. Only configured names are accepted, never a DSN or address.
-async fn probe_handler(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ProbeQuery>) -> Response {
+async fn probe_handler(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ProbeQuery>,
+) -> Response {
     let names = || {
         s.exporter
             .targets()
@@ -131,7 +153,10 @@ async fn probe_handler(State(s): State<AppState>, headers: HeaderMap, Query(q): 
     let Some(name) = q.target.filter(|n| !n.is_empty()) else {
         return text(
             StatusCode::BAD_REQUEST,
-            format!("missing ?target=NAME: name one of the configured targets: {}\n", names()),
+            format!(
+                "missing ?target=NAME: name one of the configured targets: {}\n",
+                names()
+            ),
         );
     };
     let Some(handle) = s.exporter.target(&name) else {
@@ -148,7 +173,9 @@ async fn probe_handler(State(s): State<AppState>, headers: HeaderMap, Query(q): 
     // Leave Prometheus some margin to receive the answer before its own timeout.
     let timeout = scrape_timeout(&headers)
         .map(|t| t.saturating_sub(Duration::from_millis(250)))
-        .map_or(config.timeout, |t| t.min(config.timeout).max(Duration::from_millis(10)));
+        .map_or(config.timeout, |t| {
+            t.min(config.timeout).max(Duration::from_millis(10))
+        });
     let ctx = ProbeContext {
         instance: s.exporter.config().instance.clone(),
         timeout,
@@ -160,7 +187,10 @@ async fn probe_handler(State(s): State<AppState>, headers: HeaderMap, Query(q): 
 }
 
 fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("X-Prometheus-Scrape-Timeout-Seconds")?.to_str().ok()?;
+    let v = headers
+        .get("X-Prometheus-Scrape-Timeout-Seconds")?
+        .to_str()
+        .ok()?;
     let secs: f64 = v.trim().parse().ok()?;
     (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }

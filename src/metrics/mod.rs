@@ -13,12 +13,13 @@ use prometheus_client::registry::Registry;
 
 pub use classic::openmetrics_to_classic;
 
+use crate::config::TargetConfig;
 use crate::exporter::ReloadStatus;
 use crate::probe::{self, Phase, ProbeReport, Reason};
 use crate::state::{Histogram, TargetStats};
-use crate::config::TargetConfig;
 
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Version and commit, exported as `dbvigil_build_info` and printed by `--version`.
@@ -52,12 +53,14 @@ fn encode(collector: impl Collector) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
     let mut out = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String does not fail");
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String does not fail");
     out
 }
 
 fn secs(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn bool_gauge(v: Option<bool>) -> f64 {
@@ -69,7 +72,11 @@ fn labels(t: &TargetConfig, extra: &[(&str, &str)]) -> Labels {
     let mut l = Vec::with_capacity(1 + t.labels.len() + extra.len());
     l.push(("target".to_owned(), t.name.clone()));
     l.extend(t.labels.iter().cloned());
-    l.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    l.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     l
 }
 
@@ -79,8 +86,15 @@ struct Family<'e, 'w> {
 }
 
 impl Family<'_, '_> {
-    fn gauge(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (Labels, f64)>) -> std::fmt::Result {
-        let mut m = self.enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    fn gauge(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (Labels, f64)>,
+    ) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
         for (l, v) in series {
             m.encode_family(&l)?.encode_gauge(&v)?;
         }
@@ -95,10 +109,18 @@ impl Family<'_, '_> {
     }
 
     /// `name` without `_total`: the encoder appends it.
-    fn counter(&mut self, name: &str, help: &str, series: impl IntoIterator<Item = (Labels, u64)>) -> std::fmt::Result {
-        let mut m = self.enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (Labels, u64)>,
+    ) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
         for (l, v) in series {
-            m.encode_family(&l)?.encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+            m.encode_family(&l)?
+                .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
         }
         Ok(())
     }
@@ -109,10 +131,16 @@ impl Family<'_, '_> {
         help: &str,
         series: impl IntoIterator<Item = (Labels, &'h Histogram)>,
     ) -> std::fmt::Result {
-        let mut m = self.enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
         for (l, h) in series {
-            m.encode_family(&l)?
-                .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets(), None)?;
+            m.encode_family(&l)?.encode_histogram::<NoLabelSet>(
+                h.sum,
+                h.count,
+                &h.buckets(),
+                None,
+            )?;
         }
         Ok(())
     }
@@ -126,7 +154,13 @@ impl Collector for Scrape {
         f.gauge(
             "dbvigil_build_info",
             "Build of this exporter (value 1).",
-            [(vec![("version".into(), VERSION.into()), ("revision".into(), REVISION.into())], 1.0)],
+            [(
+                vec![
+                    ("version".into(), VERSION.into()),
+                    ("revision".into(), REVISION.into()),
+                ],
+                1.0,
+            )],
         )?;
         f.single(
             "dbvigil_config_last_reload_successful",
@@ -141,7 +175,8 @@ impl Collector for Scrape {
         f.gauge(
             "dbvigil_target_info",
             "Configured targets (value 1) with their kind.",
-            ts.iter().map(|s| (labels(&s.target, &[("kind", s.target.kind.as_str())]), 1.0)),
+            ts.iter()
+                .map(|s| (labels(&s.target, &[("kind", s.target.kind.as_str())]), 1.0)),
         )?;
         f.gauge(
             "dbvigil_probe_interval_seconds",
@@ -151,7 +186,8 @@ impl Collector for Scrape {
         f.gauge(
             "dbvigil_probe_timeout_seconds",
             "Configured probe timeout; every phase of a probe ends within it.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.target.timeout.as_secs_f64())),
+            ts.iter()
+                .map(|s| (labels(&s.target, &[]), s.target.timeout.as_secs_f64())),
         )?;
         f.gauge(
             "dbvigil_up",
@@ -181,17 +217,30 @@ impl Collector for Scrape {
         f.gauge(
             "dbvigil_last_probe_duration_seconds",
             "How long the last probe took, all phases together. NaN before the first probe.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.last.as_ref().map_or(f64::NAN, |l| l.duration.as_secs_f64()))),
+            ts.iter().map(|s| {
+                (
+                    labels(&s.target, &[]),
+                    s.last
+                        .as_ref()
+                        .map_or(f64::NAN, |l| l.duration.as_secs_f64()),
+                )
+            }),
         )?;
         f.gauge(
             "dbvigil_last_success_timestamp_seconds",
             "End time of the last successful probe. NaN if none has succeeded yet.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.last_success_at.map_or(f64::NAN, secs))),
+            ts.iter().map(|s| {
+                (
+                    labels(&s.target, &[]),
+                    s.last_success_at.map_or(f64::NAN, secs),
+                )
+            }),
         )?;
         f.gauge(
             "dbvigil_consecutive_failures",
             "Failed probes in a row, 0 after a success.",
-            ts.iter().map(|s| (labels(&s.target, &[]), f64::from(s.consecutive_failures))),
+            ts.iter()
+                .map(|s| (labels(&s.target, &[]), f64::from(s.consecutive_failures))),
         )?;
         f.counter(
             "dbvigil_probes",
@@ -202,9 +251,12 @@ impl Collector for Scrape {
             "dbvigil_probe_failures",
             "Failed probes by the reason of their first failed check.",
             ts.iter().flat_map(|s| {
-                Reason::ALL
-                    .iter()
-                    .map(move |r| (labels(&s.target, &[("reason", r.as_str())]), s.failures[r.index()]))
+                Reason::ALL.iter().map(move |r| {
+                    (
+                        labels(&s.target, &[("reason", r.as_str())]),
+                        s.failures[r.index()],
+                    )
+                })
             }),
         )?;
         f.histogram(
@@ -238,25 +290,35 @@ impl Collector for Scrape {
         f.histogram(
             "dbvigil_outage_duration_seconds",
             "Durations of finished outage episodes.",
-            ts.iter().map(|s| (labels(&s.target, &[]), &s.outage_durations)),
+            ts.iter()
+                .map(|s| (labels(&s.target, &[]), &s.outage_durations)),
         )?;
         f.gauge(
             "dbvigil_current_outage_duration_seconds",
             "How long the outage in progress has lasted so far; 0 while the target is up.",
             ts.iter().map(|s| {
-                let d = s.current_outage.as_ref().map_or(0.0, |e| e.duration(now).as_secs_f64());
+                let d = s
+                    .current_outage
+                    .as_ref()
+                    .map_or(0.0, |e| e.duration(now).as_secs_f64());
                 (labels(&s.target, &[]), d)
             }),
         )?;
         f.gauge(
             "dbvigil_last_outage_duration_seconds",
             "Duration of the last finished outage episode; 0 if there was none.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.last_outage.map_or(0.0, |d| d.as_secs_f64()))),
+            ts.iter().map(|s| {
+                (
+                    labels(&s.target, &[]),
+                    s.last_outage.map_or(0.0, |d| d.as_secs_f64()),
+                )
+            }),
         )?;
         f.histogram(
             "dbvigil_probe_scheduling_lag_seconds",
             "How late each probe started against its fixed schedule.",
-            ts.iter().map(|s| (labels(&s.target, &[]), &s.scheduling_lag)),
+            ts.iter()
+                .map(|s| (labels(&s.target, &[]), &s.scheduling_lag)),
         )?;
         f.counter(
             "dbvigil_probe_skipped_slots",
@@ -291,30 +353,44 @@ impl Collector for ProbeScrape {
         f.gauge(
             "dbvigil_probe_phase_duration_seconds",
             "Duration of each phase of this probe that ran.",
-            r.phases.iter().map(|p| (labels(t, &[("phase", p.phase.as_str())]), p.duration.as_secs_f64())),
+            r.phases.iter().map(|p| {
+                (
+                    labels(t, &[("phase", p.phase.as_str())]),
+                    p.duration.as_secs_f64(),
+                )
+            }),
         )?;
         f.gauge(
             "dbvigil_probe_check_success",
             "Whether each configured check of this probe succeeded.",
-            r.check_results(&t.checks)
-                .map(|(c, ok)| (labels(t, &[("check", c.as_str())]), if ok { 1.0 } else { 0.0 })),
+            r.check_results(&t.checks).map(|(c, ok)| {
+                (
+                    labels(t, &[("check", c.as_str())]),
+                    if ok { 1.0 } else { 0.0 },
+                )
+            }),
         )?;
         f.gauge(
             "dbvigil_probe_failure_info",
             "Why this probe failed (value 1); absent when it succeeded.",
-            r.failure(&t.checks).map(|fl| (labels(t, &[("reason", fl.reason.as_str())]), 1.0)),
+            r.failure(&t.checks)
+                .map(|fl| (labels(t, &[("reason", fl.reason.as_str())]), 1.0)),
         )?;
         f.gauge(
             "dbvigil_probe_read_only",
             "Whether the database was read-only during this probe; absent when unknown.",
-            r.read_only.map(|ro| (labels(t, &[]), if ro { 1.0 } else { 0.0 })),
+            r.read_only
+                .map(|ro| (labels(t, &[]), if ro { 1.0 } else { 0.0 })),
         )?;
         f.gauge(
             "dbvigil_probe_server_info",
             "Who answered this probe (value 1); absent when it did not reach the database.",
-            r.identity
-                .as_ref()
-                .map(|i| (labels(t, &[("version", &i.version), ("identity", &i.key)]), 1.0)),
+            r.identity.as_ref().map(|i| {
+                (
+                    labels(t, &[("version", &i.version), ("identity", &i.key)]),
+                    1.0,
+                )
+            }),
         )?;
         Ok(())
     }

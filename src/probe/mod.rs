@@ -203,7 +203,10 @@ pub struct ProbeReport {
 
 impl ProbeReport {
     /// Whether each configured check succeeded; a check whose phase never ran failed.
-    pub fn check_results<'a>(&'a self, checks: &'a [Check]) -> impl Iterator<Item = (Check, bool)> + 'a {
+    pub fn check_results<'a>(
+        &'a self,
+        checks: &'a [Check],
+    ) -> impl Iterator<Item = (Check, bool)> + 'a {
         checks.iter().map(|&check| {
             let ok = self
                 .phases
@@ -219,10 +222,12 @@ impl ProbeReport {
 
     /// The first failure of a phase that is a configured check: the probe's failure reason.
     pub fn failure(&self, checks: &[Check]) -> Option<&Failure> {
-        self.phases.iter().find_map(|p| match (&p.result, p.phase.check()) {
-            (Err(f), Some(c)) if checks.contains(&c) => Some(f),
-            _ => None,
-        })
+        self.phases
+            .iter()
+            .find_map(|p| match (&p.result, p.phase.check()) {
+                (Err(f), Some(c)) if checks.contains(&c) => Some(f),
+                _ => None,
+            })
     }
 
     pub fn phase(&self, phase: Phase) -> Option<&PhaseOutcome> {
@@ -301,7 +306,10 @@ impl PhaseRunner {
     }
 
     pub fn last_failure_reason(&self) -> Option<Reason> {
-        self.phases.last().and_then(|p| p.result.as_ref().err()).map(|f| f.reason)
+        self.phases
+            .last()
+            .and_then(|p| p.result.as_ref().err())
+            .map(|f| f.reason)
     }
 
     pub fn finish(self, read_only: Option<bool>, identity: Option<Identity>) -> ProbeReport {

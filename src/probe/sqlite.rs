@@ -8,7 +8,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::{Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober, Reason};
+use super::{
+    Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober, Reason,
+};
 use crate::config::{Check, ConnectionMode, Endpoint, TargetConfig};
 
 /// Identity of the file on disk: a deleted and recreated database is another file.
@@ -93,7 +95,10 @@ impl SqliteProber {
         let file = self.file_id().await?.ok_or_else(|| {
             Failure::new(
                 Reason::NotFound,
-                format!("database file {} vanished while it was opened", self.path.display()),
+                format!(
+                    "database file {} vanished while it was opened",
+                    self.path.display()
+                ),
             )
         })?;
         self.open = Some(Open {
@@ -112,7 +117,11 @@ impl Prober for SqliteProber {
             // SQLite waits for locks itself; give up just before our own deadline so that a
             // held lock is reported as `locked`, not as a generic timeout.
             let busy_timeout = ctx.timeout.mul_f64(0.8);
-            if run.run(Phase::Connect, self.connect(busy_timeout)).await.is_none() {
+            if run
+                .run(Phase::Connect, self.connect(busy_timeout))
+                .await
+                .is_none()
+            {
                 return run.finish(None, None);
             }
             let target = self.target.clone();
@@ -123,7 +132,10 @@ impl Prober for SqliteProber {
 
             let mut table_exists = false;
             if checks.contains(&Check::Read) {
-                match run.run(Phase::Read, read(&mut open.conn, &target, &ctx.instance)).await {
+                match run
+                    .run(Phase::Read, read(&mut open.conn, &target, &ctx.instance))
+                    .await
+                {
                     Some(exists) => table_exists = exists,
                     None => return self.finish(run, None, None).await,
                 }
@@ -133,14 +145,20 @@ impl Prober for SqliteProber {
             if checks.contains(&Check::Write) {
                 let beat = Beat::next(&mut self.seq);
                 let written = run
-                    .run(Phase::Write, write(&mut open.conn, &target, &ctx.instance, beat, table_exists))
+                    .run(
+                        Phase::Write,
+                        write(&mut open.conn, &target, &ctx.instance, beat, table_exists),
+                    )
                     .await;
                 read_only = match (written, run.last_failure_reason()) {
                     (Some(()), _) => Some(false),
                     (None, Some(Reason::ReadOnly)) => Some(true),
                     (None, _) => None,
                 };
-            } else if let Some(ro) = run.run(Phase::ReadOnly, probe_read_only(&mut open.conn)).await {
+            } else if let Some(ro) = run
+                .run(Phase::ReadOnly, probe_read_only(&mut open.conn))
+                .await
+            {
                 read_only = ro;
             }
 
@@ -174,9 +192,15 @@ impl SqliteProber {
 /// `SELECT 1`, then this exporter's heartbeat row when the table exists. Returns whether
 /// the heartbeat table exists.
 async fn read(conn: &mut SqliteConnection, target: &str, instance: &str) -> Result<bool, Failure> {
-    let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&mut *conn).await.map_err(failure)?;
+    let one: i64 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failure)?;
     if one != 1 {
-        return Err(Failure::new(Reason::Mismatch, format!("SELECT 1 returned {one}")));
+        return Err(Failure::new(
+            Reason::Mismatch,
+            format!("SELECT 1 returned {one}"),
+        ));
     }
     let exists: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dbvigil_heartbeat'",
@@ -185,12 +209,14 @@ async fn read(conn: &mut SqliteConnection, target: &str, instance: &str) -> Resu
     .await
     .map_err(failure)?;
     if exists > 0 {
-        sqlx::query("SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?")
-            .bind(target)
-            .bind(instance)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(failure)?;
+        sqlx::query(
+            "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?",
+        )
+        .bind(target)
+        .bind(instance)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failure)?;
     }
     Ok(exists > 0)
 }
@@ -227,20 +253,24 @@ async fn write(
     .execute(&mut *conn)
     .await
     .map_err(failure)?;
-    let back: Option<(i64, i64)> =
-        sqlx::query_as("SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?")
-            .bind(target)
-            .bind(instance)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(failure)?;
+    let back: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?",
+    )
+    .bind(target)
+    .bind(instance)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failure)?;
     match back {
         Some((seq, at_ms)) if seq == beat.seq && at_ms == beat.at_ms => Ok(()),
         Some((seq, _)) => Err(Failure::new(
             Reason::Mismatch,
             format!("heartbeat read back seq {seq}, expected {}", beat.seq),
         )),
-        None => Err(Failure::new(Reason::Mismatch, "heartbeat row missing right after it was written")),
+        None => Err(Failure::new(
+            Reason::Mismatch,
+            "heartbeat row missing right after it was written",
+        )),
     }
 }
 
@@ -249,7 +279,10 @@ async fn write(
 async fn probe_read_only(conn: &mut SqliteConnection) -> Result<Option<bool>, Failure> {
     match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         Ok(_) => {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await.map_err(failure)?;
+            sqlx::query("ROLLBACK")
+                .execute(&mut *conn)
+                .await
+                .map_err(failure)?;
             Ok(Some(false))
         }
         Err(e) => match failure(e) {

@@ -1,0 +1,170 @@
+//! Every invalid example in tests/data/invalid/ is rejected with its exact message: file,
+//! line and column, and one sentence that says what to do.
+
+use dbvigil::config::{self, ConfigError};
+
+const CASES: &[(&str, &str)] = &[
+    (
+        "unknown_key.yml",
+        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, interval, timeout, failure_threshold, checks, connection, labels",
+    ),
+    (
+        "duplicate_name.yml",
+        "5:11: duplicate target name \"app\" (first defined on line 2): target names must be unique",
+    ),
+    (
+        "timeout_longer_than_interval.yml",
+        "6:14: timeout 2s is longer than interval 1s: probes of one target would overlap; lower the timeout or raise the interval",
+    ),
+    (
+        "default_timeout_longer_than_interval.yml",
+        "2:12: timeout 3s is longer than interval 1s: probes of one target would overlap; lower the timeout or raise the interval",
+    ),
+    (
+        "unreadable_password_file.yml",
+        "5:20: cannot read password_file \"/nonexistent/dbvigil/secret\": No such file or directory (os error 2); create it or fix the path, and make it readable by dbvigil",
+    ),
+    (
+        "missing_env_var.yml",
+        "4:11: environment variable DBVIGIL_TEST_UNSET_VARIABLE is not set: export it before starting dbvigil, or write ${DBVIGIL_TEST_UNSET_VARIABLE:-default}",
+    ),
+    (
+        "interval_too_short.yml",
+        "5:15: interval 50ms is below the minimum of 100ms: raise it",
+    ),
+    (
+        "duration_without_unit.yml",
+        "5:15: invalid duration \"5\": write a number with a unit, like 500ms, 1s or 2m",
+    ),
+    (
+        "unknown_kind.yml",
+        "3:11: unknown variant `oracle`, expected one of sqlite",
+    ),
+    (
+        "check_not_applicable.yml",
+        "5:23: check `tcp` does not apply to kind sqlite: use connect, read, write",
+    ),
+    (
+        "reserved_label.yml",
+        "7:7: label name \"target\" is reserved by dbvigil or Prometheus: choose another name",
+    ),
+    (
+        "invalid_label_name.yml",
+        "6:7: label name \"team-name\" is not a valid Prometheus label name: use letters, digits and '_', not starting with a digit or '__'",
+    ),
+    (
+        "sqlite_without_path.yml",
+        "3:11: a sqlite target needs `path`: the database file to probe",
+    ),
+    (
+        "server_field_on_sqlite.yml",
+        "5:11: `host` does not apply to kind sqlite: a SQLite target is a file; set `path` instead",
+    ),
+    (
+        "no_targets.yml",
+        "1:1: no targets configured: add at least one under `targets:` (see examples/)",
+    ),
+    (
+        "missing_targets.yml",
+        "1:1: no targets configured: add at least one under `targets:` (see examples/)",
+    ),
+    (
+        "invalid_target_name.yml",
+        "2:11: target name \"orders db\" may only contain letters, digits, '_', '.' and '-', starting with a letter or digit (it becomes a label value and a URL path segment)",
+    ),
+    (
+        "zero_failure_threshold.yml",
+        "5:24: failure_threshold must be at least 1",
+    ),
+    ("yaml_syntax.yml", "4:11: expected string scalar"),
+];
+
+#[test]
+fn every_invalid_example_is_rejected_with_its_exact_message() {
+    let mut failures = Vec::new();
+    for (file, expected) in CASES {
+        let path = format!("tests/data/invalid/{file}");
+        let expected = format!("{path}:{expected}");
+        match config::load_file(path.as_ref(), "host") {
+            Ok(_) => failures.push(format!("{path}: accepted, expected {expected:?}")),
+            Err(e) => {
+                assert!(matches!(e, ConfigError::Invalid { .. }), "{path}: {e:?}");
+                if e.to_string() != expected {
+                    failures.push(format!("{path}:\n   got: {e}\n  want: {expected}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_file_in_the_invalid_folder_has_a_case() {
+    let mut files: Vec<String> = std::fs::read_dir("tests/data/invalid")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut cased: Vec<String> = CASES.iter().map(|(f, _)| (*f).to_owned()).collect();
+    cased.sort();
+    assert_eq!(files, cased);
+}
+
+#[test]
+fn unreadable_file_says_so() {
+    let err = config::load_file("tests/data/does-not-exist.yml".as_ref(), "host").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read configuration file tests/data/does-not-exist.yml: No such file or directory (os error 2); check the path and its permissions"
+    );
+}
+
+#[test]
+fn a_valid_configuration_is_expanded_and_defaulted() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let yaml = format!(
+        "instance: exporter-a\n\
+         defaults:\n  interval: 2s\n  failure_threshold: 3\n\
+         targets:\n\
+         \x20 - name: a\n    kind: sqlite\n    path: \"${{HOME}}/a.db\"\n    labels: {{team: payments, tier: \"1\"}}\n\
+         \x20 - name: b\n    kind: sqlite\n    path: /x/b.db\n    interval: 200ms\n    checks: [read, connect]\n    connection: reuse\n"
+    );
+    let c = config::parse(&yaml, "inline.yml", "host").unwrap();
+    assert_eq!(c.instance, "exporter-a");
+    let a = &c.targets[0];
+    assert_eq!(
+        a.describe_endpoint(),
+        format!("{}/a.db", std::env::var("HOME").unwrap())
+    );
+    assert_eq!(a.interval.as_millis(), 2000);
+    assert_eq!(
+        a.timeout.as_millis(),
+        2000,
+        "timeout defaults to min(interval, 5s)"
+    );
+    assert_eq!(a.failure_threshold, 3);
+    assert_eq!(
+        a.labels,
+        vec![
+            ("team".into(), "payments".into()),
+            ("tier".into(), "1".into())
+        ]
+    );
+    let b = &c.targets[1];
+    assert_eq!(b.timeout.as_millis(), 200);
+    use dbvigil::config::{Check, ConnectionMode};
+    assert_eq!(b.checks, vec![Check::Connect, Check::Read]);
+    assert_eq!(b.connection, ConnectionMode::Reuse);
+}
+
+#[test]
+fn the_shipped_examples_are_valid() {
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yml") {
+            config::load_file(&path, "host").unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
