@@ -253,3 +253,128 @@ impl TargetStats {
         transitions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Check};
+    use crate::probe::{Phase, PhaseOutcome};
+    use std::path::Path;
+
+    fn stats(threshold: u32) -> TargetStats {
+        let mut t = config::builtin(Path::new("/tmp"), "i").targets.remove(0);
+        t.failure_threshold = threshold;
+        t.checks = vec![Check::Connect, Check::Read];
+        TargetStats::new(Arc::new(t))
+    }
+
+    /// A report at `at_ms` where connect succeeded or failed with `reason`.
+    fn report(at_ms: u64, failure: Option<Reason>, identity: &str) -> ProbeReport {
+        let phase = |phase, result| PhaseOutcome {
+            phase,
+            duration: Duration::from_millis(1),
+            result,
+        };
+        let phases = match failure {
+            None => vec![phase(Phase::Connect, Ok(())), phase(Phase::Read, Ok(()))],
+            Some(r) => vec![phase(Phase::Connect, Err(Failure::new(r, "boom")))],
+        };
+        ProbeReport {
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms),
+            duration: Duration::from_millis(2),
+            phases,
+            read_only: None,
+            identity: failure.is_none().then(|| Identity {
+                key: identity.into(),
+                version: "v".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn an_episode_starts_at_the_first_failure_once_the_threshold_is_reached() {
+        let mut s = stats(3);
+        assert!(s.record(&report(0, None, "a")).is_empty());
+        assert!(
+            s.record(&report(100, Some(Reason::Timeout), "a"))
+                .is_empty()
+        );
+        assert!(
+            s.record(&report(200, Some(Reason::Refused), "a"))
+                .is_empty()
+        );
+        assert_eq!(
+            s.up,
+            Some(true),
+            "below the threshold the target is still up"
+        );
+        let t = s.record(&report(300, Some(Reason::Refused), "a"));
+        assert!(matches!(
+            t.as_slice(),
+            [Transition::Down {
+                reason: Reason::Refused,
+                ..
+            }]
+        ));
+        assert_eq!(s.up, Some(false));
+        assert_eq!(s.outages, 1);
+        let t = s.record(&report(1000, None, "a"));
+        assert_eq!(
+            t,
+            vec![Transition::Up {
+                outage: Duration::from_millis(900)
+            }]
+        );
+        let ep = s.episodes.back().unwrap();
+        assert_eq!(
+            ep.reason,
+            Reason::Timeout,
+            "the episode keeps its first failure"
+        );
+        assert_eq!(
+            ep.started_at,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(100)
+        );
+        assert_eq!(s.failures[Reason::Timeout.index()], 1);
+        assert_eq!(s.failures[Reason::Refused.index()], 2);
+        assert_eq!(s.outage_durations.count, 1);
+    }
+
+    #[test]
+    fn a_failure_run_shorter_than_the_threshold_is_no_episode() {
+        let mut s = stats(2);
+        s.record(&report(0, None, "a"));
+        s.record(&report(100, Some(Reason::Timeout), "a"));
+        s.record(&report(200, None, "a"));
+        s.record(&report(300, Some(Reason::Timeout), "a"));
+        s.record(&report(400, None, "a"));
+        assert_eq!(s.outages, 0);
+        assert!(s.episodes.is_empty());
+        assert_eq!(s.up, Some(true));
+    }
+
+    #[test]
+    fn identity_changes_are_counted_between_probes_that_reached_the_database() {
+        let mut s = stats(1);
+        s.record(&report(0, None, "a"));
+        s.record(&report(100, Some(Reason::Refused), "-"));
+        let t = s.record(&report(200, None, "b"));
+        assert!(
+            t.iter()
+                .any(|t| matches!(t, Transition::IdentityChanged { .. }))
+        );
+        s.record(&report(300, None, "b"));
+        assert_eq!(s.identity_changes, 1);
+    }
+
+    #[test]
+    fn episodes_are_bounded() {
+        let mut s = stats(1);
+        for i in 0..(EPISODES_KEPT as u64 + 10) {
+            s.record(&report(i * 200, Some(Reason::Timeout), "a"));
+            s.record(&report(i * 200 + 100, None, "a"));
+        }
+        assert_eq!(s.episodes.len(), EPISODES_KEPT);
+        assert_eq!(s.outages, EPISODES_KEPT as u64 + 10);
+    }
+}

@@ -121,17 +121,12 @@ fn unreadable_file_says_so() {
 
 #[test]
 fn a_valid_configuration_is_expanded_and_defaulted() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "s3cret\n").unwrap();
-    let yaml = format!(
-        "instance: exporter-a\n\
+    let yaml = "instance: exporter-a\n\
          defaults:\n  interval: 2s\n  failure_threshold: 3\n\
          targets:\n\
-         \x20 - name: a\n    kind: sqlite\n    path: \"${{HOME}}/a.db\"\n    labels: {{team: payments, tier: \"1\"}}\n\
-         \x20 - name: b\n    kind: sqlite\n    path: /x/b.db\n    interval: 200ms\n    checks: [read, connect]\n    connection: reuse\n"
-    );
-    let c = config::parse(&yaml, "inline.yml", "host").unwrap();
+         \x20 - name: a\n    kind: sqlite\n    path: \"${HOME}/a.db\"\n    labels: {team: payments, tier: \"1\"}\n\
+         \x20 - name: b\n    kind: sqlite\n    path: /x/b.db\n    interval: 200ms\n    checks: [read, connect]\n    connection: reuse\n";
+    let c = config::parse(yaml, "inline.yml", "host").unwrap();
     assert_eq!(c.instance, "exporter-a");
     let a = &c.targets[0];
     assert_eq!(

@@ -229,3 +229,25 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
         metrics = s.web.telemetry_path,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(wants_openmetrics(&accept(prometheus)));
+        assert!(!wants_openmetrics(&accept("text/plain;version=0.0.4")));
+        assert!(!wants_openmetrics(&accept(
+            "application/openmetrics-text;q=0"
+        )));
+        assert!(!wants_openmetrics(&HeaderMap::new()));
+    }
+}

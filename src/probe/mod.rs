@@ -339,3 +339,27 @@ impl Beat {
         Beat { seq: *seq, at_ms }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_removes_every_secret_from_failure_messages() {
+        let mut r = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        r.phases.push(PhaseOutcome {
+            phase: Phase::Connect,
+            duration: Duration::ZERO,
+            result: Err(Failure::new(
+                Reason::Auth,
+                "login postgres://u:hunter2@db failed for hunter2",
+            )),
+        });
+        r.redact(&["hunter2", ""]);
+        let msg = &r.phases[0].result.as_ref().unwrap_err().message;
+        assert_eq!(
+            msg,
+            "login postgres://u:<redacted>@db failed for <redacted>"
+        );
+    }
+}

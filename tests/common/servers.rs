@@ -1,0 +1,1261 @@
+//! Throwaway database servers for integration tests, started from the machine's own
+//! binaries (no Docker, no mocks), each on a free port in its own temporary directory.
+//!
+//! Tests can stop, restart, freeze (SIGSTOP) and thaw (SIGCONT) them. Everything here is
+//! plain blocking std code, so it can be called from sync tests and from
+//! `#[tokio::test]` tests alike (it blocks the calling thread for at most a few seconds).
+//!
+//! When a needed binary is missing, `start()` prints `SKIPPED: <reason>` and returns
+//! `None`, unless the environment variable `CI` is `"true"`, in which case it panics: CI
+//! must install the binaries.
+//!
+//! Linux only (process trees are read from /proc). When the tests run as root, the
+//! servers run as the `postgres` / `mysql` system users.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a server may take to accept connections after being launched.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `stop()` waits for the server process to exit before SIGKILLing it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same, in `Drop` (which must never hang for long).
+const DROP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a SIGKILLed process gets to be reaped.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline for one-shot commands: initdb, mariadb-install-db.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline for `psql()` / `sql()` (a query against a frozen server would otherwise hang).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `freeze()` waits for every process to be reported as stopped.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Polling interval for readiness and exit.
+const POLL: Duration = Duration::from_millis(25);
+/// Launch attempts when the chosen port was taken between `free_port()` and the bind.
+const START_ATTEMPTS: usize = 3;
+/// Lines of a server log quoted in panic messages.
+const LOG_TAIL_LINES: usize = 40;
+
+// ---------------------------------------------------------------------------------------
+// Public helpers
+// ---------------------------------------------------------------------------------------
+
+/// Ports already handed out by `free_port()` in this process; never handed out twice.
+static HANDED_OUT: LazyLock<Mutex<HashSet<u16>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago and that no other caller
+/// in this process has been given.
+pub fn free_port() -> u16 {
+    let mut handed_out = lock(&HANDED_OUT);
+    for _ in 0..1000 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("cannot read the address of a listener: {e}"))
+            .port();
+        drop(listener);
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+    panic!("no unused free port found in 1000 tries");
+}
+
+/// True when the environment variable `CI` is exactly `"true"`.
+pub fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Called when a test cannot run here (typically a missing binary). Under `CI=true` this
+/// panics with `reason` (CI must provide everything); otherwise it prints
+/// `SKIPPED: <reason>` to stderr and returns `true`, meaning "skip". It never returns
+/// `false`; the `bool` lets callers write `if missing && skip_or_fail(..) { return; }`.
+pub fn skip_or_fail(reason: &str) -> bool {
+    if ci() {
+        panic!("{reason} (CI=true, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED: {reason}");
+    true
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------
+
+/// A throwaway PostgreSQL cluster: `initdb --auth=trust -U postgres`, listening on
+/// 127.0.0.1 at its own port and on a Unix socket in its own directory, with fsync off.
+pub struct PgServer {
+    daemon: Daemon,
+    port: u16,
+    /// Directory holding `initdb` and `postgres`.
+    bindir: PathBuf,
+    psql: PathBuf,
+    pg_isready: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    /// (uid, gid) of the `postgres` user when we run as root.
+    run_as: Option<(u32, u32)>,
+    /// Declared last: removed after the server has been stopped.
+    dir: TempDir,
+}
+
+impl PgServer {
+    /// Creates a cluster in a new temporary directory, starts it on a free port and
+    /// waits until it accepts connections. `None` (after printing `SKIPPED: ...`) when
+    /// the PostgreSQL binaries are missing and `CI` is not `"true"`.
+    pub fn start() -> Option<PgServer> {
+        let Some(bindir) = pg_bindir() else {
+            skip_or_fail(
+                "PostgreSQL server binaries (initdb, postgres) not found under \
+                 /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or PATH",
+            );
+            return None;
+        };
+        let client = |name: &str| {
+            let local = bindir.join(name);
+            if is_executable(&local) {
+                Some(local)
+            } else {
+                find_program(name)
+            }
+        };
+        let (Some(psql), Some(pg_isready)) = (client("psql"), client("pg_isready")) else {
+            skip_or_fail("PostgreSQL client binaries (psql, pg_isready) not found");
+            return None;
+        };
+        let run_as = if is_root() {
+            match user_ids("postgres") {
+                Some(ids) => Some(ids),
+                None => {
+                    skip_or_fail(
+                        "running as root, but there is no `postgres` user to run PostgreSQL as",
+                    );
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+
+        let dir = server_tempdir("dbvigil-pg-");
+        let data_dir = dir.path().join("data");
+        let socket_dir = dir.path().join("sock");
+        for d in [&data_dir, &socket_dir] {
+            fs::create_dir(d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
+            if let Some(ids) = run_as {
+                chown(d, ids).unwrap_or_else(|e| panic!("cannot chown {}: {e}", d.display()));
+            }
+        }
+        fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", data_dir.display()));
+
+        let mut initdb = Command::new(bindir.join("initdb"));
+        initdb.arg("-D").arg(&data_dir).args([
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        as_user(&mut initdb, run_as);
+        let initdb_log = dir.path().join("initdb.log");
+        run_logged(initdb, &initdb_log, SETUP_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "initdb failed: {e}\n--- {} ---\n{}",
+                initdb_log.display(),
+                tail(&initdb_log)
+            )
+        });
+
+        let log = dir.path().join("postgres.log");
+        let mut server = PgServer {
+            daemon: Daemon::new("PostgreSQL", libc::SIGINT, log),
+            port: 0,
+            bindir,
+            psql,
+            pg_isready,
+            data_dir,
+            socket_dir,
+            run_as,
+            dir,
+        };
+        // If this panics, Drop stops whatever was launched and removes the directory.
+        server.launch_on_free_port();
+        Some(server)
+    }
+
+    /// The TCP port on 127.0.0.1 (stays the same across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://user[:password]@127.0.0.1:PORT/database` (components percent-encoded).
+    pub fn url(&self, user: &str, password: Option<&str>, database: &str) -> String {
+        db_url("postgres", user, password, self.port, database)
+    }
+
+    /// Runs `sql` (one or more statements, as a script) with psql as superuser `postgres`
+    /// on database `postgres` over the Unix socket, with `-X -A -t -q -v ON_ERROR_STOP=1`.
+    /// Returns the trimmed stdout (rows, `|`-separated; no command tags). Panics with
+    /// stderr when psql fails.
+    pub fn psql(&self, sql: &str) -> String {
+        let mut cmd = Command::new(&self.psql);
+        cmd.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-f",
+                "-",
+            ])
+            .env("PGCONNECT_TIMEOUT", "10");
+        clear_pg_env(&mut cmd);
+        let out = run_client(cmd, sql, CLIENT_TIMEOUT).unwrap_or_else(|e| {
+            panic!("psql on port {} failed to run: {e}\nSQL: {sql}", self.port)
+        });
+        if !out.status.success() {
+            panic!(
+                "psql on port {} failed ({}):\nSQL: {sql}\nstderr: {}",
+                self.port,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Fast shutdown (SIGINT to the postmaster, after thawing it if frozen); returns once
+    /// the postmaster has exited. SIGKILLs everything and panics after 30 s.
+    pub fn stop(&mut self) {
+        if let Err(e) = self.daemon.stop(STOP_TIMEOUT) {
+            panic!("{e}\n{}", self.daemon.log_tail());
+        }
+    }
+
+    /// Starts the stopped server again with the same data directory and port, and waits
+    /// until it accepts connections.
+    pub fn start_again(&mut self) {
+        assert!(
+            !self.daemon.is_running(),
+            "start_again: PostgreSQL on port {} is still running",
+            self.port
+        );
+        self.launch().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `stop()` then `start_again()`.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// SIGSTOPs the postmaster and all of its descendants (backends, checkpointer,
+    /// walwriter, ...), and returns once the kernel reports them all stopped. New TCP
+    /// connections still complete the handshake, but nothing answers.
+    pub fn freeze(&self) {
+        self.daemon.freeze();
+    }
+
+    /// SIGCONTs every process frozen by `freeze()` (and any descendant of the postmaster).
+    pub fn thaw(&self) {
+        self.daemon.thaw();
+    }
+
+    /// PID of the postmaster (of the latest launch; it may have exited since).
+    pub fn postmaster_pid(&self) -> i32 {
+        self.daemon.pid
+    }
+
+    /// Number of client backends of `user`, from pg_stat_activity.
+    pub fn connection_count(&self, user: &str) -> i64 {
+        let out = self.psql(&format!(
+            "select count(*) from pg_stat_activity \
+             where usename = {} and backend_type = 'client backend'",
+            sql_literal(user)
+        ));
+        out.parse()
+            .unwrap_or_else(|e| panic!("unexpected pg_stat_activity count {out:?}: {e}"))
+    }
+
+    /// Launches on a new free port, retrying with another port when the chosen one was
+    /// taken in the meantime.
+    fn launch_on_free_port(&mut self) {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            self.port = free_port();
+            match self.launch() {
+                Ok(()) => return,
+                Err(e) if e.contains("Address already in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last}");
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(self.bindir.join("postgres"));
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.socket_dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "synchronous_commit=off",
+            ]);
+        as_user(&mut cmd, self.run_as);
+        self.daemon.launch(cmd);
+        let (pg_isready, port) = (&self.pg_isready, self.port);
+        self.daemon
+            .wait_ready(|| pg_accepting(pg_isready, port))
+            .map_err(|e| format!("PostgreSQL on port {port}: {e}"))
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        // Thaws first, SIGINT, then SIGKILL for the whole process tree; ignores errors.
+        let _ = self.daemon.stop(DROP_STOP_TIMEOUT);
+    }
+}
+
+/// The bin directory of the highest PostgreSQL version installed (Debian/Ubuntu
+/// /usr/lib/postgresql/N/bin, RHEL /usr/pgsql-N/bin), else the directory of `initdb` in
+/// PATH, else `pg_config --bindir`.
+fn pg_bindir() -> Option<PathBuf> {
+    let has_server =
+        |dir: &Path| is_executable(&dir.join("initdb")) && is_executable(&dir.join("postgres"));
+    let mut versioned: Vec<(Vec<u32>, PathBuf)> = Vec::new();
+    if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            versioned.push((version_key(&name), e.path().join("bin")));
+        }
+    }
+    if let Ok(entries) = fs::read_dir("/usr") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(v) = name.strip_prefix("pgsql-") {
+                versioned.push((version_key(v), e.path().join("bin")));
+            }
+        }
+    }
+    versioned.sort();
+    if let Some((_, dir)) = versioned.into_iter().rev().find(|(_, d)| has_server(d)) {
+        return Some(dir);
+    }
+    if let Some(dir) = find_program("initdb").and_then(|p| p.parent().map(Path::to_path_buf)) {
+        if has_server(&dir) {
+            return Some(dir);
+        }
+    }
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && has_server(&dir)).then_some(dir)
+}
+
+fn version_key(s: &str) -> Vec<u32> {
+    s.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+fn pg_accepting(pg_isready: &Path, port: u16) -> bool {
+    let mut cmd = Command::new(pg_isready);
+    cmd.args([
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-t",
+        "2",
+    ]);
+    clear_pg_env(&mut cmd);
+    quiet_status(cmd)
+}
+
+fn clear_pg_env(cmd: &mut Command) {
+    for var in [
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGOPTIONS",
+        "PGSSLMODE",
+        "PGREQUIRESSL",
+        "PGTARGETSESSIONATTRS",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MariaDB
+// ---------------------------------------------------------------------------------------
+
+/// A throwaway MariaDB server: `mariadb-install-db` into a temporary directory, root
+/// without password, listening on 127.0.0.1 at its own port and on a Unix socket, with
+/// `--skip-name-resolve` (create users for both 'u'@'127.0.0.1' and 'u'@'localhost').
+pub struct MariaDbServer {
+    daemon: Daemon,
+    port: u16,
+    bins: MariaDbBins,
+    data_dir: PathBuf,
+    socket: PathBuf,
+    pid_file: PathBuf,
+    tmp_dir: PathBuf,
+    /// Pass `--user=mysql` (we run as root).
+    as_mysql: bool,
+    /// Declared last: removed after the server has been stopped.
+    dir: TempDir,
+}
+
+struct MariaDbBins {
+    server: PathBuf,
+    install_db: PathBuf,
+    client: PathBuf,
+    admin: PathBuf,
+}
+
+/// Options for a fast, small server. `--no-defaults` must come first.
+const MARIADB_SPEED_OPTIONS: &[&str] = &[
+    "--innodb-buffer-pool-size=32M",
+    "--innodb-log-file-size=8M",
+    "--innodb-flush-log-at-trx-commit=0",
+    "--innodb-buffer-pool-dump-at-shutdown=OFF",
+    "--innodb-buffer-pool-load-at-startup=OFF",
+    "--skip-log-bin",
+];
+
+impl MariaDbServer {
+    /// Installs a data directory in a new temporary directory, starts mariadbd on a free
+    /// port and waits until it accepts connections. `None` (after printing
+    /// `SKIPPED: ...`) when the MariaDB binaries are missing and `CI` is not `"true"`.
+    pub fn start() -> Option<MariaDbServer> {
+        let extra = [
+            "/usr/sbin",
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/bin",
+            "/usr/local/mysql/bin",
+        ];
+        let find = |name: &str| {
+            find_program(name).or_else(|| find_in(name, extra.iter().map(PathBuf::from)))
+        };
+        let (Some(server), Some(install_db), Some(client), Some(admin)) = (
+            find("mariadbd"),
+            find("mariadb-install-db"),
+            find("mariadb"),
+            find("mariadb-admin"),
+        ) else {
+            skip_or_fail(
+                "MariaDB binaries (mariadbd, mariadb-install-db, mariadb, mariadb-admin) not found",
+            );
+            return None;
+        };
+        let bins = MariaDbBins {
+            server,
+            install_db,
+            client,
+            admin,
+        };
+        let mysql_ids = if is_root() {
+            match user_ids("mysql") {
+                Some(ids) => Some(ids),
+                None => {
+                    skip_or_fail("running as root, but there is no `mysql` user to run MariaDB as");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+
+        let dir = server_tempdir("dbvigil-maria-");
+        let data_dir = dir.path().join("data");
+        let run_dir = dir.path().join("run");
+        // Its own tmpdir: concurrent servers (and bootstraps) sharing /tmp trip over each
+        // other's temporary table files.
+        let tmp_dir = dir.path().join("tmp");
+        for d in [&data_dir, &run_dir, &tmp_dir] {
+            fs::create_dir(d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
+            if let Some(ids) = mysql_ids {
+                chown(d, ids).unwrap_or_else(|e| panic!("cannot chown {}: {e}", d.display()));
+            }
+        }
+
+        let mut install = Command::new(&bins.install_db);
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data_dir.display()))
+            .arg(format!("--tmpdir={}", tmp_dir.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args(MARIADB_SPEED_OPTIONS);
+        if mysql_ids.is_some() {
+            install.arg("--user=mysql");
+        }
+        let install_log = dir.path().join("install-db.log");
+        run_logged(install, &install_log, SETUP_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "mariadb-install-db failed: {e}\n--- {} ---\n{}",
+                install_log.display(),
+                tail(&install_log)
+            )
+        });
+        if let Some(ids) = mysql_ids {
+            chown_recursive(&data_dir, ids)
+                .unwrap_or_else(|e| panic!("cannot chown {}: {e}", data_dir.display()));
+        }
+
+        let log = dir.path().join("mariadbd.log");
+        let mut server = MariaDbServer {
+            daemon: Daemon::new("MariaDB", libc::SIGTERM, log),
+            port: 0,
+            bins,
+            data_dir,
+            socket: run_dir.join("mariadbd.sock"),
+            tmp_dir,
+            pid_file: run_dir.join("mariadbd.pid"),
+            as_mysql: mysql_ids.is_some(),
+            dir,
+        };
+        server.launch_on_free_port();
+        Some(server)
+    }
+
+    /// The TCP port on 127.0.0.1 (stays the same across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `mysql://user[:password]@127.0.0.1:PORT/database` (components percent-encoded).
+    pub fn url(&self, user: &str, password: Option<&str>, database: &str) -> String {
+        db_url("mysql", user, password, self.port, database)
+    }
+
+    /// Runs `sql` (one or more statements) as root over the Unix socket in batch mode
+    /// (`-N -B`: tab-separated rows, no column names). Returns the trimmed stdout. Panics
+    /// with stderr when the client fails.
+    pub fn sql(&self, sql: &str) -> String {
+        let mut cmd = Command::new(&self.bins.client);
+        cmd.arg("--no-defaults")
+            .arg("-uroot")
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(["-N", "-B", "--connect-timeout=10"]);
+        clear_mysql_env(&mut cmd);
+        let out = run_client(cmd, sql, CLIENT_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "mariadb client on port {} failed to run: {e}\nSQL: {sql}",
+                self.port
+            )
+        });
+        if !out.status.success() {
+            panic!(
+                "mariadb client on port {} failed ({}):\nSQL: {sql}\nstderr: {}",
+                self.port,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Normal shutdown (SIGTERM to mariadbd, after thawing it if frozen); returns once the
+    /// process has exited. SIGKILLs it and panics after 30 s.
+    pub fn stop(&mut self) {
+        if let Err(e) = self.daemon.stop(STOP_TIMEOUT) {
+            panic!("{e}\n{}", self.daemon.log_tail());
+        }
+    }
+
+    /// Starts the stopped server again with the same data directory and port, and waits
+    /// until it accepts connections.
+    pub fn start_again(&mut self) {
+        assert!(
+            !self.daemon.is_running(),
+            "start_again: MariaDB on port {} is still running",
+            self.port
+        );
+        self.launch().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `stop()` then `start_again()`.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// SIGSTOPs mariadbd and returns once the kernel reports all its threads stopped. New
+    /// TCP connections still complete the handshake, but no greeting is sent.
+    pub fn freeze(&self) {
+        self.daemon.freeze();
+    }
+
+    /// SIGCONTs mariadbd.
+    pub fn thaw(&self) {
+        self.daemon.thaw();
+    }
+
+    /// PID of mariadbd (of the latest launch; it may have exited since).
+    pub fn pid(&self) -> i32 {
+        self.daemon.pid
+    }
+
+    /// Number of connections of `user`, from information_schema.processlist.
+    pub fn connection_count(&self, user: &str) -> i64 {
+        let out = self.sql(&format!(
+            "select count(*) from information_schema.processlist where user = {}",
+            sql_literal(&user.replace('\\', "\\\\"))
+        ));
+        out.parse()
+            .unwrap_or_else(|e| panic!("unexpected processlist count {out:?}: {e}"))
+    }
+
+    fn launch_on_free_port(&mut self) {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            self.port = free_port();
+            match self.launch() {
+                Ok(()) => return,
+                Err(e) if e.contains("Address already in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last}");
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(&self.bins.server);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", self.data_dir.display()))
+            .arg(format!("--tmpdir={}", self.tmp_dir.display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg(format!("--pid-file={}", self.pid_file.display()))
+            .arg("--skip-name-resolve")
+            .args(MARIADB_SPEED_OPTIONS)
+            .current_dir("/");
+        if self.as_mysql {
+            cmd.arg("--user=mysql");
+        }
+        self.daemon.launch(cmd);
+        let (admin, socket, port) = (&self.bins.admin, &self.socket, self.port);
+        self.daemon
+            .wait_ready(|| mariadb_accepting(admin, socket, port))
+            .map_err(|e| format!("MariaDB on port {port}: {e}"))
+    }
+}
+
+impl Drop for MariaDbServer {
+    fn drop(&mut self) {
+        // Thaws first, SIGTERM, then SIGKILL; ignores errors.
+        let _ = self.daemon.stop(DROP_STOP_TIMEOUT);
+    }
+}
+
+/// `mariadb-admin ping` over the socket succeeds and the TCP port accepts connections.
+fn mariadb_accepting(admin: &Path, socket: &Path, port: u16) -> bool {
+    let mut cmd = Command::new(admin);
+    cmd.arg("--no-defaults")
+        .arg("-uroot")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["--connect-timeout=2", "ping"]);
+    clear_mysql_env(&mut cmd);
+    quiet_status(cmd)
+        && TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Duration::from_secs(2),
+        )
+        .is_ok()
+}
+
+fn clear_mysql_env(cmd: &mut Command) {
+    for var in [
+        "MYSQL_PWD",
+        "MYSQL_HOST",
+        "MYSQL_TCP_PORT",
+        "MYSQL_UNIX_PORT",
+        "MYSQL_HISTFILE",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A daemon process we own: launch, readiness, stop, freeze, thaw
+// ---------------------------------------------------------------------------------------
+
+struct Daemon {
+    name: &'static str,
+    /// Signal requesting a clean, quick shutdown.
+    stop_signal: i32,
+    /// The running process (our direct child), `None` once reaped.
+    child: Option<Child>,
+    /// PID of the latest launch.
+    pid: i32,
+    /// stdout + stderr of every launch, appended.
+    log: PathBuf,
+    /// Length of the log when the latest launch started.
+    log_offset: u64,
+    /// PIDs SIGSTOPped by `freeze()` and not yet SIGCONTed.
+    frozen: Mutex<Vec<i32>>,
+}
+
+impl Daemon {
+    fn new(name: &'static str, stop_signal: i32, log: PathBuf) -> Daemon {
+        Daemon {
+            name,
+            stop_signal,
+            child: None,
+            pid: 0,
+            log,
+            log_offset: 0,
+            frozen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn launch(&mut self, mut cmd: Command) {
+        assert!(
+            self.child.is_none(),
+            "{} (pid {}) is already running",
+            self.name,
+            self.pid
+        );
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log.display()));
+        self.log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let log2 = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot duplicate a file handle: {e}"));
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot spawn {} ({:?}): {e}", self.name, cmd.get_program())
+        });
+        self.pid = child.id() as i32;
+        self.child = Some(child);
+    }
+
+    /// Polls `ready` until it returns true; fails when the process exits first or after
+    /// READY_TIMEOUT. The error quotes what the process logged since it was launched.
+    fn wait_ready(&mut self, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_reap() {
+                return Err(format!(
+                    "exited ({status}) before accepting connections\n--- {} ---\n{}",
+                    self.log.display(),
+                    self.log_since_launch()
+                ));
+            }
+            if ready() {
+                return Ok(());
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                let _ = self.stop(KILL_TIMEOUT);
+                return Err(format!(
+                    "not accepting connections after {READY_TIMEOUT:?}\n--- {} ---\n{}",
+                    self.log.display(),
+                    self.log_since_launch()
+                ));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Reaps the child if it has exited.
+    fn try_reap(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.child = None;
+                Some(status)
+            }
+            Ok(None) => None,
+            Err(_) => {
+                // Not our child any more (cannot happen normally): treat as gone.
+                self.child = None;
+                Some(ExitStatus::default())
+            }
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.try_reap();
+        self.child.is_some()
+    }
+
+    /// Thaws, sends the stop signal and waits up to `timeout` for the process to exit;
+    /// then SIGKILLs it and its descendants. Err when it had to kill. Never panics.
+    fn stop(&mut self, timeout: Duration) -> Result<(), String> {
+        self.thaw();
+        if !self.is_running() {
+            return Ok(());
+        }
+        let pid = self.pid;
+        send_signal(pid, self.stop_signal);
+        if self.wait_exit(timeout) {
+            return Ok(());
+        }
+        let tree = descendants(pid);
+        send_signal(pid, libc::SIGKILL);
+        for p in tree {
+            send_signal(p, libc::SIGKILL);
+        }
+        let reaped = self.wait_exit(KILL_TIMEOUT);
+        Err(format!(
+            "{} (pid {pid}) did not exit within {timeout:?} of signal {}; SIGKILLed it{}",
+            self.name,
+            self.stop_signal,
+            if reaped {
+                ""
+            } else {
+                " (and it still has not exited)"
+            }
+        ))
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if !self.is_running() {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn freeze(&self) {
+        let pid = self.pid;
+        let alive =
+            self.child.is_some() && matches!(process_state(pid), Some(s) if s != 'Z' && s != 'X');
+        assert!(alive, "freeze: {} (pid {pid}) is not running", self.name);
+        let mut frozen = lock(&self.frozen);
+        // The parent first, so that it cannot fork new children meanwhile; then its
+        // descendants, until a scan finds no new one.
+        if !frozen.contains(&pid) {
+            send_signal(pid, libc::SIGSTOP);
+            frozen.push(pid);
+        }
+        for _ in 0..100 {
+            let new: Vec<i32> = descendants(pid)
+                .into_iter()
+                .filter(|p| !frozen.contains(p))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            for p in new {
+                send_signal(p, libc::SIGSTOP);
+                frozen.push(p);
+            }
+        }
+        let start = Instant::now();
+        while !frozen.iter().all(|&p| stopped_or_gone(p)) {
+            if start.elapsed() > FREEZE_TIMEOUT {
+                let pending: Vec<i32> = frozen
+                    .iter()
+                    .copied()
+                    .filter(|&p| !stopped_or_gone(p))
+                    .collect();
+                drop(frozen);
+                self.thaw();
+                panic!(
+                    "freeze: processes {pending:?} of {} did not stop within {FREEZE_TIMEOUT:?}",
+                    self.name
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGCONT to everything frozen (children first) and to any current descendant.
+    /// Harmless when nothing is frozen. Never panics.
+    fn thaw(&self) {
+        let mut frozen = lock(&self.frozen);
+        let mut pids = std::mem::take(&mut *frozen);
+        if self.child.is_some() {
+            for p in descendants(self.pid) {
+                if !pids.contains(&p) {
+                    pids.push(p);
+                }
+            }
+        }
+        for &p in pids.iter().rev() {
+            send_signal(p, libc::SIGCONT);
+        }
+    }
+
+    fn log_since_launch(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(&self.log) {
+            if f.seek(SeekFrom::Start(self.log_offset)).is_ok() {
+                let mut bytes = Vec::new();
+                let _ = f.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+        last_lines(&text, LOG_TAIL_LINES)
+    }
+
+    fn log_tail(&self) -> String {
+        format!("--- {} ---\n{}", self.log.display(), tail(&self.log))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes (/proc) and signals
+// ---------------------------------------------------------------------------------------
+
+fn send_signal(pid: i32, sig: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Parses /proc/<path>/stat: (state, ppid). The command name may contain spaces and
+/// parentheses, so split after its last ')'.
+fn parse_stat(path: &Path) -> Option<(char, i32)> {
+    let stat = fs::read_to_string(path).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+fn process_state(pid: i32) -> Option<char> {
+    parse_stat(&PathBuf::from(format!("/proc/{pid}/stat"))).map(|(s, _)| s)
+}
+
+/// True when every thread of `pid` is stopped (T/t), or the process is a zombie or gone.
+fn stopped_or_gone(pid: i32) -> bool {
+    match process_state(pid) {
+        None | Some('Z') | Some('X') | Some('x') => return true,
+        _ => {}
+    }
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks
+        .flatten()
+        .all(|t| match parse_stat(&t.path().join("stat")) {
+            None => true,
+            Some((s, _)) => matches!(s, 'T' | 't' | 'Z' | 'X' | 'x'),
+        })
+}
+
+/// All live descendants of `pid` (children, grandchildren, ...), parents before children.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut procs: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Some((state, ppid)) = parse_stat(&e.path().join("stat")) {
+                if state != 'Z' && state != 'X' {
+                    procs.push((p, ppid));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, ppid) in &procs {
+            if ppid == parent && p != pid && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------------------
+
+/// Runs `cmd` to completion with stdin null and stdout + stderr in `log`, killing it
+/// after `timeout`.
+fn run_logged(mut cmd: Command, log: &Path, timeout: Duration) -> Result<(), String> {
+    let file = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let file2 = file.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null()).stdout(file).stderr(file2);
+    let program = cmd.get_program().to_owned();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot spawn {program:?}: {e}"))?;
+    match wait_child(&mut child, timeout) {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(format!("{program:?} exited with {status}")),
+        None => {
+            let _ = child.kill();
+            let _ = wait_child(&mut child, KILL_TIMEOUT);
+            Err(format!(
+                "{program:?} did not finish within {timeout:?}; killed it"
+            ))
+        }
+    }
+}
+
+/// Runs a client with `input` on stdin, capturing stdout and stderr; kills it after
+/// `timeout`.
+fn run_client(mut cmd: Command, input: &str, timeout: Duration) -> Result<Output, String> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let program = cmd.get_program().to_owned();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot spawn {program:?}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_owned();
+    // Writer and readers on their own threads: no pipe can fill up and deadlock.
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let status = match wait_child(&mut child, timeout) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = wait_child(&mut child, KILL_TIMEOUT);
+            return Err(format!(
+                "{program:?} did not finish within {timeout:?}; killed it"
+            ));
+        }
+    };
+    let _ = writer.join();
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Runs `cmd` with all stdio null; true when it exits with status 0 within 10 s.
+fn quiet_status(mut cmd: Command) -> bool {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    match wait_child(&mut child, Duration::from_secs(10)) {
+        Some(status) => status.success(),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        }
+    }
+}
+
+/// Polls `child` until it exits (and is reaped) or `timeout` passes.
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(_) => return Some(ExitStatus::default()),
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Makes `cmd` run as (uid, gid) (std drops supplementary groups), from `/`.
+fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = ids {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.current_dir("/");
+}
+
+// ---------------------------------------------------------------------------------------
+// Files, users, misc
+// ---------------------------------------------------------------------------------------
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// (uid, gid) of a system user, via `id`.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id")
+            .args([flag, user])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+fn chown(path: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+}
+
+fn chown_recursive(path: &Path, ids: (u32, u32)) -> io::Result<()> {
+    chown(path, ids)?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for e in fs::read_dir(path)? {
+            chown_recursive(&e?.path(), ids)?;
+        }
+    }
+    Ok(())
+}
+
+/// A temporary directory readable by the server's user (0755). Under the system temp
+/// dir, or /tmp when that path is long (Unix socket paths are limited to ~107 bytes).
+fn server_tempdir(prefix: &str) -> TempDir {
+    let base = std::env::temp_dir();
+    let base = if base.as_os_str().len() > 40 {
+        PathBuf::from("/tmp")
+    } else {
+        base
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&base)
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a temporary directory in {}: {e}",
+                base.display()
+            )
+        });
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.path().display()));
+    dir
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn find_in(name: &str, dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    find_in(name, std::env::split_paths(&path))
+}
+
+/// The last `LOG_TAIL_LINES` lines of a file.
+fn tail(path: &Path) -> String {
+    match fs::read(path) {
+        Ok(bytes) => last_lines(&String::from_utf8_lossy(&bytes), LOG_TAIL_LINES),
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A single-quoted SQL string literal.
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn db_url(scheme: &str, user: &str, password: Option<&str>, port: u16, database: &str) -> String {
+    let auth = match password {
+        Some(p) => format!("{}:{}", percent_encode(user), percent_encode(p)),
+        None => percent_encode(user),
+    };
+    format!(
+        "{scheme}://{auth}@127.0.0.1:{port}/{}",
+        percent_encode(database)
+    )
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

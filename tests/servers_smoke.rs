@@ -1,0 +1,632 @@
+//! Smoke tests of the throwaway-server harness in tests/common/servers.rs: real
+//! PostgreSQL and MariaDB servers are started, queried, stopped, restarted, frozen and
+//! thawed, and the effects are checked from the outside (TCP, wire protocol, /proc).
+
+#[path = "common/servers.rs"]
+mod servers;
+
+use std::collections::HashSet;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use servers::{MariaDbServer, PgServer, ci, free_port, skip_or_fail};
+
+const FROZEN_READ: Duration = Duration::from_millis(500);
+const THAWED_READ: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Harness-independent helpers
+// ---------------------------------------------------------------------------------------
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+fn connect(port: u16) -> TcpStream {
+    TcpStream::connect_timeout(&addr(port), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"))
+}
+
+fn assert_refused(port: u16) {
+    match TcpStream::connect_timeout(&addr(port), Duration::from_secs(5)) {
+        Ok(_) => panic!("127.0.0.1:{port} still accepts connections"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            ErrorKind::ConnectionRefused,
+            "connect to {port}: {e}"
+        ),
+    }
+}
+
+/// Asserts that nothing arrives on `s` within FROZEN_READ.
+fn assert_read_times_out(s: &mut TcpStream, what: &str) {
+    s.set_read_timeout(Some(FROZEN_READ)).unwrap();
+    let mut buf = [0u8; 1];
+    match s.read(&mut buf) {
+        Ok(n) => panic!("{what}: expected silence, read {n} byte(s) {:?}", &buf[..n]),
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "{what}: expected a read timeout, got {e}"
+        ),
+    }
+}
+
+fn read_exact_timeout(s: &mut TcpStream, n: usize, timeout: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = vec![0u8; n];
+    s.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+    buf
+}
+
+fn eventually(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// (state, ppid) from /proc/PID/stat.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    Some((f.next()?.chars().next()?, f.next()?.parse().ok()?))
+}
+
+fn children_tree(root: i32) -> Vec<i32> {
+    let all: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| proc_stat(p).map(|(_, ppid)| (p, ppid)))
+        .collect();
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(parent) = todo.pop() {
+        for &(p, ppid) in &all {
+            if ppid == parent {
+                out.push(p);
+                todo.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn timed(name: &str, started: Instant) {
+    eprintln!("{name}: {:.2?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal PostgreSQL wire-protocol client (trust authentication only)
+// ---------------------------------------------------------------------------------------
+
+fn pg_message(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let head = read_exact_timeout(s, 5, THAWED_READ);
+    let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+    (head[0], read_exact_timeout(s, len - 4, THAWED_READ))
+}
+
+/// Reads messages until ReadyForQuery; returns the first column of every DataRow.
+fn pg_until_ready(s: &mut TcpStream) -> Vec<String> {
+    let mut rows = Vec::new();
+    loop {
+        let (kind, body) = pg_message(s);
+        match kind {
+            b'E' => panic!("server error: {}", String::from_utf8_lossy(&body)),
+            b'R' => assert_eq!(
+                &body[..4],
+                &[0, 0, 0, 0],
+                "authentication other than trust requested"
+            ),
+            b'D' => {
+                let len = i32::from_be_bytes(body[2..6].try_into().unwrap());
+                rows.push(String::from_utf8_lossy(&body[6..6 + len as usize]).into_owned());
+            }
+            b'Z' => return rows,
+            _ => {}
+        }
+    }
+}
+
+/// Logs in as `user` on database `postgres` over TCP and waits for ReadyForQuery.
+fn pg_login(port: u16, user: &str) -> TcpStream {
+    let mut s = connect(port);
+    let mut body = 196608u32.to_be_bytes().to_vec(); // protocol 3.0
+    for (k, v) in [("user", user), ("database", "postgres")] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend(body);
+    s.write_all(&msg).unwrap();
+    pg_until_ready(&mut s);
+    s
+}
+
+fn pg_query(s: &mut TcpStream, sql: &str) -> Vec<String> {
+    let mut msg = vec![b'Q'];
+    msg.extend(((sql.len() + 5) as u32).to_be_bytes());
+    msg.extend_from_slice(sql.as_bytes());
+    msg.push(0);
+    s.write_all(&msg).unwrap();
+    pg_until_ready(s)
+}
+
+/// Sends an SSLRequest, which the server answers with a single byte ('S' or 'N').
+fn pg_ssl_request(port: u16) -> TcpStream {
+    let mut s = connect(port);
+    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).unwrap();
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal MariaDB wire-protocol client (password-less users only)
+// ---------------------------------------------------------------------------------------
+
+fn my_packet(s: &mut TcpStream, timeout: Duration) -> (u8, Vec<u8>) {
+    let head = read_exact_timeout(s, 4, timeout);
+    let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+    (head[3], read_exact_timeout(s, len, timeout))
+}
+
+fn my_send(s: &mut TcpStream, seq: u8, payload: &[u8]) {
+    let len = payload.len() as u32;
+    let mut p = len.to_le_bytes()[..3].to_vec();
+    p.push(seq);
+    p.extend_from_slice(payload);
+    s.write_all(&p).unwrap();
+}
+
+fn my_expect_ok(s: &mut TcpStream, what: &str) {
+    let (_, reply) = my_packet(s, THAWED_READ);
+    if reply[0] != 0 {
+        panic!(
+            "{what}: expected OK, got {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+}
+
+/// Logs in as a password-less `user` over TCP (mysql_native_password, empty response).
+fn my_login(port: u16, user: &str) -> TcpStream {
+    let mut s = connect(port);
+    let (_, greeting) = my_packet(&mut s, THAWED_READ);
+    assert_eq!(greeting[0], 10, "protocol version in the greeting");
+    // LONG_PASSWORD | LONG_FLAG | PROTOCOL_41 | TRANSACTIONS | SECURE_CONNECTION | PLUGIN_AUTH
+    let caps: u32 = 0x1 | 0x4 | 0x200 | 0x2000 | 0x8000 | 0x80000;
+    let mut r = caps.to_le_bytes().to_vec();
+    r.extend(0x0100_0000u32.to_le_bytes());
+    r.push(33); // utf8_general_ci
+    r.extend([0u8; 23]);
+    r.extend_from_slice(user.as_bytes());
+    r.push(0);
+    r.push(0); // empty auth response
+    r.extend_from_slice(b"mysql_native_password\0");
+    my_send(&mut s, 1, &r);
+    my_expect_ok(&mut s, "login");
+    s
+}
+
+fn my_ping(s: &mut TcpStream) {
+    my_send(s, 0, &[0x0e]);
+    my_expect_ok(s, "COM_PING");
+}
+
+// ---------------------------------------------------------------------------------------
+// Harness-wide
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn free_port_hands_out_distinct_ports_across_threads() {
+    let handles: Vec<_> = (0..8)
+        .map(|_| thread::spawn(|| (0..25).map(|_| free_port()).collect::<Vec<_>>()))
+        .collect();
+    let ports: Vec<u16> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let unique: HashSet<u16> = ports.iter().copied().collect();
+    assert_eq!(unique.len(), 200, "duplicate ports handed out");
+    assert!(!unique.contains(&0));
+    // Nothing listens on a port just handed out.
+    assert_refused(free_port());
+}
+
+#[test]
+fn skip_or_fail_skips_locally_and_fails_under_ci() {
+    let result = catch_unwind(|| skip_or_fail("smoke test of skip_or_fail"));
+    if ci() {
+        assert!(result.is_err(), "under CI=true, skip_or_fail must panic");
+    } else {
+        assert!(result.unwrap(), "outside CI, skip_or_fail must say: skip");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn pg_queries_tables_urls_and_connection_counts() {
+    let t = Instant::now();
+    let Some(pg) = PgServer::start() else { return };
+    assert_ne!(pg.port(), 0);
+    assert_eq!(pg.psql("select 1"), "1");
+    assert!(pg.psql("select version()").starts_with("PostgreSQL "));
+    assert_eq!(
+        pg.psql("show listen_addresses; show fsync; show port"),
+        format!("127.0.0.1\noff\n{}", pg.port())
+    );
+    // A script: CREATE DATABASE is not allowed in a multi-statement query string.
+    pg.psql("create database other; create table t (id int, name text)");
+    pg.psql("insert into t values (1, 'one'), (2, 'two')");
+    assert_eq!(
+        pg.psql("select id, name from t order by id"),
+        "1|one\n2|two"
+    );
+    assert_eq!(
+        pg.psql("select count(*) from pg_database where datname = 'other'"),
+        "1"
+    );
+
+    let err = catch_unwind(AssertUnwindSafe(|| pg.psql("select * from no_such_table")));
+    let msg = *err
+        .expect_err("a failing statement must panic")
+        .downcast::<String>()
+        .unwrap();
+    assert!(msg.contains("no_such_table"), "{msg}");
+
+    let port = pg.port();
+    assert_eq!(
+        pg.url("alice", None, "postgres"),
+        format!("postgres://alice@127.0.0.1:{port}/postgres")
+    );
+    assert_eq!(
+        pg.url("alice", Some("p@ss:w/rd"), "db"),
+        format!("postgres://alice:p%40ss%3Aw%2Frd@127.0.0.1:{port}/db")
+    );
+
+    // Over TCP, trust authentication, as a fresh role.
+    pg.psql("create role alice login");
+    assert_eq!(pg.connection_count("alice"), 0);
+    let mut a1 = pg_login(port, "alice");
+    let a2 = pg_login(port, "alice");
+    assert_eq!(pg_query(&mut a1, "select current_user"), ["alice"]);
+    assert_eq!(pg.connection_count("alice"), 2);
+    drop(a2);
+    eventually(
+        Duration::from_secs(5),
+        "alice's second session to end",
+        || pg.connection_count("alice") == 1,
+    );
+    timed("pg_queries_tables_urls_and_connection_counts", t);
+}
+
+#[test]
+fn pg_stop_start_again_and_restart_keep_port_and_data() {
+    let t = Instant::now();
+    let Some(mut pg) = PgServer::start() else {
+        return;
+    };
+    let port = pg.port();
+    pg.psql("create table kept (v text); insert into kept values ('before stop')");
+    let first_pid = pg.postmaster_pid();
+
+    pg.stop();
+    assert_refused(port);
+    assert!(
+        proc_stat(first_pid).is_none(),
+        "postmaster {first_pid} still exists after stop()"
+    );
+
+    pg.start_again();
+    assert_eq!(pg.port(), port);
+    assert_ne!(pg.postmaster_pid(), first_pid);
+    assert_eq!(pg.psql("select v from kept"), "before stop");
+    pg.psql("insert into kept values ('before restart')");
+
+    let second_pid = pg.postmaster_pid();
+    pg.restart();
+    assert_ne!(pg.postmaster_pid(), second_pid);
+    assert_eq!(
+        pg.psql("select string_agg(v, ',' order by v) from kept"),
+        "before restart,before stop"
+    );
+    let mut s = pg_login(port, "postgres");
+    assert_eq!(pg_query(&mut s, "select count(*) from kept"), ["2"]);
+    timed("pg_stop_start_again_and_restart_keep_port_and_data", t);
+}
+
+#[test]
+fn pg_freeze_stops_every_process_and_thaw_resumes_them() {
+    let t = Instant::now();
+    let Some(pg) = PgServer::start() else { return };
+    let port = pg.port();
+    pg.psql("create role alice login");
+    let mut session = pg_login(port, "alice");
+    let backend: i32 = pg
+        .psql("select pid from pg_stat_activity where usename = 'alice'")
+        .parse()
+        .unwrap();
+
+    let postmaster = pg.postmaster_pid();
+    pg.freeze();
+    let tree = children_tree(postmaster);
+    assert!(
+        tree.len() >= 4,
+        "expected checkpointer, walwriter, ... under the postmaster, got {tree:?}"
+    );
+    assert!(
+        tree.contains(&backend),
+        "alice's backend {backend} is not a child of the postmaster"
+    );
+    // Zombies (backends that ended just before the freeze, not yet reaped) are fine.
+    for pid in std::iter::once(postmaster).chain(tree.iter().copied()) {
+        let state = proc_stat(pid).map(|(s, _)| s);
+        assert!(
+            matches!(state, Some('T' | 'Z')),
+            "process {pid} is not stopped: {state:?}"
+        );
+    }
+    assert_eq!(
+        proc_stat(postmaster).map(|(s, _)| s),
+        Some('T'),
+        "postmaster"
+    );
+    assert_eq!(
+        proc_stat(backend).map(|(s, _)| s),
+        Some('T'),
+        "alice's backend"
+    );
+    // The kernel still completes the TCP handshake, but nobody answers.
+    let mut during = pg_ssl_request(port);
+    assert_read_times_out(&mut during, "SSLRequest to a frozen postmaster");
+    // Nor does the existing session's backend.
+    session.write_all(b"Q\0\0\0\x0eselect 42\0").unwrap();
+    assert_read_times_out(&mut session, "query on a frozen backend");
+
+    pg.thaw();
+    assert_eq!(
+        read_exact_timeout(&mut during, 1, THAWED_READ),
+        b"N",
+        "answer to the SSLRequest sent while frozen"
+    );
+    assert_eq!(
+        pg_until_ready(&mut session),
+        ["42"],
+        "answer to the query sent while frozen"
+    );
+    assert_eq!(
+        read_exact_timeout(&mut pg_ssl_request(port), 1, THAWED_READ),
+        b"N"
+    );
+    assert_eq!(pg.psql("select 1"), "1");
+    for pid in std::iter::once(postmaster).chain(tree.iter().copied()) {
+        if let Some((state, _)) = proc_stat(pid) {
+            assert_ne!(state, 'T', "process {pid} is still stopped after thaw");
+        }
+    }
+
+    // Freezing twice and thawing once, and dropping while frozen, must work too.
+    pg.freeze();
+    pg.freeze();
+    pg.thaw();
+    assert_eq!(pg_query(&mut session, "select 7"), ["7"]);
+    pg.freeze();
+    let dropped = Instant::now();
+    drop(pg);
+    assert!(
+        dropped.elapsed() < Duration::from_secs(5),
+        "drop of a frozen server took {:?}",
+        dropped.elapsed()
+    );
+    assert!(
+        proc_stat(postmaster).is_none(),
+        "postmaster {postmaster} survived drop"
+    );
+    assert!(
+        tree.iter().all(|&p| proc_stat(p).is_none()),
+        "children survived drop"
+    );
+    assert_refused(port);
+    timed("pg_freeze_stops_every_process_and_thaw_resumes_them", t);
+}
+
+#[test]
+fn pg_two_servers_at_once_are_independent() {
+    let t = Instant::now();
+    let a = thread::spawn(PgServer::start);
+    let b = thread::spawn(PgServer::start);
+    let (Some(a), Some(b)) = (a.join().unwrap(), b.join().unwrap()) else {
+        return;
+    };
+    assert_ne!(a.port(), b.port());
+    assert_ne!(a.postmaster_pid(), b.postmaster_pid());
+    a.psql("create table only_a (x int)");
+    assert_eq!(
+        a.psql("select count(*) from pg_tables where tablename = 'only_a'"),
+        "1"
+    );
+    assert_eq!(
+        b.psql("select count(*) from pg_tables where tablename = 'only_a'"),
+        "0"
+    );
+    assert_eq!(b.psql("show port"), b.port().to_string());
+    // Freezing one leaves the other alone.
+    a.freeze();
+    assert_eq!(b.psql("select 2"), "2");
+    a.thaw();
+    assert_eq!(a.psql("select 1"), "1");
+    timed("pg_two_servers_at_once_are_independent", t);
+}
+
+// ---------------------------------------------------------------------------------------
+// MariaDB
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn mariadb_queries_tables_urls_and_connection_counts() {
+    let t = Instant::now();
+    let Some(db) = MariaDbServer::start() else {
+        return;
+    };
+    assert_ne!(db.port(), 0);
+    assert_eq!(db.sql("select 1"), "1");
+    assert!(db.sql("select version()").contains("MariaDB"));
+    assert_eq!(
+        db.sql("select @@port, @@bind_address"),
+        format!("{}\t127.0.0.1", db.port())
+    );
+    db.sql("create database app; create table app.t (id int primary key, name text)");
+    db.sql("insert into app.t values (1, 'one'), (2, 'two')");
+    assert_eq!(
+        db.sql("select id, name from app.t order by id"),
+        "1\tone\n2\ttwo"
+    );
+
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        db.sql("select * from app.no_such_table")
+    }));
+    let msg = *err
+        .expect_err("a failing statement must panic")
+        .downcast::<String>()
+        .unwrap();
+    assert!(msg.contains("no_such_table"), "{msg}");
+
+    let port = db.port();
+    assert_eq!(
+        db.url("bob", None, "app"),
+        format!("mysql://bob@127.0.0.1:{port}/app")
+    );
+    assert_eq!(
+        db.url("bob", Some("s3cr#t"), "app"),
+        format!("mysql://bob:s3cr%23t@127.0.0.1:{port}/app")
+    );
+
+    // --skip-name-resolve: TCP logins match 'bob'@'127.0.0.1'.
+    db.sql("create user 'bob'@'127.0.0.1'; create user 'bob'@'localhost'");
+    assert_eq!(db.connection_count("bob"), 0);
+    let mut b1 = my_login(port, "bob");
+    let b2 = my_login(port, "bob");
+    my_ping(&mut b1);
+    assert_eq!(db.connection_count("bob"), 2);
+    drop(b2);
+    eventually(
+        Duration::from_secs(5),
+        "bob's second connection to end",
+        || db.connection_count("bob") == 1,
+    );
+    timed("mariadb_queries_tables_urls_and_connection_counts", t);
+}
+
+#[test]
+fn mariadb_stop_start_again_and_restart_keep_port_and_data() {
+    let t = Instant::now();
+    let Some(mut db) = MariaDbServer::start() else {
+        return;
+    };
+    let port = db.port();
+    db.sql("create database app; create table app.kept (v varchar(20)); insert into app.kept values ('before stop')");
+    let first_pid = db.pid();
+
+    db.stop();
+    assert_refused(port);
+    assert!(
+        proc_stat(first_pid).is_none(),
+        "mariadbd {first_pid} still exists after stop()"
+    );
+
+    db.start_again();
+    assert_eq!(db.port(), port);
+    assert_ne!(db.pid(), first_pid);
+    assert_eq!(db.sql("select v from app.kept"), "before stop");
+    db.sql("insert into app.kept values ('before restart')");
+
+    let second_pid = db.pid();
+    db.restart();
+    assert_ne!(db.pid(), second_pid);
+    assert_eq!(
+        db.sql("select group_concat(v order by v) from app.kept"),
+        "before restart,before stop"
+    );
+    timed("mariadb_stop_start_again_and_restart_keep_port_and_data", t);
+}
+
+#[test]
+fn mariadb_freeze_silences_the_server_and_thaw_resumes_it() {
+    let t = Instant::now();
+    let Some(db) = MariaDbServer::start() else {
+        return;
+    };
+    let port = db.port();
+    db.sql("create user 'bob'@'127.0.0.1'");
+    let mut session = my_login(port, "bob");
+    let pid = db.pid();
+
+    db.freeze();
+    assert_eq!(proc_stat(pid).map(|(s, _)| s), Some('T'));
+    // The kernel completes the handshake, but the greeting does not come.
+    let mut during = connect(port);
+    assert_read_times_out(&mut during, "greeting from a frozen server");
+    my_send(&mut session, 0, &[0x0e]);
+    assert_read_times_out(&mut session, "COM_PING to a frozen server");
+
+    db.thaw();
+    let (_, greeting) = my_packet(&mut during, THAWED_READ);
+    assert_eq!(greeting[0], 10, "greeting after thaw");
+    my_expect_ok(&mut session, "COM_PING sent while frozen");
+    assert_eq!(db.sql("select 1"), "1");
+    let mut after = my_login(port, "bob");
+    my_ping(&mut after);
+
+    db.freeze();
+    let dropped = Instant::now();
+    drop(db);
+    assert!(
+        dropped.elapsed() < Duration::from_secs(5),
+        "drop of a frozen server took {:?}",
+        dropped.elapsed()
+    );
+    assert!(proc_stat(pid).is_none(), "mariadbd {pid} survived drop");
+    assert_refused(port);
+    timed("mariadb_freeze_silences_the_server_and_thaw_resumes_it", t);
+}
+
+#[test]
+fn mariadb_two_servers_at_once_are_independent() {
+    let t = Instant::now();
+    let a = thread::spawn(MariaDbServer::start);
+    let b = thread::spawn(MariaDbServer::start);
+    let (Some(a), Some(b)) = (a.join().unwrap(), b.join().unwrap()) else {
+        return;
+    };
+    assert_ne!(a.port(), b.port());
+    assert_ne!(a.pid(), b.pid());
+    a.sql("create database only_a");
+    assert_eq!(
+        a.sql("select count(*) from information_schema.schemata where schema_name = 'only_a'"),
+        "1"
+    );
+    assert_eq!(
+        b.sql("select count(*) from information_schema.schemata where schema_name = 'only_a'"),
+        "0"
+    );
+    assert_eq!(b.sql("select @@port"), b.port().to_string());
+    a.freeze();
+    assert_eq!(b.sql("select 2"), "2");
+    a.thaw();
+    assert_eq!(a.sql("select 1"), "1");
+    timed("mariadb_two_servers_at_once_are_independent", t);
+}
