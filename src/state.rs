@@ -108,6 +108,8 @@ pub struct TargetStats {
     pub last_success_at: Option<SystemTime>,
     pub phase_durations: Vec<Histogram>,
     pub read_only: Option<bool>,
+    /// Age of the primary's heartbeat on this replica, as of the last probe that read it.
+    pub replication_lag: Option<Duration>,
     pub identity: Option<Identity>,
     pub identity_changes: u64,
     /// Debounced by the failure threshold; `None` until the first probe.
@@ -140,6 +142,7 @@ impl TargetStats {
                 .map(|_| Histogram::new(PHASE_BUCKETS))
                 .collect(),
             read_only: None,
+            replication_lag: None,
             identity: None,
             identity_changes: 0,
             up: None,
@@ -174,6 +177,11 @@ impl TargetStats {
                 .is_some_and(|p| p.result.is_err())
         {
             self.read_only = report.read_only;
+        }
+        if report.replication_lag.is_some()
+            || report.phase(Phase::Read).is_some_and(|p| p.result.is_ok())
+        {
+            self.replication_lag = report.replication_lag;
         }
         if let Some(new) = &report.identity {
             if let Some(old) = &self.identity {
@@ -284,6 +292,7 @@ mod tests {
             duration: Duration::from_millis(2),
             phases,
             read_only: None,
+            replication_lag: None,
             identity: failure.is_none().then(|| Identity {
                 key: identity.into(),
                 version: "v".into(),

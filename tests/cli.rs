@@ -3,96 +3,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Metrics, eventually, request, tempdir};
+use common::{Running, eventually, request, tempdir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dbvigil");
 const WAIT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Running {
-    /// Starts the binary in `cwd` on a free port and waits until it answers.
-    async fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let port = free_port();
-        let log = cwd.join("dbvigil.log");
-        let child = Command::new(BIN)
-            .current_dir(cwd)
-            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(cwd.join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let r = Running { child, addr, log };
-        eventually(WAIT, "dbvigil answers /-/healthy", || async {
-            let ok = tokio::net::TcpStream::connect(addr).await.is_ok()
-                && request(addr, "GET", "/-/healthy", &[]).await.status == 200;
-            ok.then_some(())
-        })
-        .await;
-        r
-    }
-
-    async fn metrics(&self) -> Metrics {
-        Metrics::parse(&request(self.addr, "GET", "/metrics", &[]).await.body)
-    }
-
-    fn signal(&self, sig: i32) {
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-
-    /// SIGTERM, and the process must exit successfully on its own.
-    fn terminate(mut self) -> String {
-        self.signal(libc::SIGTERM);
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "exit status {status} after SIGTERM:\n{}",
-                    self.log()
-                );
-                return self.log();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no exit after SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_arguments_it_probes_the_embedded_sqlite_database() {
@@ -268,4 +185,40 @@ async fn secrets_never_reach_an_output() {
     for s in surfaces.iter().chain(std::iter::once(&log)) {
         assert!(!s.contains(SECRET), "secret leaked into: {s}");
     }
+}
+
+#[test]
+fn every_shipped_example_passes_check_config() {
+    // The examples read secrets from the environment and from files next to them.
+    let dir = tempdir();
+    let examples = dir.path().join("examples");
+    std::fs::create_dir_all(examples.join("secrets")).unwrap();
+    for f in ["shop-db.password", "ledger-db.password", "ca.pem"] {
+        std::fs::write(examples.join("secrets").join(f), "placeholder\n").unwrap();
+    }
+    let mut checked = 0;
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yml") {
+            continue;
+        }
+        let copy = examples.join(path.file_name().unwrap());
+        std::fs::copy(&path, &copy).unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config.file"])
+            .arg(&copy)
+            .env("ORDERS_DB_PASSWORD", "x")
+            .env("BILLING_DB_PASSWORD", "x")
+            .current_dir("/")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} examples found");
 }

@@ -299,7 +299,7 @@ fn pg_queries_tables_urls_and_connection_counts() {
     );
 
     // Over TCP, trust authentication, as a fresh role.
-    pg.psql("create role alice login");
+    pg.psql("create role alice login in role trusted");
     assert_eq!(pg.connection_count("alice"), 0);
     let mut a1 = pg_login(port, "alice");
     let a2 = pg_login(port, "alice");
@@ -354,7 +354,7 @@ fn pg_freeze_stops_every_process_and_thaw_resumes_them() {
     let t = Instant::now();
     let Some(pg) = PgServer::start() else { return };
     let port = pg.port();
-    pg.psql("create role alice login");
+    pg.psql("create role alice login in role trusted");
     let mut session = pg_login(port, "alice");
     let backend: i32 = pg
         .psql("select pid from pg_stat_activity where usename = 'alice'")

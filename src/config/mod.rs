@@ -56,10 +56,16 @@ impl TargetConfig {
         self.checks.contains(&check)
     }
 
-    /// Everything that must never appear in an output: passwords and URLs with credentials.
+    /// Everything that must never appear in an output: the password, also as it was
+    /// written (percent-encoded) in a URL.
     pub fn secrets(&self) -> Vec<&str> {
         match &self.endpoint {
-            Endpoint::Sqlite { .. } => Vec::new(),
+            Endpoint::Server(s) => s
+                .password
+                .iter()
+                .flat_map(|p| [p.0.as_str(), s.password_in_url.as_str()])
+                .collect(),
+            Endpoint::Sqlite { .. } | Endpoint::Tcp { .. } => Vec::new(),
         }
     }
 
@@ -67,20 +73,49 @@ impl TargetConfig {
     pub fn describe_endpoint(&self) -> String {
         match &self.endpoint {
             Endpoint::Sqlite { path, .. } => path.display().to_string(),
+            Endpoint::Server(s) => match &s.database {
+                Some(db) => format!("{}:{}/{db}", s.host, s.port),
+                None => format!("{}:{}", s.host, s.port),
+            },
+            Endpoint::Tcp { host, port } => format!("{host}:{port}"),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Sqlite,
+    Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
+    /// Only checks that a port accepts connections (for engines dbvigil cannot speak to).
+    Tcp,
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.as_str() {
+            "sqlite" => Kind::Sqlite,
+            "postgres" | "postgresql" => Kind::Postgres,
+            "mysql" | "mariadb" => Kind::Mysql,
+            "tcp" => Kind::Tcp,
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown kind `{other}`: use sqlite, postgres, mysql (also for MariaDB), or tcp to check only that a port accepts connections (Oracle, SQL Server, ...)"
+                )));
+            }
+        })
+    }
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Sqlite => "sqlite",
+            Kind::Postgres => "postgres",
+            Kind::Mysql => "mysql",
+            Kind::Tcp => "tcp",
         }
     }
 
@@ -88,11 +123,23 @@ impl Kind {
     pub fn applicable_checks(self) -> &'static [Check] {
         match self {
             Kind::Sqlite => &[Check::Connect, Check::Read, Check::Write],
+            Kind::Postgres | Kind::Mysql => {
+                &[Check::Tcp, Check::Connect, Check::Read, Check::Write]
+            }
+            Kind::Tcp => &[Check::Tcp],
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Kind::Postgres => 5432,
+            Kind::Mysql => 3306,
+            Kind::Sqlite | Kind::Tcp => 0,
         }
     }
 }
 
-/// How to reach a target. One variant per kind, so a prober receives exactly what it needs.
+/// How to reach a target, so a prober receives exactly what its kind needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
     Sqlite {
@@ -101,6 +148,65 @@ pub enum Endpoint {
         /// not something to paper over with an empty file.
         create: bool,
     },
+    /// PostgreSQL, MySQL or MariaDB.
+    Server(Server),
+    Tcp {
+        host: String,
+        port: u16,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<Secret>,
+    /// The password as written in the URL (percent-encoded), so it can be redacted too.
+    pub password_in_url: String,
+    pub database: Option<String>,
+    pub tls: Tls,
+    /// Schema (PostgreSQL) or database (MySQL) holding `dbvigil_heartbeat`; default: the
+    /// connection's own.
+    pub heartbeat_schema: Option<String>,
+    /// Create the heartbeat table on first use.
+    pub create_heartbeat_table: bool,
+    /// The target whose heartbeat this replica receives: its age is the replication lag.
+    pub replica_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// CA bundle for verify-ca and verify-full.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Disable,
+    /// TLS when the server offers it (libpq's default).
+    #[default]
+    Prefer,
+    Require,
+    /// TLS, and the server certificate must be signed by the CA.
+    VerifyCa,
+    /// verify-ca, and the certificate must name the host.
+    VerifyFull,
+}
+
+impl TlsMode {
+    fn parse_url_value(v: &str) -> Option<TlsMode> {
+        Some(match v.to_ascii_lowercase().replace('_', "-").as_str() {
+            "disable" | "disabled" => TlsMode::Disable,
+            "prefer" | "preferred" | "allow" => TlsMode::Prefer,
+            "require" | "required" => TlsMode::Require,
+            "verify-ca" => TlsMode::VerifyCa,
+            "verify-full" | "verify-identity" => TlsMode::VerifyFull,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -180,14 +286,21 @@ pub fn load_file(path: &Path, default_instance: &str) -> Result<Config, ConfigEr
         path: path.to_owned(),
         source,
     })?;
-    parse(&text, &path.display().to_string(), default_instance)
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, &path.display().to_string(), base, default_instance)
 }
 
-/// Parses and validates configuration text; `file` is only used in error messages.
-pub fn parse(text: &str, file: &str, default_instance: &str) -> Result<Config, ConfigError> {
+/// Parses and validates configuration text. `file` names it in error messages; relative
+/// paths inside it are resolved against `base`.
+pub fn parse(
+    text: &str,
+    file: &str,
+    base: &Path,
+    default_instance: &str,
+) -> Result<Config, ConfigError> {
     let raw: raw::Config =
         serde_saphyr::from_str(text).map_err(|e| ConfigError::from_yaml(file, e))?;
-    Validator { file }.config(raw, default_instance)
+    Validator { file, base }.config(raw, default_instance)
 }
 
 mod raw {
@@ -227,7 +340,10 @@ mod raw {
         pub user: Option<Spanned<Expanded>>,
         pub database: Option<Spanned<Expanded>>,
         pub password: Option<Spanned<Secret>>,
-        pub password_file: Option<Spanned<PasswordFile>>,
+        pub password_file: Option<Spanned<Expanded>>,
+        pub tls: Option<Spanned<RawTls>>,
+        pub heartbeat: Option<Spanned<RawHeartbeat>>,
+        pub replica_of: Option<Spanned<Expanded>>,
         // Schedule and checks
         pub interval: Option<Spanned<HumanDuration>>,
         pub timeout: Option<Spanned<HumanDuration>>,
@@ -237,31 +353,33 @@ mod raw {
         pub labels: Option<HashMap<Spanned<String>, Expanded>>,
     }
 
-    /// A password read from a file when the configuration is loaded (and on every reload, so
-    /// a rotated secret is picked up). Trailing newlines are not part of the password.
-    pub struct PasswordFile(#[allow(dead_code)] pub Secret);
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawTls {
+        pub mode: Option<TlsMode>,
+        pub ca_file: Option<Spanned<Expanded>>,
+    }
 
-    impl<'de> Deserialize<'de> for PasswordFile {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            use serde::de::Error as _;
-            let path = Expanded::deserialize(d)?.0;
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(PasswordFile(Secret(
-                    text.trim_end_matches(['\r', '\n']).to_owned(),
-                ))),
-                Err(e) => Err(D::Error::custom(format!(
-                    "cannot read password_file {path:?}: {e}; create it or fix the path, and make it readable by dbvigil"
-                ))),
-            }
-        }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawHeartbeat {
+        pub schema: Option<Spanned<Expanded>>,
+        pub create: Option<bool>,
     }
 }
 
 struct Validator<'a> {
     file: &'a str,
+    /// Relative paths in the file (sqlite path, password_file, ca_file) are relative to the
+    /// file's directory, as in Prometheus, so the working directory does not matter.
+    base: &'a Path,
 }
 
 impl Validator<'_> {
+    fn path(&self, p: &str) -> PathBuf {
+        self.base.join(p)
+    }
+
     fn err(&self, at: serde_saphyr::Location, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.file, at, message)
     }
@@ -300,9 +418,43 @@ impl Validator<'_> {
                 ));
             }
             seen.insert(name.value.0.clone(), name.referenced.line());
-            targets.push(self.target(t, &raw.defaults)?);
+            let replica_of = t.replica_of.as_ref().map(|r| r.referenced);
+            targets.push((self.target(t, &raw.defaults)?, replica_of));
         }
-        Ok(Config { instance, targets })
+        for (target, at) in &targets {
+            let (Endpoint::Server(server), Some(at)) = (&target.endpoint, at) else {
+                continue;
+            };
+            let primary = server.replica_of.as_deref().unwrap_or_default();
+            match targets.iter().find(|(t, _)| t.name == primary) {
+                None => {
+                    return Err(self.err(
+                        *at,
+                        format!("replica_of names {primary:?}, which is not a configured target"),
+                    ));
+                }
+                Some((p, _)) if p.name == target.name => {
+                    return Err(self.err(*at, "a target cannot be a replica of itself"));
+                }
+                Some((p, _)) if p.kind != target.kind => {
+                    return Err(self.err(
+                        *at,
+                        format!("replica_of names {primary:?}, a {} target; a replica must be of the same kind", p.kind.as_str()),
+                    ));
+                }
+                Some((p, _)) if !p.has_check(Check::Write) => {
+                    return Err(self.err(
+                        *at,
+                        format!("replica_of names {primary:?}, which has no write check: without its heartbeat there is no lag to measure"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Config {
+            instance,
+            targets: targets.into_iter().map(|(t, _)| t).collect(),
+        })
     }
 
     fn target(
@@ -420,6 +572,19 @@ impl Validator<'_> {
             labels.insert(key.value, value.0);
         }
 
+        if let Endpoint::Server(server) = &endpoint {
+            if kind == Kind::Mysql
+                && checks.contains(&Check::Write)
+                && server.database.is_none()
+                && server.heartbeat_schema.is_none()
+            {
+                return Err(self.err(
+                    t.kind.referenced,
+                    "a mysql target with a write check needs `database` (or `heartbeat.schema`): the database that holds dbvigil_heartbeat",
+                ));
+            }
+        }
+
         Ok(TargetConfig {
             name,
             kind,
@@ -434,29 +599,9 @@ impl Validator<'_> {
     }
 
     fn endpoint(&self, t: &raw::Target, kind: Kind) -> Result<Endpoint, ConfigError> {
+        self.reject_foreign_fields(t, kind)?;
         match kind {
             Kind::Sqlite => {
-                let server_fields = [
-                    ("url", t.url.as_ref().map(|s| s.referenced)),
-                    ("host", t.host.as_ref().map(|s| s.referenced)),
-                    ("port", t.port.as_ref().map(|s| s.referenced)),
-                    ("user", t.user.as_ref().map(|s| s.referenced)),
-                    ("database", t.database.as_ref().map(|s| s.referenced)),
-                    ("password", t.password.as_ref().map(|s| s.referenced)),
-                    (
-                        "password_file",
-                        t.password_file.as_ref().map(|s| s.referenced),
-                    ),
-                ];
-                if let Some((field, at)) = server_fields
-                    .iter()
-                    .find_map(|(f, at)| at.map(|at| (f, at)))
-                {
-                    return Err(self.err(
-                        at,
-                        format!("`{field}` does not apply to kind sqlite: a SQLite target is a file; set `path` instead"),
-                    ));
-                }
                 let Some(path) = &t.path else {
                     return Err(self.err(
                         t.kind.referenced,
@@ -467,11 +612,299 @@ impl Validator<'_> {
                     return Err(self.err(path.referenced, "path must not be empty"));
                 }
                 Ok(Endpoint::Sqlite {
-                    path: PathBuf::from(&path.value.0),
+                    path: self.path(&path.value.0),
                     create: t.create.as_ref().is_some_and(|c| c.value),
                 })
             }
+            Kind::Tcp => {
+                let Some(host) = &t.host else {
+                    return Err(self.err(t.kind.referenced, "a tcp target needs `host` and `port`"));
+                };
+                let Some(port) = &t.port else {
+                    return Err(self.err(t.kind.referenced, "a tcp target needs `port`"));
+                };
+                Ok(Endpoint::Tcp {
+                    host: host.value.0.clone(),
+                    port: port.value,
+                })
+            }
+            Kind::Postgres | Kind::Mysql => self.server(t, kind).map(Endpoint::Server),
         }
+    }
+
+    /// Each connection field belongs to some kinds only; a field given to another kind is
+    /// a mistake worth stopping for, not something to ignore.
+    fn reject_foreign_fields(&self, t: &raw::Target, kind: Kind) -> Result<(), ConfigError> {
+        use Kind::*;
+        let fields: [(&str, Option<serde_saphyr::Location>, &[Kind]); 12] = [
+            ("path", t.path.as_ref().map(|s| s.referenced), &[Sqlite]),
+            ("create", t.create.as_ref().map(|s| s.referenced), &[Sqlite]),
+            (
+                "url",
+                t.url.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "host",
+                t.host.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql, Tcp],
+            ),
+            (
+                "port",
+                t.port.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql, Tcp],
+            ),
+            (
+                "user",
+                t.user.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "database",
+                t.database.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "password",
+                t.password.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "password_file",
+                t.password_file.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "tls",
+                t.tls.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "heartbeat",
+                t.heartbeat.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "replica_of",
+                t.replica_of.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+        ];
+        for (field, at, kinds) in fields {
+            if let Some(at) = at {
+                if !kinds.contains(&kind) {
+                    let hint = match kind {
+                        Sqlite => "a SQLite target is a file; set `path`",
+                        Tcp => "a tcp target only takes `host` and `port`",
+                        Postgres | Mysql => {
+                            "a server is reached by `url`, or `host`, `port`, `user`, `database`"
+                        }
+                    };
+                    return Err(self.err(
+                        at,
+                        format!("`{field}` does not apply to kind {}: {hint}", kind.as_str()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn server(&self, t: &raw::Target, kind: Kind) -> Result<Server, ConfigError> {
+        let mut server = Server {
+            host: String::new(),
+            port: kind.default_port(),
+            user: String::new(),
+            password: None,
+            password_in_url: String::new(),
+            database: None,
+            tls: Tls::default(),
+            heartbeat_schema: None,
+            create_heartbeat_table: true,
+            replica_of: t.replica_of.as_ref().map(|r| r.value.0.clone()),
+        };
+        if let Some(url) = &t.url {
+            if let Some(host) = &t.host {
+                return Err(self.err(host.referenced, "set either `url` or `host`, not both"));
+            }
+            self.apply_url(&mut server, &url.value.0, url.referenced, kind)?;
+        } else if let Some(host) = &t.host {
+            server.host = host.value.0.clone();
+        } else {
+            return Err(self.err(
+                t.kind.referenced,
+                format!("a {} target needs `url` or `host`", kind.as_str()),
+            ));
+        }
+        if server.host.trim().is_empty() {
+            let at = t.host.as_ref().map_or(t.kind.referenced, |h| h.referenced);
+            return Err(self.err(at, "the host must not be empty"));
+        }
+        if let Some(port) = &t.port {
+            server.port = port.value;
+        }
+        if let Some(user) = &t.user {
+            server.user = user.value.0.clone();
+        }
+        if server.user.is_empty() {
+            return Err(self.err(
+                t.kind.referenced,
+                format!(
+                    "a {} target needs `user` (or a user in `url`)",
+                    kind.as_str()
+                ),
+            ));
+        }
+        if let Some(db) = &t.database {
+            server.database = Some(db.value.0.clone());
+        }
+        let given = match (&t.password, &t.password_file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err(
+                    f.referenced,
+                    "set either `password` or `password_file`, not both",
+                ));
+            }
+            (Some(p), None) => Some((p.referenced, p.value.clone())),
+            (None, Some(f)) => Some((f.referenced, self.read_password_file(f)?)),
+            (None, None) => None,
+        };
+        if let Some((at, password)) = given {
+            if server.password.is_some() {
+                return Err(self.err(
+                    at,
+                    "the password is given twice (in `url` and here): keep one",
+                ));
+            }
+            server.password = Some(password);
+        }
+        if let Some(tls) = &t.tls {
+            if let Some(mode) = tls.value.mode {
+                server.tls.mode = mode;
+            }
+            if let Some(ca) = &tls.value.ca_file {
+                let path = self.path(&ca.value.0);
+                if let Err(e) = std::fs::metadata(&path) {
+                    return Err(self.err(
+                        ca.referenced,
+                        format!(
+                            "cannot read tls ca_file {:?}: {e}; fix the path or remove ca_file",
+                            ca.value.0
+                        ),
+                    ));
+                }
+                server.tls.ca_file = Some(path);
+            }
+        }
+        if matches!(server.tls.mode, TlsMode::VerifyCa | TlsMode::VerifyFull)
+            && server.tls.ca_file.is_none()
+        {
+            let at = t.tls.as_ref().map_or(t.kind.referenced, |t| t.referenced);
+            return Err(self.err(at, "tls mode verify-ca and verify-full need `ca_file`: the CA that signed the server's certificate"));
+        }
+        if let Some(hb) = &t.heartbeat {
+            if let Some(schema) = &hb.value.schema {
+                if !valid_identifier(&schema.value.0) {
+                    return Err(self.err(
+                        schema.referenced,
+                        format!("heartbeat schema {:?} must be a plain identifier: letters, digits, '_' and '$', not starting with a digit", schema.value.0),
+                    ));
+                }
+                server.heartbeat_schema = Some(schema.value.0.clone());
+            }
+            server.create_heartbeat_table = hb.value.create.unwrap_or(true);
+        }
+        Ok(server)
+    }
+
+    /// Read when the configuration is loaded and on every reload, so a rotated secret is
+    /// picked up. Trailing newlines are not part of the password.
+    fn read_password_file(&self, f: &Spanned<Expanded>) -> Result<Secret, ConfigError> {
+        let path = &f.value.0;
+        match std::fs::read_to_string(self.path(path)) {
+            Ok(text) => Ok(Secret(text.trim_end_matches(['\r', '\n']).to_owned())),
+            Err(e) => Err(self.err(
+                f.referenced,
+                format!("cannot read password_file {path:?}: {e}; create it or fix the path, and make it readable by dbvigil"),
+            )),
+        }
+    }
+
+    /// Reads host, port, user, password, database and TLS settings from a URL. Errors never
+    /// repeat the URL: it may hold a password.
+    fn apply_url(
+        &self,
+        s: &mut Server,
+        text: &str,
+        at: serde_saphyr::Location,
+        kind: Kind,
+    ) -> Result<(), ConfigError> {
+        let url = url::Url::parse(text).map_err(|e| {
+            self.err(
+                at,
+                format!(
+                    "invalid url ({e}): write it like {}://user@host:port/database",
+                    kind.as_str()
+                ),
+            )
+        })?;
+        let schemes: &[&str] = match kind {
+            Kind::Postgres => &["postgres", "postgresql"],
+            _ => &["mysql", "mariadb"],
+        };
+        if !schemes.contains(&url.scheme()) {
+            return Err(self.err(
+                at,
+                format!(
+                    "url scheme `{}://` does not match kind {}: use {}://",
+                    url.scheme(),
+                    kind.as_str(),
+                    schemes[0]
+                ),
+            ));
+        }
+        let decode = |v: &str| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        s.host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        if let Some(port) = url.port() {
+            s.port = port;
+        }
+        s.user = decode(url.username());
+        if let Some(p) = url.password() {
+            s.password = Some(Secret(decode(p)));
+            s.password_in_url = p.to_owned();
+        }
+        let db = decode(url.path().trim_start_matches('/'));
+        if !db.is_empty() {
+            s.database = Some(db);
+        }
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "sslmode" | "ssl-mode" | "ssl_mode" => {
+                    s.tls.mode = TlsMode::parse_url_value(&value).ok_or_else(|| {
+                        self.err(at, format!("unknown {key} {value:?} in url: use disable, prefer, require, verify-ca or verify-full"))
+                    })?;
+                }
+                "sslrootcert" | "ssl-ca" | "ssl_ca" => {
+                    s.tls.ca_file = Some(PathBuf::from(value.as_ref()))
+                }
+                other => {
+                    return Err(self.err(
+                        at,
+                        format!("unknown url parameter `{other}`: dbvigil reads sslmode and sslrootcert from a url; set other options in the target"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -488,6 +921,15 @@ pub fn valid_target_name(name: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && name.len() <= 128
+}
+
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c == '$' || c.is_ascii_alphanumeric())
+        && name.len() <= 63
 }
 
 fn valid_label_name(name: &str) -> bool {

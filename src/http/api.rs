@@ -42,6 +42,7 @@ fn target(s: &TargetStats, now: SystemTime) -> Value {
         "timeout_seconds": t.timeout.as_secs_f64(),
         "state": state,
         "read_only": s.read_only,
+        "replication_lag_seconds": s.replication_lag.map(|d| d.as_secs_f64()),
         "identity": s.identity.as_ref().map(|i| json!({"key": i.key, "version": i.version})),
         "identity_changes": s.identity_changes,
         "probes": s.probes,

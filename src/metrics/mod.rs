@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 pub use classic::openmetrics_to_classic;
 
-use crate::config::TargetConfig;
+use crate::config::{Endpoint, TargetConfig};
 use crate::exporter::ReloadStatus;
 use crate::probe::{self, Phase, ProbeReport, Reason};
 use crate::state::{Histogram, TargetStats};
@@ -56,6 +56,10 @@ fn encode(collector: impl Collector) -> String {
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .expect("writing to a String does not fail");
     out
+}
+
+fn is_replica(t: &TargetConfig) -> bool {
+    matches!(&t.endpoint, Endpoint::Server(s) if s.replica_of.is_some())
 }
 
 fn secs(t: SystemTime) -> f64 {
@@ -208,6 +212,13 @@ impl Collector for Scrape {
             "dbvigil_read_only",
             "Whether the database is read-only (1) or writable (0) as of the last probe that could tell. NaN while unknown.",
             ts.iter().map(|s| (labels(&s.target, &[]), bool_gauge(s.read_only))),
+        )?;
+        f.gauge(
+            "dbvigil_replication_lag_seconds",
+            "On a replica (replica_of), the age of the primary's heartbeat row as read on the replica. NaN while unknown.",
+            ts.iter().filter(|s| is_replica(&s.target)).map(|s| {
+                (labels(&s.target, &[]), s.replication_lag.map_or(f64::NAN, |d| d.as_secs_f64()))
+            }),
         )?;
         f.gauge(
             "dbvigil_last_probe_timestamp_seconds",

@@ -2,16 +2,18 @@
 //! [`ProbeReport`] value (each phase's outcome and duration, read-only state, identity) and
 //! knows nothing of HTTP, metrics or scheduling.
 
+mod mysql;
+mod net;
+mod postgres;
+mod server;
 mod sqlite;
+mod tcp;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{Check, Kind, TargetConfig};
-
-/// Name of the table holding one heartbeat row per target and exporter instance.
-pub const HEARTBEAT_TABLE: &str = "dbvigil_heartbeat";
+use crate::config::{Check, Endpoint, Kind, TargetConfig};
 
 /// What a probe cycle needs besides the target's own configuration.
 #[derive(Debug, Clone)]
@@ -32,8 +34,19 @@ pub trait Prober: Send {
 
 /// The dispatch table: the prober for a target's kind.
 pub fn new_prober(target: &TargetConfig) -> Box<dyn Prober> {
-    match target.kind {
-        Kind::Sqlite => Box::new(sqlite::SqliteProber::new(target)),
+    match (&target.endpoint, target.kind) {
+        (Endpoint::Sqlite { path, create }, _) => {
+            Box::new(sqlite::SqliteProber::new(target, path, *create))
+        }
+        (Endpoint::Server(s), Kind::Postgres) => Box::new(server::ServerProber::new(
+            target,
+            s,
+            postgres::Postgres::new(s),
+        )),
+        (Endpoint::Server(s), _) => {
+            Box::new(server::ServerProber::new(target, s, mysql::MySql::new(s)))
+        }
+        (Endpoint::Tcp { host, port }, _) => Box::new(tcp::TcpProber::new(host, *port)),
     }
 }
 
@@ -41,6 +54,8 @@ pub fn new_prober(target: &TargetConfig) -> Box<dyn Prober> {
 pub fn phases(kind: Kind) -> &'static [Phase] {
     match kind {
         Kind::Sqlite => &[Phase::Connect, Phase::Read, Phase::Write, Phase::ReadOnly],
+        Kind::Postgres | Kind::Mysql => &Phase::ALL,
+        Kind::Tcp => &[Phase::Tcp],
     }
 }
 
@@ -199,6 +214,8 @@ pub struct ProbeReport {
     pub phases: Vec<PhaseOutcome>,
     pub read_only: Option<bool>,
     pub identity: Option<Identity>,
+    /// On a replica (`replica_of`), the age of the primary's heartbeat as read here.
+    pub replication_lag: Option<Duration>,
 }
 
 impl ProbeReport {
@@ -319,6 +336,7 @@ impl PhaseRunner {
             phases: self.phases,
             read_only,
             identity,
+            replication_lag: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! inode plus the library version, and a lock held by another process is reason `locked`.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -11,7 +11,7 @@ use sqlx::{ConnectOptions, Connection};
 use super::{
     Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober, Reason,
 };
-use crate::config::{Check, ConnectionMode, Endpoint, TargetConfig};
+use crate::config::{Check, ConnectionMode, TargetConfig};
 
 /// Identity of the file on disk: a deleted and recreated database is another file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +37,11 @@ pub struct SqliteProber {
 }
 
 impl SqliteProber {
-    pub fn new(target: &TargetConfig) -> Self {
-        let Endpoint::Sqlite { path, create } = &target.endpoint;
+    pub fn new(target: &TargetConfig, path: &Path, create: bool) -> Self {
         SqliteProber {
             target: target.name.clone(),
-            path: path.clone(),
-            create: *create,
+            path: path.to_owned(),
+            create,
             reuse: target.connection == ConnectionMode::Reuse,
             checks: target.checks.clone(),
             open: None,

@@ -2,10 +2,12 @@
 //! parsing, and throwaway database servers (see servers.rs).
 #![allow(dead_code)]
 
+pub mod db;
 pub mod servers;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use dbvigil::config::ConfigSource;
@@ -288,4 +290,91 @@ pub fn tempdir() -> tempfile::TempDir {
         .prefix("dbvigil-test-")
         .tempdir()
         .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real dbvigil binary, started in a directory on a free port, its stderr in a file.
+pub struct Running {
+    child: Child,
+    pub addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Running {
+    /// Starts the binary in `cwd` on a free port and waits until it answers.
+    pub async fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let port = servers::free_port();
+        let log = cwd.join("dbvigil.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+            .current_dir(cwd)
+            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(cwd.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let r = Running { child, addr, log };
+        eventually(
+            Duration::from_secs(15),
+            "dbvigil answers /-/healthy",
+            || async {
+                let ok = tokio::net::TcpStream::connect(addr).await.is_ok()
+                    && request(addr, "GET", "/-/healthy", &[]).await.status == 200;
+                ok.then_some(())
+            },
+        )
+        .await;
+        r
+    }
+
+    pub async fn metrics(&self) -> Metrics {
+        Metrics::parse(&request(self.addr, "GET", "/metrics", &[]).await.body)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// SIGTERM, and the process must exit successfully on its own.
+    pub fn terminate(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "exit status {status} after SIGTERM:\n{}",
+                    self.log()
+                );
+                return self.log();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -95,8 +95,10 @@ pub fn skip_or_fail(reason: &str) -> bool {
 // PostgreSQL
 // ---------------------------------------------------------------------------------------
 
-/// A throwaway PostgreSQL cluster: `initdb --auth=trust -U postgres`, listening on
-/// 127.0.0.1 at its own port and on a Unix socket in its own directory, with fsync off.
+/// A throwaway PostgreSQL cluster: `initdb -U postgres`, listening on 127.0.0.1 at its own
+/// port and on a Unix socket in its own directory, with fsync off. The superuser `postgres`
+/// and members of the group role `trusted` log in without a password; every other role
+/// must give its password over TCP (SCRAM), so that wrong passwords are really refused.
 pub struct PgServer {
     daemon: Daemon,
     port: u16,
@@ -180,6 +182,13 @@ impl PgServer {
                 tail(&initdb_log)
             )
         });
+        fs::write(
+            data_dir.join("pg_hba.conf"),
+            "local all all trust\n\
+             host all postgres,+trusted 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap_or_else(|e| panic!("cannot write pg_hba.conf: {e}"));
 
         let log = dir.path().join("postgres.log");
         let mut server = PgServer {
@@ -195,6 +204,7 @@ impl PgServer {
         };
         // If this panics, Drop stops whatever was launched and removes the directory.
         server.launch_on_free_port();
+        server.psql("CREATE ROLE trusted NOLOGIN");
         Some(server)
     }
 

@@ -1,0 +1,270 @@
+//! MySQL and MariaDB: SQL, connect options and error numbers for the shared server flow.
+//! The two differ in their statement limit (`max_statement_time` vs `max_execution_time`),
+//! read-only variables and identity; the flavour is learned from `VERSION()` once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
+use super::server::{Dialect, HeartbeatSql, Session};
+use super::{Beat, Failure, Identity, Reason, net};
+use crate::config::{Server, TlsMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    MySql,
+    MariaDb,
+}
+
+pub struct MySql {
+    options: MySqlConnectOptions,
+    flavour: Option<Flavour>,
+    sql: Arc<HeartbeatSql>,
+}
+
+impl MySql {
+    pub fn new(server: &Server) -> Self {
+        let mut options = MySqlConnectOptions::new()
+            .host(&server.host)
+            .port(server.port)
+            .username(&server.user)
+            .ssl_mode(match server.tls.mode {
+                TlsMode::Disable => MySqlSslMode::Disabled,
+                TlsMode::Prefer => MySqlSslMode::Preferred,
+                TlsMode::Require => MySqlSslMode::Required,
+                TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+                TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+            })
+            // No session SETs at connect: dbvigil sets only its statement limit.
+            .pipes_as_concat(false)
+            .no_engine_substitution(false)
+            .timezone(None)
+            .set_names(false)
+            .disable_statement_logging();
+        if let Some(p) = &server.password {
+            options = options.password(&p.0);
+        }
+        if let Some(db) = &server.database {
+            options = options.database(db);
+        }
+        if let Some(ca) = &server.tls.ca_file {
+            options = options.ssl_ca(ca);
+        }
+        let (table, schema) = match &server.heartbeat_schema {
+            Some(schema) => (format!("{schema}.dbvigil_heartbeat"), format!("'{schema}'")),
+            None => ("dbvigil_heartbeat".to_owned(), "DATABASE()".to_owned()),
+        };
+        let sql = HeartbeatSql {
+            exists: format!(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = {schema} AND table_name = 'dbvigil_heartbeat'"
+            )
+            .into(),
+            read: format!("SELECT seq, beat_at_ms FROM {table} WHERE target = ? AND instance = ?").into(),
+            create: format!(
+                "CREATE TABLE IF NOT EXISTS {table} (target VARCHAR(190) NOT NULL, instance VARCHAR(190) NOT NULL, \
+                 seq BIGINT NOT NULL, beat_at_ms BIGINT NOT NULL, PRIMARY KEY (target, instance)) ENGINE=InnoDB"
+            )
+            .into(),
+            write: format!(
+                "INSERT INTO {table} (target, instance, seq, beat_at_ms) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE seq = VALUES(seq), beat_at_ms = VALUES(beat_at_ms)"
+            )
+            .into(),
+            user: server.user.clone(),
+            table,
+        };
+        MySql {
+            options,
+            flavour: None,
+            sql: Arc::new(sql),
+        }
+    }
+}
+
+impl Dialect for MySql {
+    type Session = MySqlSession;
+
+    async fn connect(&mut self, timeout: Duration) -> Result<MySqlSession, Failure> {
+        let mut conn = MySqlConnection::connect_with(&self.options)
+            .await
+            .map_err(failure)?;
+        let flavour = match self.flavour {
+            Some(f) => f,
+            None => {
+                let version: String = sqlx::query_scalar("SELECT VERSION()")
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(failure)?;
+                let f = if version.contains("MariaDB") {
+                    Flavour::MariaDb
+                } else {
+                    Flavour::MySql
+                };
+                self.flavour = Some(f);
+                f
+            }
+        };
+        // Server-side limit so a probe statement never outlives the probe. MySQL's
+        // max_execution_time covers SELECTs only; the client-side deadline covers the rest.
+        let limit = match flavour {
+            Flavour::MariaDb => format!(
+                "SET SESSION max_statement_time = {:.3}",
+                timeout.as_secs_f64()
+            ),
+            Flavour::MySql => format!(
+                "SET SESSION max_execution_time = {}",
+                timeout.as_millis().max(1)
+            ),
+        };
+        if let Err(e) = sqlx::query(AssertSqlSafe(limit)).execute(&mut conn).await {
+            // Another flavour behind the same address (after a switchover): learn it again.
+            self.flavour = None;
+            return Err(failure(e));
+        }
+        Ok(MySqlSession {
+            conn,
+            flavour,
+            sql: self.sql.clone(),
+        })
+    }
+
+    fn heartbeat_ddl(&self) -> &str {
+        &self.sql.create
+    }
+}
+
+pub struct MySqlSession {
+    conn: MySqlConnection,
+    flavour: Flavour,
+    sql: Arc<HeartbeatSql>,
+}
+
+impl Session for MySqlSession {
+    async fn select_one(&mut self) -> Result<(), Failure> {
+        let one: i64 = sqlx::query_scalar("SELECT CAST(1 AS SIGNED)")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        if one == 1 {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                Reason::Mismatch,
+                format!("SELECT 1 returned {one}"),
+            ))
+        }
+    }
+
+    async fn heartbeat_exists(&mut self) -> Result<bool, Failure> {
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(self.sql.exists.clone()))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        Ok(n > 0)
+    }
+
+    async fn read_beat(&mut self, target: &str, instance: &str) -> Result<Option<Beat>, Failure> {
+        let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(self.sql.read.clone()))
+            .bind(target)
+            .bind(instance)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|e| self.with_grant_hint(e, "SELECT, INSERT, UPDATE"))?;
+        Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
+    }
+
+    async fn create_heartbeat(&mut self) -> Result<(), Failure> {
+        sqlx::query(AssertSqlSafe(self.sql.create.clone()))
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.with_grant_hint(e, "CREATE"))?;
+        Ok(())
+    }
+
+    async fn write_beat(
+        &mut self,
+        target: &str,
+        instance: &str,
+        beat: Beat,
+    ) -> Result<(), Failure> {
+        sqlx::query(AssertSqlSafe(self.sql.write.clone()))
+            .bind(target)
+            .bind(instance)
+            .bind(beat.seq)
+            .bind(beat.at_ms)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.with_grant_hint(e, "SELECT, INSERT, UPDATE"))?;
+        Ok(())
+    }
+
+    async fn read_only(&mut self) -> Result<bool, Failure> {
+        let sql = match self.flavour {
+            Flavour::MariaDb => "SELECT CAST(@@read_only + @@innodb_read_only AS SIGNED)",
+            Flavour::MySql => {
+                "SELECT CAST(@@read_only + @@super_read_only + @@innodb_read_only AS SIGNED)"
+            }
+        };
+        let any: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        Ok(any > 0)
+    }
+
+    async fn identity(&mut self) -> Result<Identity, Failure> {
+        // MariaDB has no server_uuid and server_id defaults to 1 everywhere: host name, port
+        // and server_id together tell servers apart (see docs/metrics.md for the limits).
+        let sql = match self.flavour {
+            Flavour::MariaDb => {
+                "SELECT CONCAT('host=', @@hostname, ' port=', @@port, ' server_id=', @@server_id), VERSION()"
+            }
+            Flavour::MySql => {
+                "SELECT CONCAT('uuid=', @@server_uuid, ' host=', @@hostname, ' port=', @@port), VERSION()"
+            }
+        };
+        let (key, version): (String, String) = sqlx::query_as(sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        Ok(Identity { key, version })
+    }
+
+    async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl MySqlSession {
+    fn with_grant_hint(&self, err: sqlx::Error, privilege: &str) -> Failure {
+        let denied = matches!(&err, sqlx::Error::Database(db)
+            if db.try_downcast_ref::<MySqlDatabaseError>().is_some_and(|e| matches!(e.number(), 1142 | 1044 | 1227)));
+        let mut f = failure(err);
+        if denied {
+            f.message = format!(
+                "{}; grant it with: GRANT {privilege} ON {} TO '{}'; or create the table yourself: {}",
+                f.message, self.sql.table, self.sql.user, self.sql.create
+            );
+        }
+        f
+    }
+}
+
+fn failure(err: sqlx::Error) -> Failure {
+    net::sqlx_failure(err, |db| {
+        let number = db
+            .try_downcast_ref::<MySqlDatabaseError>()
+            .map_or(0, |e| e.number());
+        match number {
+            1045 | 1698 => Reason::Auth,
+            1040 | 1203 => Reason::TooManyConnections,
+            1049 => Reason::NotFound,
+            1290 | 1836 | 1874 => Reason::ReadOnly,
+            1969 | 3024 => Reason::Timeout,
+            1205 => Reason::Locked,
+            _ => Reason::Query,
+        }
+    })
+}

@@ -1,0 +1,52 @@
+//! What every network prober shares: the tcp phase, and the mapping of transport and
+//! driver errors (below SQL) to failure reasons.
+
+use std::io;
+
+use super::{Failure, Reason};
+
+/// Resolves `host` and opens (then closes) a TCP connection to the first address that
+/// accepts. A name that does not resolve is `dns`; a closed port is `refused`.
+pub async fn tcp_connect(host: &str, port: u16) -> Result<(), Failure> {
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve host {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Failure::new(
+            Reason::Dns,
+            format!("host {host} has no address"),
+        ));
+    }
+    let mut last = None;
+    for addr in addrs {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(io_failure(&format!("connect to {addr}"), &e)),
+        }
+    }
+    Err(last.expect("at least one address was tried"))
+}
+
+pub fn io_failure(what: &str, e: &io::Error) -> Failure {
+    let reason = match e.kind() {
+        io::ErrorKind::ConnectionRefused => Reason::Refused,
+        io::ErrorKind::TimedOut => Reason::Timeout,
+        _ => Reason::Io,
+    };
+    Failure::new(reason, format!("{what}: {e}"))
+}
+
+/// Maps an sqlx error; `database` classifies the server's own error codes.
+pub fn sqlx_failure(
+    err: sqlx::Error,
+    database: impl Fn(&dyn sqlx::error::DatabaseError) -> Reason,
+) -> Failure {
+    match &err {
+        sqlx::Error::Database(db) => Failure::new(database(db.as_ref()), db.message().to_owned()),
+        sqlx::Error::Io(e) => io_failure("connection", e),
+        sqlx::Error::Tls(e) => Failure::new(Reason::Tls, format!("TLS: {e}")),
+        sqlx::Error::Protocol(msg) => Failure::new(Reason::Io, format!("protocol error: {msg}")),
+        other => Failure::new(Reason::Query, other.to_string()),
+    }
+}

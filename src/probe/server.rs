@@ -1,0 +1,249 @@
+//! The probe flow shared by database servers (PostgreSQL, MySQL/MariaDB): tcp, connect,
+//! read, write, read-only state, identity. A [`Dialect`] supplies the SQL and the error
+//! codes; this module decides what runs, in which order, and what a failure stops.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{
+    Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, ProbeReport, Prober,
+    Reason, net,
+};
+use crate::config::{Check, ConnectionMode, Server, TargetConfig};
+
+/// A dialect's statements for one configured heartbeat table, built once per target.
+pub struct HeartbeatSql {
+    /// Qualified table name, for messages.
+    pub table: String,
+    pub exists: Arc<str>,
+    pub read: Arc<str>,
+    pub create: Arc<str>,
+    pub write: Arc<str>,
+    /// The login, for the GRANT statement in messages.
+    pub user: String,
+}
+
+/// One open connection, spoken in a server's dialect.
+pub trait Session: Send + Sized {
+    fn select_one(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
+    fn heartbeat_exists(&mut self) -> impl Future<Output = Result<bool, Failure>> + Send;
+    /// The heartbeat row of (target, instance), if there is one.
+    fn read_beat(
+        &mut self,
+        target: &str,
+        instance: &str,
+    ) -> impl Future<Output = Result<Option<Beat>, Failure>> + Send;
+    fn create_heartbeat(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
+    fn write_beat(
+        &mut self,
+        target: &str,
+        instance: &str,
+        beat: Beat,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
+    fn read_only(&mut self) -> impl Future<Output = Result<bool, Failure>> + Send;
+    fn identity(&mut self) -> impl Future<Output = Result<Identity, Failure>> + Send;
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+pub trait Dialect: Send + 'static {
+    type Session: Session;
+    /// An authenticated connection with server-side statement limits of `timeout`.
+    fn connect(
+        &mut self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Self::Session, Failure>> + Send;
+    /// The statement that creates the heartbeat table, for messages when dbvigil may not.
+    fn heartbeat_ddl(&self) -> &str;
+}
+
+pub struct ServerProber<D: Dialect> {
+    dialect: D,
+    server: Server,
+    target: String,
+    checks: Vec<Check>,
+    reuse: bool,
+    session: Option<D::Session>,
+    /// Whether the heartbeat table is known to exist, to skip asking every cycle.
+    table_seen: bool,
+    seq: i64,
+}
+
+impl<D: Dialect> ServerProber<D> {
+    pub fn new(target: &TargetConfig, server: &Server, dialect: D) -> Self {
+        ServerProber {
+            dialect,
+            server: server.clone(),
+            target: target.name.clone(),
+            checks: target.checks.clone(),
+            reuse: target.connection == ConnectionMode::Reuse,
+            session: None,
+            table_seen: false,
+            seq: 0,
+        }
+    }
+
+    fn has(&self, check: Check) -> bool {
+        self.checks.contains(&check)
+    }
+
+    async fn run_cycle(&mut self, ctx: &ProbeContext) -> ProbeReport {
+        let mut run = PhaseRunner::new(ctx.timeout);
+        let mut lag = None;
+        if self.has(Check::Tcp)
+            && run
+                .run(
+                    Phase::Tcp,
+                    net::tcp_connect(&self.server.host, self.server.port),
+                )
+                .await
+                .is_none()
+        {
+            return self.end(run, None, None, None).await;
+        }
+        if !(self.has(Check::Connect) || self.has(Check::Read) || self.has(Check::Write)) {
+            return self.end(run, None, None, None).await;
+        }
+        let session = match self.session.take() {
+            Some(s) => Ok(s),
+            None => {
+                let timeout = ctx.timeout;
+                let dialect = &mut self.dialect;
+                run.run(Phase::Connect, async {
+                    dialect.connect(timeout).await.map(Some)
+                })
+                .await
+                .flatten()
+                .ok_or(())
+            }
+        };
+        let Ok(mut session) = session else {
+            return self.end(run, None, None, None).await;
+        };
+
+        if self.has(Check::Read) {
+            let (target, instance) = (self.target.as_str(), ctx.instance.as_str());
+            let primary = self.server.replica_of.as_deref();
+            let read = run
+                .run(Phase::Read, async {
+                    session.select_one().await?;
+                    let exists = session.heartbeat_exists().await?;
+                    let mut primary_beat = None;
+                    if exists {
+                        session.read_beat(target, instance).await?;
+                        if let Some(primary) = primary {
+                            primary_beat = session.read_beat(primary, instance).await?;
+                        }
+                    }
+                    Ok((exists, primary_beat))
+                })
+                .await;
+            if let Some((exists, primary_beat)) = read {
+                self.table_seen = exists;
+                lag = primary_beat.map(|b: Beat| age(b.at_ms));
+            }
+            if !usable(&run) {
+                return self.end(run, Some(session), None, lag).await;
+            }
+        }
+
+        let mut read_only = None;
+        if self.has(Check::Write) {
+            let beat = Beat::next(&mut self.seq);
+            let (target, instance) = (self.target.as_str(), ctx.instance.as_str());
+            let (table_seen, create, ddl) = (
+                self.table_seen,
+                self.server.create_heartbeat_table,
+                self.dialect.heartbeat_ddl(),
+            );
+            let written = run
+                .run(Phase::Write, async {
+                    if !table_seen && !session.heartbeat_exists().await? {
+                        if !create {
+                            return Err(Failure::new(
+                                Reason::Query,
+                                format!("the heartbeat table does not exist and heartbeat.create is false: create it with: {ddl}"),
+                            ));
+                        }
+                        session.create_heartbeat().await?;
+                    }
+                    session.write_beat(target, instance, beat).await?;
+                    match session.read_beat(target, instance).await? {
+                        Some(back) if back == beat => Ok(()),
+                        Some(back) => Err(Failure::new(
+                            Reason::Mismatch,
+                            format!("heartbeat read back seq {}, expected {}", back.seq, beat.seq),
+                        )),
+                        None => Err(Failure::new(Reason::Mismatch, "heartbeat row missing right after it was written")),
+                    }
+                })
+                .await;
+            self.table_seen = written.is_some();
+            if run.last_failure_reason() == Some(Reason::ReadOnly) {
+                read_only = Some(true);
+            }
+            if !usable(&run) {
+                return self.end(run, Some(session), read_only, lag).await;
+            }
+        }
+
+        if let Some(ro) = run.run(Phase::ReadOnly, session.read_only()).await {
+            read_only = Some(read_only.unwrap_or(false) || ro);
+        }
+        if !usable(&run) {
+            return self.end(run, Some(session), read_only, lag).await;
+        }
+        let identity = run.run(Phase::Identity, session.identity()).await;
+        let mut report = self.end(run, Some(session), read_only, lag).await;
+        report.identity = identity;
+        report
+    }
+
+    /// Keeps the session for the next cycle in `reuse` mode while it is healthy; otherwise
+    /// closes it within what is left of the timeout.
+    async fn end(
+        &mut self,
+        run: PhaseRunner,
+        session: Option<D::Session>,
+        read_only: Option<bool>,
+        lag: Option<Duration>,
+    ) -> ProbeReport {
+        if let Some(session) = session {
+            if self.reuse && usable(&run) {
+                self.session = Some(session);
+            } else if usable(&run) {
+                let budget = run.remaining().max(Duration::from_millis(100));
+                let _ = tokio::time::timeout(budget, session.close()).await;
+            }
+            // A session whose last phase timed out or broke is dropped without a goodbye:
+            // the server may be frozen.
+        }
+        let mut report = run.finish(read_only, None);
+        report.replication_lag = lag;
+        report
+    }
+}
+
+impl<D: Dialect> Prober for ServerProber<D> {
+    fn probe<'a>(&'a mut self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_cycle(ctx))
+    }
+}
+
+/// After a failure the server still answers (it refused a write, rejected a statement):
+/// the remaining phases can still tell its read-only state and identity.
+fn usable(run: &PhaseRunner) -> bool {
+    run.last_failure_reason().is_none_or(|r| {
+        matches!(
+            r,
+            Reason::ReadOnly | Reason::Query | Reason::Mismatch | Reason::Locked
+        )
+    })
+}
+
+fn age(at_ms: i64) -> Duration {
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Duration::from_millis(now_ms.saturating_sub(at_ms).max(0) as u64)
+}

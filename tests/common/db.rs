@@ -1,0 +1,146 @@
+//! Throwaway servers of either engine behind one type, and the YAML and waits that the
+//! server scenarios share.
+
+use std::time::Duration;
+
+use super::servers::{MariaDbServer, PgServer};
+use super::{TestExporter, eventually};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A throwaway server of either kind, with a database `app` and a login `probe` that owns
+/// it (PostgreSQL) or has every privilege on it (MariaDB) but is no superuser.
+pub enum Db {
+    Pg(PgServer),
+    Maria(MariaDbServer),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    Postgres,
+    MariaDb,
+}
+
+impl Db {
+    pub fn start(engine: Engine) -> Option<Db> {
+        block(|| {
+            match engine {
+            Engine::Postgres => PgServer::start().map(|pg| {
+                pg.psql("CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;");
+                Db::Pg(pg)
+            }),
+            Engine::MariaDb => MariaDbServer::start().map(|m| {
+                m.sql(
+                    "CREATE DATABASE app; \
+                     CREATE USER 'probe'@'127.0.0.1' IDENTIFIED BY 'probe-pw'; \
+                     CREATE USER 'probe'@'localhost' IDENTIFIED BY 'probe-pw'; \
+                     GRANT ALL ON app.* TO 'probe'@'127.0.0.1'; GRANT ALL ON app.* TO 'probe'@'localhost';",
+                );
+                Db::Maria(m)
+            }),
+        }
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Db::Pg(_) => "postgres",
+            Db::Maria(_) => "mysql",
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            Db::Pg(s) => s.port(),
+            Db::Maria(s) => s.port(),
+        }
+    }
+
+    /// Connection settings of the `probe` login as YAML lines of a target.
+    pub fn probe_settings(&self) -> String {
+        format!(
+            "    kind: {}\n    host: 127.0.0.1\n    port: {}\n    user: probe\n    password: probe-pw\n    database: app\n    tls: {{mode: disable}}\n",
+            self.kind(),
+            self.port()
+        )
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        match self {
+            Db::Pg(s) => s.psql(&format!("\\c app\n{sql}")),
+            Db::Maria(s) => s.sql(&format!("USE app; {sql}")),
+        }
+    }
+
+    pub fn set_read_only(&self, on: bool) {
+        match self {
+            Db::Pg(s) => {
+                let v = if on { "on" } else { "off" };
+                s.psql(&format!(
+                    "ALTER SYSTEM SET default_transaction_read_only = {v}; SELECT pg_reload_conf();"
+                ));
+            }
+            Db::Maria(s) => {
+                s.sql(&format!("SET GLOBAL read_only = {};", u8::from(on)));
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        block(|| match self {
+            Db::Pg(s) => s.stop(),
+            Db::Maria(s) => s.stop(),
+        })
+    }
+
+    pub fn start_again(&mut self) {
+        block(|| match self {
+            Db::Pg(s) => s.start_again(),
+            Db::Maria(s) => s.start_again(),
+        })
+    }
+
+    pub fn freeze(&self) {
+        block(|| match self {
+            Db::Pg(s) => s.freeze(),
+            Db::Maria(s) => s.freeze(),
+        })
+    }
+
+    pub fn thaw(&self) {
+        block(|| match self {
+            Db::Pg(s) => s.thaw(),
+            Db::Maria(s) => s.thaw(),
+        })
+    }
+
+    pub fn connections(&self) -> i64 {
+        block(|| match self {
+            Db::Pg(s) => s.connection_count("probe"),
+            Db::Maria(s) => s.connection_count("probe"),
+        })
+    }
+}
+
+/// Runs blocking harness work without stalling the exporter's tasks on this runtime.
+pub fn block<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+pub fn target(name: &str, db: &Db, interval: &str, extra: &str) -> String {
+    format!(
+        "  - name: {name}\n{}    interval: {interval}\n{extra}",
+        db.probe_settings()
+    )
+}
+
+pub fn config(targets: &[String]) -> String {
+    format!("targets:\n{}", targets.concat())
+}
+
+pub async fn wait_up(e: &TestExporter, name: &str, want: f64) {
+    eventually(WAIT, &format!("{name} up == {want}"), || async {
+        (e.metrics().await.get("dbvigil_up", &[("target", name)]) == Some(want)).then_some(())
+    })
+    .await;
+}

@@ -1,0 +1,544 @@
+//! PostgreSQL and MariaDB targets against throwaway servers: healthy probes, a stopped
+//! server, a frozen one, read-only periods, a switchover, refused logins, scale.
+//! Every scenario asserts metrics and the API, never log lines.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::db::{Db, Engine, WAIT, block, config, target, wait_up};
+use common::{Running, TestExporter, eventually, request, tempdir};
+
+async fn last_reason(e: &TestExporter, name: &str) -> Option<String> {
+    e.target_json(name).await["last_probe"]["error"]["reason"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+async fn episodes(e: &TestExporter, name: &str) -> Vec<serde_json::Value> {
+    e.target_json(name).await["episodes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn healthy_server_passes_every_phase(engine: Engine) {
+    let Some(db) = Db::start(engine) else { return };
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &config(&[target("db", &db, "200ms", "")])).await;
+    wait_up(&e, "db", 1.0).await;
+    eventually(WAIT, "identity reported", || async {
+        e.metrics().await.has("dbvigil_server_info").then_some(())
+    })
+    .await;
+    let m = e.metrics().await;
+    for check in ["tcp", "connect", "read", "write"] {
+        assert_eq!(
+            m.value(
+                "dbvigil_check_success",
+                &[("target", "db"), ("check", check)]
+            ),
+            1.0,
+            "{check}"
+        );
+    }
+    for phase in ["tcp", "connect", "read", "write", "read_only", "identity"] {
+        let n = m.value(
+            "dbvigil_phase_duration_seconds_count",
+            &[("target", "db"), ("phase", phase)],
+        );
+        assert!(n >= 1.0, "phase {phase} never ran");
+    }
+    assert_eq!(m.value("dbvigil_read_only", &[("target", "db")]), 0.0);
+    let (_, labels, _) = m
+        .samples
+        .iter()
+        .find(|(n, _, _)| n == "dbvigil_server_info")
+        .unwrap();
+    let label = |k: &str| labels.iter().find(|(lk, _)| lk == k).unwrap().1.clone();
+    match engine {
+        Engine::Postgres => {
+            assert!(
+                label("version").starts_with("15")
+                    || label("version").chars().next().unwrap().is_ascii_digit()
+            );
+            assert!(
+                label("identity").starts_with("sysid="),
+                "{}",
+                label("identity")
+            );
+            assert!(label("identity").contains(&format!(":{}", db.port())));
+        }
+        Engine::MariaDb => {
+            assert!(label("version").contains("MariaDB"), "{}", label("version"));
+            assert!(
+                label("identity").contains(&format!("port={}", db.port())),
+                "{}",
+                label("identity")
+            );
+        }
+    }
+    // One heartbeat row however many probes ran.
+    eventually(WAIT, "five probes", || async {
+        (e.metrics()
+            .await
+            .value("dbvigil_probes_total", &[("target", "db")])
+            >= 5.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        block(|| db.sql("SELECT count(*) FROM dbvigil_heartbeat;")),
+        "1"
+    );
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_postgres_passes_every_phase() {
+    healthy_server_passes_every_phase(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_mariadb_passes_every_phase() {
+    healthy_server_passes_every_phase(Engine::MariaDb).await;
+}
+
+/// Stops the server for about 3 s under 100 ms probes: exactly one outage episode, whose
+/// duration lies within what the test itself can bound, widened by one interval.
+async fn a_stopped_server_is_one_outage_of_the_right_length(engine: Engine) {
+    let Some(mut db) = Db::start(engine) else {
+        return;
+    };
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &config(&[target("db", &db, "100ms", "")])).await;
+    wait_up(&e, "db", 1.0).await;
+
+    let stop_began = Instant::now();
+    db.stop();
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start_began = Instant::now();
+    db.start_again();
+    let started = Instant::now();
+    wait_up(&e, "db", 1.0).await;
+
+    let eps = episodes(&e, "db").await;
+    assert_eq!(eps.len(), 1, "{eps:#?}");
+    let measured = eps[0]["duration_seconds"].as_f64().unwrap();
+    // The outage lasted at least from "stopped" to "start began", at most from "stop began"
+    // to "started"; the probe sees it within one interval on each side.
+    let shortest = (start_began - stopped).as_secs_f64() - 0.1;
+    let longest = (started - stop_began).as_secs_f64() + 0.1 + 0.05;
+    assert!(
+        (shortest..=longest).contains(&measured),
+        "measured {measured:.3}s, expected between {shortest:.3}s and {longest:.3}s"
+    );
+    let reason = eps[0]["reason"].as_str().unwrap();
+    assert!(
+        ["refused", "io", "timeout"].contains(&reason),
+        "reason {reason}"
+    );
+    let m = e.metrics().await;
+    assert_eq!(m.value("dbvigil_outages_total", &[("target", "db")]), 1.0);
+    assert_eq!(
+        m.value("dbvigil_identity_changes_total", &[("target", "db")]),
+        0.0,
+        "a restart is not a new server"
+    );
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_postgres_is_one_outage_of_the_right_length() {
+    a_stopped_server_is_one_outage_of_the_right_length(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_mariadb_is_one_outage_of_the_right_length() {
+    a_stopped_server_is_one_outage_of_the_right_length(Engine::MariaDb).await;
+}
+
+/// A frozen server (SIGSTOP) still completes TCP handshakes; only the timeout tells.
+async fn a_frozen_server_times_out_without_delaying_anyone(engine: Engine) {
+    let Some(frozen) = Db::start(engine) else {
+        return;
+    };
+    let other_engine = match engine {
+        Engine::Postgres => Engine::MariaDb,
+        Engine::MariaDb => Engine::Postgres,
+    };
+    let Some(other) = Db::start(other_engine) else {
+        return;
+    };
+    let dir = tempdir();
+    let e = TestExporter::start(
+        dir.path(),
+        &config(&[
+            target("frozen", &frozen, "200ms", ""),
+            target("other", &other, "100ms", ""),
+        ]),
+    )
+    .await;
+    wait_up(&e, "frozen", 1.0).await;
+    wait_up(&e, "other", 1.0).await;
+
+    frozen.freeze();
+    let other_before = e
+        .metrics()
+        .await
+        .value("dbvigil_probes_total", &[("target", "other")]);
+    let window = Instant::now();
+    let mut slowest_scrape = Duration::ZERO;
+    let mut longest_probe: f64 = 0.0;
+    while window.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        let m = e.metrics().await;
+        slowest_scrape = slowest_scrape.max(t.elapsed());
+        let d = m.value(
+            "dbvigil_last_probe_duration_seconds",
+            &[("target", "frozen")],
+        );
+        if !d.is_nan() {
+            longest_probe = longest_probe.max(d);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = e.metrics().await;
+    assert_eq!(m.value("dbvigil_up", &[("target", "frozen")]), 0.0);
+    assert_eq!(last_reason(&e, "frozen").await.as_deref(), Some("timeout"));
+    assert!(
+        m.value(
+            "dbvigil_probe_failures_total",
+            &[("target", "frozen"), ("reason", "timeout")]
+        ) >= 3.0
+    );
+    assert!(
+        longest_probe <= 0.2 + 0.1,
+        "a probe of the frozen server took {longest_probe:.3}s (timeout 0.2s)"
+    );
+    let other_probes = m.value("dbvigil_probes_total", &[("target", "other")]) - other_before;
+    assert!(
+        other_probes >= 12.0,
+        "the other target probed only {other_probes} times in 2 s"
+    );
+    assert_eq!(m.value("dbvigil_up", &[("target", "other")]), 1.0);
+    assert!(
+        slowest_scrape < Duration::from_millis(500),
+        "a scrape took {slowest_scrape:?}"
+    );
+
+    frozen.thaw();
+    wait_up(&e, "frozen", 1.0).await;
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_postgres_times_out_without_delaying_anyone() {
+    a_frozen_server_times_out_without_delaying_anyone(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_mariadb_times_out_without_delaying_anyone() {
+    a_frozen_server_times_out_without_delaying_anyone(Engine::MariaDb).await;
+}
+
+async fn a_read_only_server_fails_writes_only(engine: Engine) {
+    let Some(db) = Db::start(engine) else { return };
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &config(&[target("db", &db, "100ms", "")])).await;
+    wait_up(&e, "db", 1.0).await;
+
+    block(|| db.set_read_only(true));
+    wait_up(&e, "db", 0.0).await;
+    let m = e.metrics().await;
+    assert_eq!(last_reason(&e, "db").await.as_deref(), Some("read_only"));
+    assert_eq!(m.value("dbvigil_read_only", &[("target", "db")]), 1.0);
+    assert_eq!(
+        m.value(
+            "dbvigil_check_success",
+            &[("target", "db"), ("check", "read")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "dbvigil_check_success",
+            &[("target", "db"), ("check", "write")]
+        ),
+        0.0
+    );
+    assert!(
+        m.has("dbvigil_server_info"),
+        "identity still read while writes fail"
+    );
+
+    block(|| db.set_read_only(false));
+    wait_up(&e, "db", 1.0).await;
+    let m = e.metrics().await;
+    assert_eq!(m.value("dbvigil_read_only", &[("target", "db")]), 0.0);
+    let eps = episodes(&e, "db").await;
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0]["reason"], "read_only");
+    assert_eq!(eps[0]["failed_checks"], serde_json::json!(["write"]));
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_postgres_fails_writes_only() {
+    a_read_only_server_fails_writes_only(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_mariadb_fails_writes_only() {
+    a_read_only_server_fails_writes_only(Engine::MariaDb).await;
+}
+
+/// A TCP forwarder standing in for a DNS name or proxy that moves from blue to green.
+struct Forwarder {
+    port: u16,
+    backend: Arc<Mutex<Option<u16>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(backend: u16) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let backend = Arc::new(Mutex::new(Some(backend)));
+        let current = backend.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                // During a gap the forwarder accepts and hangs up at once, like a proxy
+                // with no healthy backend.
+                let Some(to) = *current.lock().unwrap() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Forwarder {
+            port,
+            backend,
+            task,
+        }
+    }
+
+    fn switch(&self, to: Option<u16>) {
+        *self.backend.lock().unwrap() = to;
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_is_one_outage_and_one_identity_change() {
+    let Some(blue) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let Some(green) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let fwd = Forwarder::start(blue.port()).await;
+    let dir = tempdir();
+    // 250 ms: the first login to green (SCRAM) plus creating its heartbeat table must fit
+    // in one timeout even on a loaded two-core CI machine, or a slow first probe would
+    // read as a second outage.
+    let yaml = format!(
+        "targets:\n  - name: app\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=disable\n    interval: 250ms\n",
+        fwd.port
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "app", 1.0).await;
+    let blue_identity = e.target_json("app").await["identity"]["key"].clone();
+
+    fwd.switch(None);
+    wait_up(&e, "app", 0.0).await;
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    fwd.switch(Some(green.port()));
+    wait_up(&e, "app", 1.0).await;
+
+    let m = e.metrics().await;
+    let eps = episodes(&e, "app").await;
+    assert_eq!(
+        m.value("dbvigil_outages_total", &[("target", "app")]),
+        1.0,
+        "{eps:#?}"
+    );
+    assert_eq!(
+        m.value("dbvigil_identity_changes_total", &[("target", "app")]),
+        1.0
+    );
+    let green_identity = e.target_json("app").await["identity"]["key"].clone();
+    assert_ne!(blue_identity, green_identity);
+    assert!(
+        green_identity
+            .as_str()
+            .unwrap()
+            .contains(&format!(":{}", green.port()))
+    );
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_logins_unknown_hosts_and_closed_ports_have_their_reasons_and_no_password_leaks() {
+    let Some(pg) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let Some(maria) = Db::start(Engine::MariaDb) else {
+        return;
+    };
+    const WRONG: &str = "Wrong-Pa55word-never-shown";
+    let dir = tempdir();
+    std::fs::write(dir.path().join("pg-password"), format!("{WRONG}\n")).unwrap();
+    let closed = common::servers::free_port();
+    let yaml = format!(
+        "targets:\n\
+         \x20 - {{name: pg-auth, kind: postgres, host: 127.0.0.1, port: {pg}, user: probe, database: app, password_file: pg-password, interval: 200ms}}\n\
+         \x20 - {{name: maria-auth, kind: mariadb, url: \"mysql://probe:{WRONG}@127.0.0.1:{maria}/app\", interval: 200ms}}\n\
+         \x20 - {{name: nowhere, kind: postgres, host: dbvigil-test.invalid, user: probe, password: {WRONG}, interval: 200ms}}\n\
+         \x20 - {{name: closed, kind: mysql, host: 127.0.0.1, port: {closed}, user: probe, password: {WRONG}, database: app, interval: 200ms}}\n",
+        pg = pg.port(),
+        maria = maria.port(),
+    );
+    std::fs::write(dir.path().join("dbvigil.yml"), yaml).unwrap();
+    let run = Running::start(
+        dir.path(),
+        &["--config.file", "dbvigil.yml", "--log.level", "debug"],
+        &[],
+    )
+    .await;
+    let expect = [
+        ("pg-auth", "auth"),
+        ("maria-auth", "auth"),
+        ("nowhere", "dns"),
+        ("closed", "refused"),
+    ];
+    eventually(WAIT, "every target failed with its reason", || async {
+        let m = run.metrics().await;
+        expect
+            .iter()
+            .all(|(t, r)| {
+                m.get(
+                    "dbvigil_probe_failures_total",
+                    &[("target", t), ("reason", r)],
+                )
+                .unwrap_or(0.0)
+                    >= 2.0
+            })
+            .then_some(())
+    })
+    .await;
+    let mut surfaces = vec![
+        request(run.addr, "GET", "/metrics", &[]).await.body,
+        request(run.addr, "GET", "/api/v1/targets", &[]).await.body,
+        request(run.addr, "GET", "/", &[]).await.body,
+    ];
+    for (t, _) in expect {
+        surfaces.push(
+            request(run.addr, "GET", &format!("/probe?target={t}"), &[])
+                .await
+                .body,
+        );
+    }
+    let api: serde_json::Value = serde_json::from_str(&surfaces[1]).unwrap();
+    for (t, r) in expect {
+        let target = api["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == t)
+            .unwrap();
+        assert_eq!(target["last_probe"]["error"]["reason"], r, "{target:#}");
+    }
+    surfaces.push(run.terminate());
+    for s in &surfaces {
+        assert!(!s.contains(WRONG), "the password leaked into:\n{s}");
+    }
+    assert!(
+        surfaces.last().unwrap().contains("target down"),
+        "debug log was captured"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_grant_is_a_query_failure_that_names_it() {
+    let Some(db) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    // In database `postgres` the probe login may read but not create tables (PostgreSQL 15
+    // revoked CREATE on schema public from PUBLIC).
+    let dir = tempdir();
+    let yaml = format!(
+        "targets:\n  - name: db\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/postgres?sslmode=disable\n    interval: 200ms\n",
+        db.port()
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "db", 0.0).await;
+    let t = e.target_json("db").await;
+    assert_eq!(t["last_probe"]["error"]["reason"], "query");
+    let msg = t["last_probe"]["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("GRANT CREATE ON SCHEMA public TO probe"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("CREATE TABLE IF NOT EXISTS dbvigil_heartbeat"),
+        "{msg}"
+    );
+    assert_eq!(t["last_probe"]["checks"]["read"], true);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reports_the_age_of_its_primarys_heartbeat() {
+    let Some(db) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let dir = tempdir();
+    // The "replica" reads the same server here: what is measured is the age of the
+    // primary's row as read through the replica's connection.
+    let primary = target("primary", &db, "100ms", "");
+    let replica = target(
+        "replica",
+        &db,
+        "100ms",
+        "    checks: [tcp, connect, read]\n    replica_of: primary\n",
+    );
+    let e = TestExporter::start(dir.path(), &config(&[primary, replica])).await;
+    let lag = eventually(WAIT, "replication lag reported", || async {
+        let v = e
+            .metrics()
+            .await
+            .value("dbvigil_replication_lag_seconds", &[("target", "replica")]);
+        (!v.is_nan()).then_some(v)
+    })
+    .await;
+    assert!((0.0..0.5).contains(&lag), "lag {lag}");
+
+    // Writes stop reaching the primary (it went read-only): the lag seen on the replica
+    // grows with time while the replica's reads keep working.
+    block(|| db.set_read_only(true));
+    eventually(WAIT, "lag grows past 1 s", || async {
+        (e.metrics()
+            .await
+            .value("dbvigil_replication_lag_seconds", &[("target", "replica")])
+            > 1.0)
+            .then_some(())
+    })
+    .await;
+    e.stop().await;
+}

@@ -1,0 +1,71 @@
+//! Scale: many targets on one server keep their schedule. A test binary of its own, so its
+//! load does not disturb the timing of the other scenarios (cargo runs binaries one by one).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::db::{Db, Engine, WAIT, config, target};
+use common::{TestExporter, eventually, tempdir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_targets_on_one_server_keep_their_schedule_and_leak_no_connection() {
+    let Some(db) = Db::start(Engine::MariaDb) else {
+        return;
+    };
+    let dir = tempdir();
+    let targets: Vec<String> = (0..50)
+        .map(|i| target(&format!("t{i:02}"), &db, "100ms", ""))
+        .collect();
+    let e = TestExporter::start(dir.path(), &config(&targets)).await;
+    eventually(WAIT, "every target up", || async {
+        let m = e.metrics().await;
+        (0..50)
+            .all(|i| m.get("dbvigil_up", &[("target", &format!("t{i:02}"))]) == Some(1.0))
+            .then_some(())
+    })
+    .await;
+    let before = e.metrics().await;
+    let started = Instant::now();
+    let mut peak_connections = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        peak_connections = peak_connections.max(db.connections());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = e.metrics().await;
+    for i in 0..50 {
+        let t = format!("t{i:02}");
+        let l = [("target", t.as_str())];
+        let probes =
+            after.value("dbvigil_probes_total", &l) - before.value("dbvigil_probes_total", &l);
+        let skipped = after.value("dbvigil_probe_skipped_slots_total", &l);
+        let expected = elapsed / 0.1;
+        // Every slot is either probed or counted as skipped: nothing drifts unseen.
+        assert!(
+            probes + skipped >= expected - 2.0,
+            "{t}: {probes} probes + {skipped} skipped in {elapsed:.1}s, expected about {expected:.0}"
+        );
+        assert!(
+            probes >= expected * 0.8,
+            "{t}: only {probes} probes of {expected:.0}"
+        );
+        assert_eq!(after.value("dbvigil_up", &l), 1.0);
+        let lag_sum = after.value("dbvigil_probe_scheduling_lag_seconds_sum", &l);
+        let lag_count = after.value("dbvigil_probe_scheduling_lag_seconds_count", &l);
+        assert!(
+            lag_sum / lag_count < 0.05,
+            "{t}: mean scheduling lag {:.3}s",
+            lag_sum / lag_count
+        );
+    }
+    assert!(
+        peak_connections <= 50,
+        "at most one connection per target at a time, saw {peak_connections}"
+    );
+    e.stop().await;
+    eventually(WAIT, "no probe connection left on the server", || async {
+        (db.connections() == 0).then_some(())
+    })
+    .await;
+}
