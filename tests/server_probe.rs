@@ -542,3 +542,216 @@ async fn a_replica_reports_the_age_of_its_primarys_heartbeat() {
     .await;
     e.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_at_its_connection_limit_is_too_many_connections() {
+    let Some(db) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    block(|| db.sql("ALTER ROLE probe CONNECTION LIMIT 0;"));
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &config(&[target("db", &db, "200ms", "")])).await;
+    wait_up(&e, "db", 0.0).await;
+    let t = e.target_json("db").await;
+    assert_eq!(
+        t["last_probe"]["error"]["reason"], "too_many_connections",
+        "{t:#}"
+    );
+    block(|| db.sql("ALTER ROLE probe CONNECTION LIMIT -1;"));
+    wait_up(&e, "db", 1.0).await;
+    e.stop().await;
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 signed by it, and an unrelated CA.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let days = ["-days", "2"];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=dbvigil test CA",
+            ][..],
+            &days,
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "other.key",
+                "-out",
+                "other-ca.pem",
+                "-subj",
+                "/CN=another CA",
+            ][..],
+            &days,
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-extfile",
+                "san.ext",
+            ][..],
+            &days,
+        ]
+        .concat(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_are_enforced_against_a_real_tls_server() {
+    let Some(Db::Pg(pg)) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let dir = tempdir();
+    make_certificates(dir.path());
+    let tls_target = |name: &str, mode: &str, ca: Option<&str>| {
+        let ca = ca.map(|c| format!(", ca_file: {c}")).unwrap_or_default();
+        format!(
+            "  - {{name: {name}, kind: postgres, host: localhost, port: {}, user: probe, password: probe-pw, database: app, interval: 200ms, tls: {{mode: {mode}{ca}}}}}\n",
+            pg.port()
+        )
+    };
+    let yaml = format!(
+        "targets:\n{}{}{}",
+        tls_target("required", "require", None),
+        tls_target("verified", "verify-full", Some("ca.pem")),
+        tls_target("wrong-ca", "verify-full", Some("other-ca.pem")),
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    // The server does not offer TLS yet: every mode that demands it fails as `tls`.
+    for name in ["required", "verified", "wrong-ca"] {
+        wait_up(&e, name, 0.0).await;
+        let t = e.target_json(name).await;
+        assert_eq!(
+            t["last_probe"]["error"]["reason"], "tls",
+            "{name}: {}",
+            t["last_probe"]["error"]
+        );
+    }
+
+    // Turn TLS on with the certificate signed by ca.pem.
+    let data_dir = std::path::PathBuf::from(block(|| pg.psql("SHOW data_directory")));
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&data_dir).unwrap();
+    for f in ["server.crt", "server.key"] {
+        let to = data_dir.join(f);
+        std::fs::copy(dir.path().join(f), &to).unwrap();
+        std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    block(|| pg.psql("ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();"));
+    wait_up(&e, "required", 1.0).await;
+    wait_up(&e, "verified", 1.0).await;
+    let m = e.metrics().await;
+    assert_eq!(m.value("dbvigil_up", &[("target", "wrong-ca")]), 0.0);
+    let t = e.target_json("wrong-ca").await;
+    assert_eq!(
+        t["last_probe"]["error"]["reason"], "tls",
+        "{}",
+        t["last_probe"]["error"]
+    );
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_login_without_create_is_told_the_grant_and_a_missing_table_the_ddl() {
+    let Some(Db::Maria(m)) = Db::start(Engine::MariaDb) else {
+        return;
+    };
+    block(|| {
+        m.sql(
+            "CREATE USER 'limited'@'127.0.0.1' IDENTIFIED BY 'limited-pw'; \
+             GRANT SELECT, INSERT, UPDATE ON app.* TO 'limited'@'127.0.0.1';",
+        )
+    });
+    let dir = tempdir();
+    let yaml = format!(
+        "targets:\n\
+         \x20 - {{name: limited, kind: mariadb, url: \"mysql://limited:limited-pw@127.0.0.1:{p}/app\", interval: 200ms}}\n\
+         \x20 - {{name: no-create, kind: mariadb, url: \"mysql://limited:limited-pw@127.0.0.1:{p}/app\", interval: 200ms, heartbeat: {{create: false}}}}\n",
+        p = m.port()
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "limited", 0.0).await;
+    wait_up(&e, "no-create", 0.0).await;
+    let t = e.target_json("limited").await;
+    assert_eq!(t["last_probe"]["error"]["reason"], "query");
+    let msg = t["last_probe"]["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("GRANT CREATE ON `app`.dbvigil_heartbeat TO 'limited'"),
+        "{msg}"
+    );
+    let t = e.target_json("no-create").await;
+    let msg = t["last_probe"]["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("the heartbeat table does not exist and heartbeat.create is false: create it with: CREATE TABLE IF NOT EXISTS `app`.dbvigil_heartbeat"),
+        "{msg}"
+    );
+
+    // Once the DBA creates the table, the login that may not create it writes happily.
+    block(|| {
+        m.sql("CREATE TABLE app.dbvigil_heartbeat (target VARCHAR(190) NOT NULL, instance VARCHAR(190) NOT NULL, seq BIGINT NOT NULL, beat_at_ms BIGINT NOT NULL, PRIMARY KEY (target, instance));")
+    });
+    wait_up(&e, "no-create", 1.0).await;
+    wait_up(&e, "limited", 1.0).await;
+    e.stop().await;
+}

@@ -52,9 +52,15 @@ impl MySql {
         if let Some(ca) = &server.tls.ca_file {
             options = options.ssl_ca(ca);
         }
-        let (table, schema) = match &server.heartbeat_schema {
-            Some(schema) => (format!("{schema}.dbvigil_heartbeat"), format!("'{schema}'")),
-            None => ("dbvigil_heartbeat".to_owned(), "DATABASE()".to_owned()),
+        // Qualified by the heartbeat schema, else the target's database, so that messages
+        // name the table exactly; the database name is quoted as an identifier.
+        let (table, schema) = match (&server.heartbeat_schema, &server.database) {
+            (Some(schema), _) => (format!("{schema}.dbvigil_heartbeat"), format!("'{schema}'")),
+            (None, Some(db)) => (
+                format!("`{}`.dbvigil_heartbeat", db.replace('`', "``")),
+                format!("'{}'", db.replace('\\', "\\\\").replace('\'', "''")),
+            ),
+            (None, None) => ("dbvigil_heartbeat".to_owned(), "DATABASE()".to_owned()),
         };
         let sql = HeartbeatSql {
             exists: format!(

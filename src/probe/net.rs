@@ -29,7 +29,13 @@ pub async fn tcp_connect(host: &str, port: u16) -> Result<(), Failure> {
 }
 
 pub fn io_failure(what: &str, e: &io::Error) -> Failure {
+    // rustls reports a failed handshake (unknown issuer, wrong host name) inside an
+    // io::Error: that is a TLS failure, not a broken connection.
+    let tls = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
     let reason = match e.kind() {
+        _ if tls => Reason::Tls,
         io::ErrorKind::ConnectionRefused => Reason::Refused,
         io::ErrorKind::TimedOut => Reason::Timeout,
         _ => Reason::Io,
