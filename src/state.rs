@@ -108,7 +108,8 @@ pub struct TargetStats {
     pub last_success_at: Option<SystemTime>,
     pub phase_durations: Vec<Histogram>,
     pub read_only: Option<bool>,
-    /// Age of the primary's heartbeat on this replica, as of the last probe that read it.
+    /// Age of the primary's heartbeat on this replica at the last probe; `None` when that
+    /// probe could not read it.
     pub replication_lag: Option<Duration>,
     pub identity: Option<Identity>,
     pub identity_changes: u64,
@@ -171,18 +172,10 @@ impl TargetStats {
         for p in &report.phases {
             self.phase_durations[p.phase.index()].observe(p.duration.as_secs_f64());
         }
-        if report.read_only.is_some()
-            || report
-                .phase(Phase::Connect)
-                .is_some_and(|p| p.result.is_err())
-        {
-            self.read_only = report.read_only;
-        }
-        if report.replication_lag.is_some()
-            || report.phase(Phase::Read).is_some_and(|p| p.result.is_ok())
-        {
-            self.replication_lag = report.replication_lag;
-        }
+        // Unknown (NaN) when this probe could not tell: a database that cannot be reached
+        // has no read-only state worth showing.
+        self.read_only = report.read_only;
+        self.replication_lag = report.replication_lag;
         if let Some(new) = &report.identity {
             if let Some(old) = &self.identity {
                 if old.key != new.key {

@@ -209,6 +209,11 @@ async fn a_frozen_server_times_out_without_delaying_anyone(engine: Engine) {
     assert_eq!(m.value("dbvigil_up", &[("target", "frozen")]), 0.0);
     assert_eq!(last_reason(&e, "frozen").await.as_deref(), Some("timeout"));
     assert!(
+        m.value("dbvigil_read_only", &[("target", "frozen")])
+            .is_nan(),
+        "a frozen server's read-only state is unknown, not its last value"
+    );
+    assert!(
         m.value(
             "dbvigil_probe_failures_total",
             &[("target", "frozen"), ("reason", "timeout")]
@@ -251,9 +256,12 @@ async fn a_read_only_server_fails_writes_only(engine: Engine) {
     wait_up(&e, "db", 1.0).await;
 
     block(|| db.set_read_only(true));
-    wait_up(&e, "db", 0.0).await;
+    eventually(WAIT, "writes refused as read_only", || async {
+        (last_reason(&e, "db").await.as_deref() == Some("read_only")).then_some(())
+    })
+    .await;
     let m = e.metrics().await;
-    assert_eq!(last_reason(&e, "db").await.as_deref(), Some("read_only"));
+    assert_eq!(m.value("dbvigil_up", &[("target", "db")]), 0.0);
     assert_eq!(m.value("dbvigil_read_only", &[("target", "db")]), 1.0);
     assert_eq!(
         m.value(
@@ -401,13 +409,18 @@ async fn refused_logins_unknown_hosts_and_closed_ports_have_their_reasons_and_no
     let Some(maria) = Db::start(Engine::MariaDb) else {
         return;
     };
+    // A role that must log in with its password (SCRAM), unlike the trusted `probe`.
+    block(|| {
+        pg.sql("CREATE ROLE guarded LOGIN PASSWORD 'guarded-pw'; GRANT ALL ON SCHEMA public TO guarded;")
+    });
     const WRONG: &str = "Wrong-Pa55word-never-shown";
     let dir = tempdir();
     std::fs::write(dir.path().join("pg-password"), format!("{WRONG}\n")).unwrap();
     let closed = common::servers::free_port();
     let yaml = format!(
         "targets:\n\
-         \x20 - {{name: pg-auth, kind: postgres, host: 127.0.0.1, port: {pg}, user: probe, database: app, password_file: pg-password, interval: 200ms}}\n\
+         \x20 - {{name: pg-auth, kind: postgres, host: 127.0.0.1, port: {pg}, user: guarded, database: app, password_file: pg-password, interval: 200ms}}\n\
+         \x20 - {{name: pg-scram, kind: postgres, host: 127.0.0.1, port: {pg}, user: guarded, database: app, password: guarded-pw, interval: 200ms}}\n\
          \x20 - {{name: maria-auth, kind: mariadb, url: \"mysql://probe:{WRONG}@127.0.0.1:{maria}/app\", interval: 200ms}}\n\
          \x20 - {{name: nowhere, kind: postgres, host: dbvigil-test.invalid, user: probe, password: {WRONG}, interval: 200ms}}\n\
          \x20 - {{name: closed, kind: mysql, host: 127.0.0.1, port: {closed}, user: probe, password: {WRONG}, database: app, interval: 200ms}}\n",
@@ -427,20 +440,25 @@ async fn refused_logins_unknown_hosts_and_closed_ports_have_their_reasons_and_no
         ("nowhere", "dns"),
         ("closed", "refused"),
     ];
-    eventually(WAIT, "every target failed with its reason", || async {
-        let m = run.metrics().await;
-        expect
-            .iter()
-            .all(|(t, r)| {
-                m.get(
-                    "dbvigil_probe_failures_total",
-                    &[("target", t), ("reason", r)],
-                )
-                .unwrap_or(0.0)
-                    >= 2.0
-            })
-            .then_some(())
-    })
+    eventually(
+        WAIT,
+        "every target failed with its reason, and the right password got in",
+        || async {
+            let m = run.metrics().await;
+            (m.get("dbvigil_up", &[("target", "pg-scram")]) == Some(1.0)).then_some(())?;
+            expect
+                .iter()
+                .all(|(t, r)| {
+                    m.get(
+                        "dbvigil_probe_failures_total",
+                        &[("target", t), ("reason", r)],
+                    )
+                    .unwrap_or(0.0)
+                        >= 2.0
+                })
+                .then_some(())
+        },
+    )
     .await;
     let mut surfaces = vec![
         request(run.addr, "GET", "/metrics", &[]).await.body,
@@ -754,4 +772,75 @@ async fn a_mariadb_login_without_create_is_told_the_grant_and_a_missing_table_th
     wait_up(&e, "no-create", 1.0).await;
     wait_up(&e, "limited", 1.0).await;
     e.stop().await;
+}
+
+async fn a_reused_connection_stays_one_and_survives_a_restart(engine: Engine) {
+    let Some(mut db) = Db::start(engine) else {
+        return;
+    };
+    let dir = tempdir();
+    let e = TestExporter::start(
+        dir.path(),
+        &config(&[target("db", &db, "100ms", "    connection: reuse\n")]),
+    )
+    .await;
+    eventually(WAIT, "ten successful probes", || async {
+        let m = e.metrics().await;
+        (m.value("dbvigil_probes_total", &[("target", "db")]) >= 10.0
+            && m.get("dbvigil_up", &[("target", "db")]) == Some(1.0))
+        .then_some(())
+    })
+    .await;
+    let m = e.metrics().await;
+    assert_eq!(
+        m.value(
+            "dbvigil_probe_failures_total",
+            &[("target", "db"), ("reason", "query")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        m.value("dbvigil_outages_total", &[("target", "db")]),
+        0.0,
+        "every reused probe succeeded"
+    );
+    assert_eq!(
+        m.value(
+            "dbvigil_check_success",
+            &[("target", "db"), ("check", "connect")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        db.connections(),
+        1,
+        "one kept connection, not one per probe"
+    );
+
+    // The kept connection breaks with the restart; the next probes log in again.
+    db.stop();
+    wait_up(&e, "db", 0.0).await;
+    db.start_again();
+    wait_up(&e, "db", 1.0).await;
+    assert_eq!(
+        e.metrics()
+            .await
+            .value("dbvigil_outages_total", &[("target", "db")]),
+        1.0
+    );
+    eventually(WAIT, "one connection again", || async {
+        (db.connections() == 1).then_some(())
+    })
+    .await;
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_postgres_connection_stays_one_and_survives_a_restart() {
+    a_reused_connection_stays_one_and_survives_a_restart(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_mariadb_connection_stays_one_and_survives_a_restart() {
+    a_reused_connection_stays_one_and_survives_a_restart(Engine::MariaDb).await;
 }

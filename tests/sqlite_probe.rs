@@ -193,7 +193,7 @@ async fn a_read_only_file_fails_writes_with_read_only_while_reads_succeed() {
 
     let Some(guard) = ReadOnlyFile::set(&db) else {
         assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
+            !common::servers::ci(),
             "cannot make a file read-only here (chattr failed)"
         );
         eprintln!("SKIPPED: cannot make a file read-only here (chattr +i failed)");

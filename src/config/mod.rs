@@ -63,7 +63,7 @@ impl TargetConfig {
             Endpoint::Server(s) => s
                 .password
                 .iter()
-                .flat_map(|p| [p.0.as_str(), s.password_in_url.as_str()])
+                .flat_map(|p| [p.0.as_str(), s.password_in_url.0.as_str()])
                 .collect(),
             Endpoint::Sqlite { .. } | Endpoint::Tcp { .. } => Vec::new(),
         }
@@ -163,7 +163,7 @@ pub struct Server {
     pub user: String,
     pub password: Option<Secret>,
     /// The password as written in the URL (percent-encoded), so it can be redacted too.
-    pub password_in_url: String,
+    pub password_in_url: Secret,
     pub database: Option<String>,
     pub tls: Tls,
     /// Schema (PostgreSQL) or database (MySQL) holding `dbvigil_heartbeat`; default: the
@@ -716,7 +716,7 @@ impl Validator<'_> {
             port: kind.default_port(),
             user: String::new(),
             password: None,
-            password_in_url: String::new(),
+            password_in_url: Secret(String::new()),
             database: None,
             tls: Tls::default(),
             heartbeat_schema: None,
@@ -880,7 +880,7 @@ impl Validator<'_> {
         s.user = decode(url.username());
         if let Some(p) = url.password() {
             s.password = Some(Secret(decode(p)));
-            s.password_in_url = p.to_owned();
+            s.password_in_url = Secret(p.to_owned());
         }
         let db = decode(url.path().trim_start_matches('/'));
         if !db.is_empty() {

@@ -210,7 +210,7 @@ impl Collector for Scrape {
         )?;
         f.gauge(
             "dbvigil_read_only",
-            "Whether the database is read-only (1) or writable (0) as of the last probe that could tell. NaN while unknown.",
+            "Whether the database was read-only (1) or writable (0) at the last probe; NaN when that probe could not tell.",
             ts.iter().map(|s| (labels(&s.target, &[]), bool_gauge(s.read_only))),
         )?;
         f.gauge(

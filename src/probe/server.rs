@@ -104,20 +104,20 @@ impl<D: Dialect> ServerProber<D> {
         if !(self.has(Check::Connect) || self.has(Check::Read) || self.has(Check::Write)) {
             return self.end(run, None, None, None).await;
         }
+        // A kept session (connection: reuse) proves it still answers; a new one logs in.
         let session = match self.session.take() {
-            Some(s) => Ok(s),
-            None => {
-                let timeout = ctx.timeout;
-                let dialect = &mut self.dialect;
+            Some(mut kept) => {
                 run.run(Phase::Connect, async {
-                    dialect.connect(timeout).await.map(Some)
+                    kept.select_one().await.map(|()| kept)
                 })
                 .await
-                .flatten()
-                .ok_or(())
+            }
+            None => {
+                run.run(Phase::Connect, self.dialect.connect(ctx.timeout))
+                    .await
             }
         };
-        let Ok(mut session) = session else {
+        let Some(mut session) = session else {
             return self.end(run, None, None, None).await;
         };
 
