@@ -237,12 +237,16 @@ impl ProbeReport {
         self.check_results(checks).all(|(_, ok)| ok)
     }
 
-    /// The first failure of a phase that is a configured check: the probe's failure reason.
+    /// Why the probe failed: the first failed check phase, including one that ran only
+    /// because a configured check needs it (a failed login when only `read` is checked).
     pub fn failure(&self, checks: &[Check]) -> Option<&Failure> {
+        if self.success(checks) {
+            return None;
+        }
         self.phases
             .iter()
             .find_map(|p| match (&p.result, p.phase.check()) {
-                (Err(f), Some(c)) if checks.contains(&c) => Some(f),
+                (Err(f), Some(_)) => Some(f),
                 _ => None,
             })
     }
@@ -361,6 +365,36 @@ impl Beat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_implicit_connect_failure_is_the_reason_when_only_read_is_checked() {
+        let mut r = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        r.phases.push(PhaseOutcome {
+            phase: Phase::Connect,
+            duration: Duration::ZERO,
+            result: Err(Failure::new(Reason::Auth, "password authentication failed")),
+        });
+        let checks = [Check::Read];
+        assert!(!r.success(&checks));
+        assert_eq!(r.failure(&checks).map(|f| f.reason), Some(Reason::Auth));
+        // A failed phase that is no check (identity) never fails a probe.
+        let mut ok = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        for (phase, result) in [
+            (Phase::Read, Ok(())),
+            (
+                Phase::Identity,
+                Err(Failure::new(Reason::Query, "no permission")),
+            ),
+        ] {
+            ok.phases.push(PhaseOutcome {
+                phase,
+                duration: Duration::ZERO,
+                result,
+            });
+        }
+        assert!(ok.success(&checks));
+        assert!(ok.failure(&checks).is_none());
+    }
 
     #[test]
     fn redact_removes_every_secret_from_failure_messages() {
