@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, ConfigSource, TargetConfig};
+use crate::groups::GroupSet;
 use crate::runner::{TargetHandle, TargetRunner};
 
 /// How the exporter finds its configuration.
@@ -44,6 +45,7 @@ struct Inner {
     config: ArcSwap<Config>,
     /// In configuration order.
     targets: ArcSwap<Vec<Arc<TargetHandle>>>,
+    groups: Arc<ArcSwap<GroupSet>>,
     reload_status: ArcSwap<ReloadStatus>,
     /// Serialises reloads; never taken by readers.
     reload_lock: tokio::sync::Mutex<()>,
@@ -56,16 +58,26 @@ impl Exporter {
     pub fn start(settings: Settings, config: Config) -> Exporter {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let groups = Arc::new(ArcSwap::from_pointee(GroupSet::new(&config, None)));
         let handles = config
             .targets
             .iter()
-            .map(|t| spawn_target(&tracker, &cancel, Arc::new(t.clone()), &config.instance))
+            .map(|t| {
+                spawn_target(
+                    &tracker,
+                    &cancel,
+                    &groups,
+                    Arc::new(t.clone()),
+                    &config.instance,
+                )
+            })
             .collect();
         Exporter {
             inner: Arc::new(Inner {
                 settings,
                 config: ArcSwap::from_pointee(config),
                 targets: ArcSwap::from_pointee(handles),
+                groups,
                 reload_status: ArcSwap::from_pointee(ReloadStatus {
                     successful: true,
                     last_success_at: SystemTime::now(),
@@ -95,6 +107,10 @@ impl Exporter {
             .iter()
             .find(|t| t.config.name == name)
             .cloned()
+    }
+
+    pub fn groups(&self) -> Arc<GroupSet> {
+        self.inner.groups.load_full()
     }
 
     pub fn reload_status(&self) -> Arc<ReloadStatus> {
@@ -165,6 +181,7 @@ impl Exporter {
                     spawn_target(
                         &self.inner.tracker,
                         &self.inner.cancel,
+                        &self.inner.groups,
                         Arc::new(t.clone()),
                         &config.instance,
                     )
@@ -175,6 +192,8 @@ impl Exporter {
             h.stop();
             summary.stopped += 1;
         }
+        let groups = GroupSet::new(&config, Some(&self.groups()));
+        self.inner.groups.store(Arc::new(groups));
         self.inner.targets.store(Arc::new(handles));
         self.inner.config.store(Arc::new(config));
         summary
@@ -191,10 +210,11 @@ impl Exporter {
 fn spawn_target(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
+    groups: &Arc<ArcSwap<GroupSet>>,
     config: Arc<TargetConfig>,
     instance: &str,
 ) -> Arc<TargetHandle> {
-    let runner = TargetRunner::new(config, instance, cancel);
+    let runner = TargetRunner::new(config, instance, cancel, groups.clone());
     let handle = runner.handle();
     tracker.spawn(runner.run());
     handle

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod exporter;
+pub mod groups;
 pub mod http;
 pub mod metrics;
 pub mod probe;

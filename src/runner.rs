@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetConfig;
+use crate::groups::GroupSet;
 use crate::probe::{self, ProbeContext, ProbeReport, Prober};
 use crate::state::{TargetStats, Transition};
 
@@ -35,10 +36,17 @@ pub struct TargetRunner {
     stats: TargetStats,
     ctx: ProbeContext,
     secrets: Vec<String>,
+    /// The current configuration's failover groups, fed with every probe.
+    groups: Arc<ArcSwap<GroupSet>>,
 }
 
 impl TargetRunner {
-    pub fn new(config: Arc<TargetConfig>, instance: &str, parent: &CancellationToken) -> Self {
+    pub fn new(
+        config: Arc<TargetConfig>,
+        instance: &str,
+        parent: &CancellationToken,
+        groups: Arc<ArcSwap<GroupSet>>,
+    ) -> Self {
         let stats = TargetStats::new(config.clone());
         let handle = Arc::new(TargetHandle {
             config: config.clone(),
@@ -54,6 +62,7 @@ impl TargetRunner {
             secrets: config.secrets().into_iter().map(str::to_owned).collect(),
             handle,
             stats,
+            groups,
         }
     }
 
@@ -69,6 +78,19 @@ impl TargetRunner {
         let transitions = self.stats.record(&report);
         self.publish();
         let target = &self.stats.target.name;
+        for (group, s) in self
+            .groups
+            .load()
+            .observe(target, &self.stats.target.checks, &report)
+        {
+            tracing::warn!(
+                group = %group,
+                from = s.from.as_deref().unwrap_or("none"),
+                to = s.to.as_deref().unwrap_or("none"),
+                cause = %s.cause,
+                "active member switched"
+            );
+        }
         for t in transitions {
             match t {
                 Transition::Down { reason, message } => {

@@ -134,6 +134,30 @@ const CASES: &[(&str, &str)] = &[
         "path_on_server.yml",
         "6:11: `path` does not apply to kind postgres: a server is reached by `url`, or `host`, `port`, `user`, `database`",
     ),
+    (
+        "group_unknown_member.yml",
+        "5:18: group \"orders\" names member \"b\", which is not a configured target",
+    ),
+    (
+        "group_empty.yml",
+        "5:14: group \"orders\" has no members: list the targets it chooses from, most preferred first",
+    ),
+    (
+        "group_duplicate_name.yml",
+        "6:11: duplicate group name \"orders\": group names must be unique",
+    ),
+    (
+        "group_member_without_write.yml",
+        "6:18: member \"b\" has no write check, so it can never be writable: add it to the target's checks or lower the group's eligibility",
+    ),
+    (
+        "group_duplicate_member.yml",
+        "5:18: group \"orders\" lists \"a\" twice",
+    ),
+    (
+        "group_unknown_policy.yml",
+        "6:13: unknown variant `round_robin`, expected one of prefer_first, sticky",
+    ),
 ];
 
 #[test]

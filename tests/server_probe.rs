@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::db::{Db, Engine, WAIT, block, config, target, wait_up};
+use common::forwarder::Forwarder;
 use common::{Running, TestExporter, eventually, request, tempdir};
 
 async fn last_reason(e: &TestExporter, name: &str) -> Option<String> {
@@ -301,55 +301,6 @@ async fn a_read_only_postgres_fails_writes_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_mariadb_fails_writes_only() {
     a_read_only_server_fails_writes_only(Engine::MariaDb).await;
-}
-
-/// A TCP forwarder standing in for a DNS name or proxy that moves from blue to green.
-struct Forwarder {
-    port: u16,
-    backend: Arc<Mutex<Option<u16>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Forwarder {
-    async fn start(backend: u16) -> Forwarder {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let backend = Arc::new(Mutex::new(Some(backend)));
-        let current = backend.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                // During a gap the forwarder accepts and hangs up at once, like a proxy
-                // with no healthy backend.
-                let Some(to) = *current.lock().unwrap() else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        Forwarder {
-            port,
-            backend,
-            task,
-        }
-    }
-
-    fn switch(&self, to: Option<u16>) {
-        *self.backend.lock().unwrap() = to;
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 //! dbvigil sees, already checked.
 
 mod error;
+mod groups;
 mod values;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub use error::ConfigError;
+pub use groups::{Eligibility, GroupConfig, Policy};
 use values::{Expanded, HumanDuration};
 pub use values::{Secret, expand_env, format_duration};
 
@@ -34,6 +36,8 @@ pub struct Config {
     /// each keep their own row.
     pub instance: String,
     pub targets: Vec<TargetConfig>,
+    /// Failover groups over the targets.
+    pub groups: Vec<GroupConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +282,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Config {
             failure_threshold: 1,
             labels: Vec::new(),
         }],
+        groups: Vec::new(),
     }
 }
 
@@ -314,6 +319,8 @@ mod raw {
         #[serde(default)]
         pub defaults: Defaults,
         pub targets: Option<Spanned<Vec<Target>>>,
+        #[serde(default)]
+        pub groups: Vec<super::groups::raw::Group>,
     }
 
     #[derive(Deserialize, Default)]
@@ -451,9 +458,12 @@ impl Validator<'_> {
                 Some(_) => {}
             }
         }
+        let targets: Vec<TargetConfig> = targets.into_iter().map(|(t, _)| t).collect();
+        let groups = groups::validate(self.file, raw.groups, &targets)?;
         Ok(Config {
             instance,
-            targets: targets.into_iter().map(|(t, _)| t).collect(),
+            targets,
+            groups,
         })
     }
 

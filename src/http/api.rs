@@ -1,5 +1,5 @@
-//! `/api/v1/targets`: each target's state, last error and recent outage episodes as JSON.
-//! Built from snapshots and configuration without any credential.
+//! `/api/v1/targets` and `/api/v1/groups`: state, last errors, outage episodes, active
+//! members and switches as JSON. Built from snapshots and configuration, never a credential.
 
 use std::time::SystemTime;
 
@@ -7,7 +7,13 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
 use super::AppState;
+use crate::config::{Endpoint, TargetConfig};
+use crate::groups::GroupState;
 use crate::state::{Episode, TargetStats};
 
 fn time(t: SystemTime) -> String {
@@ -71,4 +77,103 @@ pub(super) async fn targets(State(s): State<AppState>) -> Json<Value> {
         .map(|t| target(&t.snapshot(), now))
         .collect();
     Json(json!({ "targets": targets }))
+}
+
+/// Where an application connects, without any credential.
+fn connection(t: &TargetConfig) -> Value {
+    match &t.endpoint {
+        Endpoint::Server(s) => json!({
+            "kind": t.kind.as_str(), "host": s.host, "port": s.port, "database": s.database,
+        }),
+        Endpoint::Sqlite { path, .. } => {
+            json!({"kind": "sqlite", "path": path.display().to_string()})
+        }
+        Endpoint::Tcp { host, port } => json!({"kind": "tcp", "host": host, "port": port}),
+    }
+}
+
+fn group_json(s: &AppState, g: &GroupState) -> Value {
+    let c = &g.config;
+    let active = g.active_member().map(|m| {
+        let mut v = json!({"name": m.name});
+        if let Some(t) = s.exporter.target(&m.name) {
+            v["connection"] = connection(&t.config);
+        }
+        v
+    });
+    let level = c.eligibility.as_str();
+    let members: Vec<Value> = g
+        .members
+        .iter()
+        .map(|m| {
+            let why = if !m.observed {
+                "not probed yet".to_owned()
+            } else if m.eligible && m.consecutive_failed > 0 {
+                format!(
+                    "{level}, although its last {} probe(s) failed (drops after {}): {}",
+                    m.consecutive_failed,
+                    c.fail_after,
+                    m.last_failure.clone().unwrap_or_default()
+                )
+            } else if m.eligible {
+                level.to_owned()
+            } else if m.consecutive_ok > 0 {
+                format!(
+                    "recovering: {} of {} successful probes needed",
+                    m.consecutive_ok, c.recover_after
+                )
+            } else {
+                format!(
+                    "not {level}: {}",
+                    m.last_failure.clone().unwrap_or_default()
+                )
+            };
+            json!({
+                "name": m.name,
+                "eligible": m.eligible,
+                "active": g.active_member().is_some_and(|a| a.name == m.name),
+                "check": m.check.as_str(),
+                "consecutive_ok": m.consecutive_ok,
+                "consecutive_failed": m.consecutive_failed,
+                "why": why,
+            })
+        })
+        .collect();
+    json!({
+        "name": c.name,
+        "eligibility": level,
+        "policy": c.policy.as_str(),
+        "fail_after": c.fail_after,
+        "recover_after": c.recover_after,
+        "decided": g.decided,
+        "active": active,
+        "eligible_members": g.eligible_count(),
+        "switches": g.switches,
+        "last_switch_at": g.last_switch_at.map(time),
+        "members": members,
+        "recent_switches": g.recent.iter().rev().map(|sw| json!({
+            "at": time(sw.at), "from": sw.from, "to": sw.to, "cause": sw.cause,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(super) async fn groups(State(s): State<AppState>) -> Json<Value> {
+    let groups = s.exporter.groups();
+    let list: Vec<Value> = groups
+        .snapshots()
+        .iter()
+        .map(|g| group_json(&s, g))
+        .collect();
+    Json(json!({ "groups": list }))
+}
+
+pub(super) async fn group(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    match s.exporter.groups().snapshot(&name) {
+        Some(g) => Json(group_json(&s, &g)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("unknown group {:?}: configured groups are listed at /api/v1/groups", super::truncate(&name, 64))})),
+        )
+            .into_response(),
+    }
 }

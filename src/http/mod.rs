@@ -2,6 +2,7 @@
 //! read published snapshots; only `/probe` and `/-/reload` do work, and only when asked.
 
 mod api;
+mod checks;
 
 use std::time::{Duration, SystemTime};
 
@@ -47,6 +48,10 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/-/reload", post(reload).put(reload))
         .route("/probe", get(probe_handler))
         .route("/api/v1/targets", get(api::targets))
+        .route("/api/v1/groups", get(api::groups))
+        .route("/api/v1/groups/{name}", get(api::group))
+        .route("/groups/{name}/active", get(checks::group_active))
+        .route("/targets/{name}/{level}", get(checks::target_level))
         .with_state(AppState { exporter, web })
 }
 
@@ -99,6 +104,7 @@ fn exposition(headers: &HeaderMap, openmetrics: String) -> Response {
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let scrape = Scrape {
         targets: s.exporter.targets().iter().map(|t| t.snapshot()).collect(),
+        groups: s.exporter.groups().snapshots(),
         reload: s.exporter.reload_status(),
         now: SystemTime::now(),
     };

@@ -15,6 +15,7 @@ pub use classic::openmetrics_to_classic;
 
 use crate::config::{Endpoint, TargetConfig};
 use crate::exporter::ReloadStatus;
+use crate::groups::GroupState;
 use crate::probe::{self, Phase, ProbeReport, Reason};
 use crate::state::{Histogram, TargetStats};
 
@@ -32,6 +33,7 @@ type Labels = Vec<(String, String)>;
 #[derive(Debug)]
 pub struct Scrape {
     pub targets: Vec<Arc<TargetStats>>,
+    pub groups: Vec<Arc<GroupState>>,
     pub reload: Arc<ReloadStatus>,
     pub now: SystemTime,
 }
@@ -335,6 +337,72 @@ impl Collector for Scrape {
             "dbvigil_probe_skipped_slots",
             "Probe slots skipped because the previous probe overran its slot.",
             ts.iter().map(|s| (labels(&s.target, &[]), s.skipped_slots)),
+        )?;
+        self.encode_groups(&mut f)
+    }
+}
+
+fn group_labels(g: &GroupState, member: Option<&str>) -> Labels {
+    let mut l = vec![("group".to_owned(), g.config.name.clone())];
+    if let Some(m) = member {
+        l.push(("member".to_owned(), m.to_owned()));
+    }
+    l
+}
+
+impl Scrape {
+    fn encode_groups(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+        let gs = &self.groups;
+        f.gauge(
+            "dbvigil_group_active_member",
+            "1 for the member of each failover group that is active, 0 for the others.",
+            gs.iter().flat_map(|g| {
+                g.members.iter().enumerate().map(move |(i, m)| {
+                    (
+                        group_labels(g, Some(&m.name)),
+                        if g.active == Some(i) { 1.0 } else { 0.0 },
+                    )
+                })
+            }),
+        )?;
+        f.gauge(
+            "dbvigil_group_member_eligible",
+            "Whether each member meets the group's eligibility, after hysteresis. NaN before its first probe.",
+            gs.iter().flat_map(|g| {
+                g.members.iter().map(move |m| {
+                    let v = if !m.observed { f64::NAN } else if m.eligible { 1.0 } else { 0.0 };
+                    (group_labels(g, Some(&m.name)), v)
+                })
+            }),
+        )?;
+        f.gauge(
+            "dbvigil_group_eligible_members",
+            "Members of each group that are eligible now.",
+            gs.iter()
+                .map(|g| (group_labels(g, None), g.eligible_count() as f64)),
+        )?;
+        f.gauge(
+            "dbvigil_group_no_eligible_member",
+            "1 when a group has no eligible member (applications get 503 from /groups/NAME/active), else 0.",
+            gs.iter().map(|g| {
+                let none = g.decided && g.active.is_none();
+                (group_labels(g, None), if none { 1.0 } else { 0.0 })
+            }),
+        )?;
+        f.counter(
+            "dbvigil_group_switches",
+            "Changes of a group's active member, including to and from no member.",
+            gs.iter().map(|g| (group_labels(g, None), g.switches)),
+        )?;
+        f.gauge(
+            "dbvigil_group_last_switch_timestamp_seconds",
+            "Time of a group's last switch; NaN if it never switched.",
+            gs.iter().map(|g| {
+                (
+                    group_labels(g, None),
+                    g.last_switch_at.map_or(f64::NAN, secs),
+                )
+            }),
         )?;
         Ok(())
     }

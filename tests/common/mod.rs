@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod forwarder;
 pub mod servers;
 
 use std::future::Future;
