@@ -160,6 +160,38 @@ async fn the_first_member_fails_over_and_comes_back_by_policy() {
     assert_eq!(switches(&e, "orders").await, 2.0);
     assert_eq!(active(&e, "orders-sticky").await, (200, "b".to_owned()));
     assert_eq!(switches(&e, "orders-sticky").await, 1.0);
+
+    // A reload that leaves a group unchanged keeps its decision and history.
+    assert_eq!(e.post("/-/reload").await.status, 200);
+    assert_eq!(active(&e, "orders-sticky").await, (200, "b".to_owned()));
+    assert_eq!(switches(&e, "orders-sticky").await, 1.0);
+
+    // Unknown names are a 404 that says where the names are.
+    let r = e.get("/groups/nope/active").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            404,
+            "unknown group \"nope\": configured groups are listed at /api/v1/groups\n"
+        )
+    );
+    assert_eq!(e.get("/api/v1/groups/nope").await.status, 404);
+    let r = e.get("/targets/nope/writable").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            404,
+            "unknown target \"nope\": configured targets are listed at /api/v1/targets\n"
+        )
+    );
+    let r = e.get("/targets/a/primary").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            404,
+            "unknown check: use /targets/NAME/writable, /readable or /reachable\n"
+        )
+    );
     e.stop().await;
 }
 
