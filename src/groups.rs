@@ -19,7 +19,9 @@ pub struct MemberState {
     pub name: String,
     /// The check whose result decides eligibility for this member.
     pub check: Check,
-    pub observed: bool,
+    /// Whether the member's starting state is known: it succeeded once, or failed
+    /// `fail_after` times in a row. Until every member has settled, the group does not choose.
+    pub settled: bool,
     pub eligible: bool,
     pub consecutive_ok: u32,
     pub consecutive_failed: u32,
@@ -42,7 +44,7 @@ pub struct GroupState {
     pub members: Vec<MemberState>,
     /// Index into `members`.
     pub active: Option<usize>,
-    /// Whether a first choice was made (every member probed once).
+    /// Whether a first choice was made (every member settled).
     pub decided: bool,
     pub switches: u64,
     pub last_switch_at: Option<SystemTime>,
@@ -59,7 +61,7 @@ impl GroupState {
             .map(|(name, &kind)| MemberState {
                 name: name.clone(),
                 check: config.eligibility.check(kind),
-                observed: false,
+                settled: false,
                 eligible: false,
                 consecutive_ok: 0,
                 consecutive_failed: 0,
@@ -107,10 +109,14 @@ impl GroupState {
             m.last_failure = failure;
         }
         let mut change = None;
-        if !m.observed {
-            // The first probe decides a member's starting state: no hysteresis to wait out.
-            m.observed = true;
-            m.eligible = ok;
+        if !m.settled {
+            // A slow first probe must not make the preferred member start out ineligible
+            // (and cause a switch back moments later): it is eligible on its first success,
+            // and ineligible only after fail_after failures in a row.
+            if ok || m.consecutive_failed >= fail_after {
+                m.settled = true;
+                m.eligible = ok;
+            }
         } else if m.eligible && m.consecutive_failed >= fail_after {
             m.eligible = false;
             let why = m.last_failure.clone().unwrap_or_default();
@@ -125,7 +131,7 @@ impl GroupState {
                 m.name
             ));
         }
-        if !self.members.iter().all(|m| m.observed) {
+        if !self.members.iter().all(|m| m.settled) {
             return None;
         }
         self.choose(change, now)
@@ -289,6 +295,30 @@ mod tests {
         g.observe(2, true, None, at(1));
         g.observe(0, true, None, at(2));
         assert_eq!(name(&g), Some("a"));
+        assert_eq!(g.switches, 0);
+    }
+
+    #[test]
+    fn a_slow_first_probe_of_the_preferred_member_causes_no_switch() {
+        let mut g = group(Policy::PreferFirst);
+        g.observe(0, false, Some("timeout".into()), at(0));
+        g.observe(1, true, None, at(1));
+        g.observe(2, true, None, at(2));
+        assert_eq!(name(&g), None, "no choice while a is unsettled");
+        g.observe(0, true, None, at(100));
+        assert_eq!(name(&g), Some("a"));
+        assert_eq!(g.switches, 0);
+    }
+
+    #[test]
+    fn a_member_down_from_the_start_is_excluded_before_the_first_choice() {
+        let mut g = group(Policy::PreferFirst);
+        g.observe(1, true, None, at(0));
+        g.observe(2, true, None, at(0));
+        for t in 0..3 {
+            g.observe(0, false, Some("refused".into()), at(t * 100));
+        }
+        assert_eq!(name(&g), Some("b"));
         assert_eq!(g.switches, 0);
     }
 

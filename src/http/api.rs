@@ -106,8 +106,11 @@ fn group_json(s: &AppState, g: &GroupState) -> Value {
         .members
         .iter()
         .map(|m| {
-            let why = if !m.observed {
-                "not probed yet".to_owned()
+            let why = if !m.settled {
+                format!(
+                    "not settled yet: waiting for a first success or {} failures in a row",
+                    c.fail_after
+                )
             } else if m.eligible && m.consecutive_failed > 0 {
                 format!(
                     "{level}, although its last {} probe(s) failed (drops after {}): {}",

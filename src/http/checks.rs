@@ -25,7 +25,7 @@ pub(super) async fn group_active(State(s): State<AppState>, Path(name): Path<Str
         Some(m) => text(StatusCode::OK, format!("{}\n", m.name)),
         None if !g.decided => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("group {name} has not decided yet: not every member has been probed\n"),
+            format!("group {name} has not decided yet: not every member has settled\n"),
         ),
         None => text(
             StatusCode::SERVICE_UNAVAILABLE,

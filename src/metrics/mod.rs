@@ -367,10 +367,10 @@ impl Scrape {
         )?;
         f.gauge(
             "dbvigil_group_member_eligible",
-            "Whether each member meets the group's eligibility, after hysteresis. NaN before its first probe.",
+            "Whether each member meets the group's eligibility, after hysteresis. NaN until it settles (a first success, or fail_after failures).",
             gs.iter().flat_map(|g| {
                 g.members.iter().map(move |m| {
-                    let v = if !m.observed { f64::NAN } else if m.eligible { 1.0 } else { 0.0 };
+                    let v = if !m.settled { f64::NAN } else if m.eligible { 1.0 } else { 0.0 };
                     (group_labels(g, Some(&m.name)), v)
                 })
             }),
