@@ -353,6 +353,24 @@ pub struct Beat {
 }
 
 impl Beat {
+    /// The write round trip: what was read back right after the write must be this beat.
+    pub fn verify(self, read_back: Option<Beat>) -> Result<(), Failure> {
+        match read_back {
+            Some(back) if back == self => Ok(()),
+            Some(back) => Err(Failure::new(
+                Reason::Mismatch,
+                format!(
+                    "heartbeat read back seq {}, expected {}",
+                    back.seq, self.seq
+                ),
+            )),
+            None => Err(Failure::new(
+                Reason::Mismatch,
+                "heartbeat row missing right after it was written",
+            )),
+        }
+    }
+
     pub fn next(seq: &mut i64) -> Beat {
         *seq += 1;
         let at_ms = SystemTime::now()

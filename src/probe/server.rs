@@ -168,14 +168,7 @@ impl<D: Dialect> ServerProber<D> {
                         session.create_heartbeat().await?;
                     }
                     session.write_beat(target, instance, beat).await?;
-                    match session.read_beat(target, instance).await? {
-                        Some(back) if back == beat => Ok(()),
-                        Some(back) => Err(Failure::new(
-                            Reason::Mismatch,
-                            format!("heartbeat read back seq {}, expected {}", back.seq, beat.seq),
-                        )),
-                        None => Err(Failure::new(Reason::Mismatch, "heartbeat row missing right after it was written")),
-                    }
+                    beat.verify(session.read_beat(target, instance).await?)
                 })
                 .await;
             self.table_seen = written.is_some();

@@ -208,16 +208,25 @@ async fn read(conn: &mut SqliteConnection, target: &str, instance: &str) -> Resu
     .await
     .map_err(failure)?;
     if exists > 0 {
-        sqlx::query(
-            "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?",
-        )
-        .bind(target)
-        .bind(instance)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(failure)?;
+        read_beat(conn, target, instance).await?;
     }
     Ok(exists > 0)
+}
+
+async fn read_beat(
+    conn: &mut SqliteConnection,
+    target: &str,
+    instance: &str,
+) -> Result<Option<Beat>, Failure> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?",
+    )
+    .bind(target)
+    .bind(instance)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failure)?;
+    Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
 }
 
 /// Upserts the one heartbeat row of this target and instance and reads it back.
@@ -252,25 +261,7 @@ async fn write(
     .execute(&mut *conn)
     .await
     .map_err(failure)?;
-    let back: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?",
-    )
-    .bind(target)
-    .bind(instance)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(failure)?;
-    match back {
-        Some((seq, at_ms)) if seq == beat.seq && at_ms == beat.at_ms => Ok(()),
-        Some((seq, _)) => Err(Failure::new(
-            Reason::Mismatch,
-            format!("heartbeat read back seq {seq}, expected {}", beat.seq),
-        )),
-        None => Err(Failure::new(
-            Reason::Mismatch,
-            "heartbeat row missing right after it was written",
-        )),
-    }
+    beat.verify(read_beat(conn, target, instance).await?)
 }
 
 /// Without a write check, asks for a write lock and releases it at once: SQLite refuses
