@@ -112,7 +112,18 @@ async fn a_stopped_server_is_one_outage_of_the_right_length(engine: Engine) {
         return;
     };
     let dir = tempdir();
-    let e = TestExporter::start(dir.path(), &config(&[target("db", &db, "100ms", "")])).await;
+    let e = TestExporter::start(
+        dir.path(),
+        &config(&[target(
+            "db",
+            &db,
+            "100ms",
+            // One slow probe on a loaded CI machine is not an outage; the episode still
+            // starts at the first failed probe, so the duration bounds below stay strict.
+            "    failure_threshold: 2\n",
+        )]),
+    )
+    .await;
     wait_up(&e, "db", 1.0).await;
 
     let stop_began = Instant::now();
