@@ -6,6 +6,7 @@ pub mod config;
 pub mod exporter;
 pub mod groups;
 pub mod http;
+pub mod maintenance;
 pub mod metrics;
 pub mod probe;
 pub mod runner;

@@ -2,6 +2,7 @@
 //! folded from probe reports. Owned by the target's own task and published as an
 //! immutable snapshot, so readers (scrapes, the API) never wait for a prober.
 
+use crate::maintenance::AppFlag;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -128,6 +129,9 @@ pub struct TargetStats {
     pub episodes: VecDeque<Episode>,
     pub scheduling_lag: Histogram,
     pub skipped_slots: u64,
+    /// The application's maintenance flag; `None` without a `maintenance_query` or before
+    /// the first read.
+    pub app_flag: Option<AppFlag>,
 }
 
 impl TargetStats {
@@ -156,7 +160,39 @@ impl TargetStats {
             episodes: VecDeque::new(),
             scheduling_lag: Histogram::new(LAG_BUCKETS),
             skipped_slots: 0,
+            app_flag: None,
         }
+    }
+
+    /// A flag that cannot be read keeps its last value: a database restarting in the middle
+    /// of a migration must not end the application's window.
+    fn record_app_flag(&mut self, report: &ProbeReport) {
+        if self.target.maintenance_query.is_none() {
+            return;
+        }
+        let at_ms = crate::maintenance::to_ms(report.started_at);
+        let previous = self.app_flag.take();
+        self.app_flag = match (&report.maintenance_flag, previous) {
+            (Some(Ok(on)), Some(p)) if p.on == *on => Some(AppFlag { error: None, ..p }),
+            (Some(Ok(on)), _) => Some(AppFlag {
+                on: *on,
+                since_ms: at_ms,
+                error: None,
+            }),
+            (Some(Err(f)), p) => Some(AppFlag {
+                error: Some(f.message.clone()),
+                ..p.unwrap_or(AppFlag {
+                    on: false,
+                    since_ms: at_ms,
+                    error: None,
+                })
+            }),
+            (None, Some(p)) => Some(AppFlag {
+                error: Some("not read: the probe failed before it could ask".to_owned()),
+                ..p
+            }),
+            (None, None) => None,
+        };
     }
 
     pub fn record_lag(&mut self, lag: Duration, skipped: u64) {
@@ -167,7 +203,9 @@ impl TargetStats {
     /// Folds one probe report in and says what changed.
     pub fn record(&mut self, report: &ProbeReport) -> Vec<Transition> {
         let mut transitions = Vec::new();
-        let checks = &self.target.checks;
+        self.record_app_flag(report);
+        let target = self.target.clone();
+        let checks = &target.checks;
         self.probes += 1;
         for p in &report.phases {
             self.phase_durations[p.phase.index()].observe(p.duration.as_secs_f64());
@@ -263,7 +301,10 @@ mod tests {
     use std::path::Path;
 
     fn stats(threshold: u32) -> TargetStats {
-        let mut t = config::builtin(Path::new("/tmp"), "i").targets.remove(0);
+        let mut t = config::builtin(Path::new("/tmp"), "i")
+            .unwrap()
+            .targets
+            .remove(0);
         t.failure_threshold = threshold;
         t.checks = vec![Check::Connect, Check::Read];
         TargetStats::new(Arc::new(t))
@@ -286,6 +327,7 @@ mod tests {
             phases,
             read_only: None,
             replication_lag: None,
+            maintenance_flag: None,
             identity: failure.is_none().then(|| Identity {
                 key: identity.into(),
                 version: "v".into(),

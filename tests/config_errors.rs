@@ -6,7 +6,43 @@ use dbvigil::config::{self, ConfigError};
 const CASES: &[(&str, &str)] = &[
     (
         "unknown_key.yml",
-        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, labels",
+        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, labels, maintenance_query",
+    ),
+    (
+        "group_named_like_target.yml",
+        "6:11: group name \"app\" is also a target name: a maintenance scope must name one thing, so rename the group",
+    ),
+    (
+        "maintenance_query_on_tcp.yml",
+        "6:24: `maintenance_query` does not apply to kind tcp: dbvigil cannot query through a bare port",
+    ),
+    (
+        "schedule_unknown_scope.yml",
+        "8:14: schedule \"weekly-vacuum\" has scope \"orders\", which is neither a target, a group nor \"*\"",
+    ),
+    (
+        "schedule_unknown_timezone.yml",
+        "9:51: unknown timezone \"Europe/Atlantis\": use an IANA name like Europe/Berlin or UTC",
+    ),
+    (
+        "schedule_longer_than_max.yml",
+        "11:17: schedule \"upgrade\" lasts 3h: a window lasts more than zero and at most max_duration (2h)",
+    ),
+    (
+        "schedule_bad_time.yml",
+        "9:35: time \"3am\" is not a time of day: write HH:MM, like 03:30",
+    ),
+    (
+        "tokens_file_short_token.yml",
+        "6:16: tokens_file \"../short-token.txt\" line 3: the token is shorter than 16 characters; generate one with `openssl rand -hex 32`",
+    ),
+    (
+        "state_url_not_postgres.yml",
+        "6:8: state.url must be a PostgreSQL URL (postgres://user@host:5432/database); remove it to keep windows in SQLite in --data.dir",
+    ),
+    (
+        "default_duration_over_max.yml",
+        "6:21: default_duration 2h is longer than max_duration 1h: lower one or raise the other",
     ),
     (
         "duplicate_name.yml",

@@ -112,6 +112,14 @@ pub(super) fn validate(
                 ),
             ));
         }
+        if targets.iter().any(|t| t.name == name) {
+            return Err(err(
+                g.name.referenced,
+                format!(
+                    "group name {name:?} is also a target name: a maintenance scope must name one thing, so rename the group"
+                ),
+            ));
+        }
         if groups.iter().any(|o| o.name == name) {
             return Err(err(
                 g.name.referenced,

@@ -6,6 +6,7 @@
 
 mod error;
 mod groups;
+mod maintenance;
 mod values;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,9 @@ use serde_saphyr::Spanned;
 
 pub use error::ConfigError;
 pub use groups::{Eligibility, GroupConfig, Policy};
+pub use maintenance::{
+    ALL_SCOPE, MaintenanceConfig, ScheduleConfig, StateConfig, TOKEN_ENV, Token, When,
+};
 use values::{Expanded, HumanDuration};
 pub use values::{Secret, expand_env, format_duration};
 
@@ -38,6 +42,33 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     /// Failover groups over the targets.
     pub groups: Vec<GroupConfig>,
+    pub maintenance: MaintenanceConfig,
+    pub state: StateConfig,
+}
+
+impl Config {
+    /// Whether `scope` names something a maintenance window can cover.
+    pub fn is_scope(&self, scope: &str) -> bool {
+        scope == ALL_SCOPE
+            || self.targets.iter().any(|t| t.name == scope)
+            || self.groups.iter().any(|g| g.name == scope)
+    }
+
+    /// The scopes whose windows cover `scope`: itself, the groups a target belongs to, and
+    /// `*`.
+    pub fn covering_scopes<'a>(&'a self, scope: &'a str) -> Vec<&'a str> {
+        let mut scopes = vec![scope];
+        scopes.extend(
+            self.groups
+                .iter()
+                .filter(|g| g.members.iter().any(|m| m == scope))
+                .map(|g| g.name.as_str()),
+        );
+        if scope != ALL_SCOPE {
+            scopes.push(ALL_SCOPE);
+        }
+        scopes
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +84,9 @@ pub struct TargetConfig {
     pub failure_threshold: u32,
     /// Extra labels, sorted by name.
     pub labels: Vec<(String, String)>,
+    /// The application's own maintenance flag: a query whose truthy answer opens an
+    /// app-sourced maintenance window for this target.
+    pub maintenance_query: Option<String>,
 }
 
 impl TargetConfig {
@@ -259,14 +293,21 @@ impl ConfigSource {
     pub fn load(&self, default_instance: &str) -> Result<Config, ConfigError> {
         match self {
             ConfigSource::File(path) => load_file(path, default_instance),
-            ConfigSource::Builtin { data_dir } => Ok(builtin(data_dir, default_instance)),
+            ConfigSource::Builtin { data_dir } => builtin(data_dir, default_instance),
         }
     }
 }
 
-/// The configuration used when no file is given.
-pub fn builtin(data_dir: &Path, instance: &str) -> Config {
-    Config {
+/// The configuration used when no file is given. Fails only on a malformed token in the
+/// environment.
+pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
+    let maintenance = MaintenanceConfig::from_env().map_err(|message| ConfigError::Invalid {
+        file: "(built-in configuration)".to_owned(),
+        line: 1,
+        column: 1,
+        message,
+    })?;
+    Ok(Config {
         instance: instance.to_owned(),
         targets: vec![TargetConfig {
             name: "embedded".to_owned(),
@@ -281,9 +322,12 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Config {
             connection: ConnectionMode::Fresh,
             failure_threshold: 1,
             labels: Vec::new(),
+            maintenance_query: None,
         }],
         groups: Vec::new(),
-    }
+        maintenance,
+        state: StateConfig::default(),
+    })
 }
 
 pub fn load_file(path: &Path, default_instance: &str) -> Result<Config, ConfigError> {
@@ -321,6 +365,10 @@ mod raw {
         pub targets: Option<Spanned<Vec<Target>>>,
         #[serde(default)]
         pub groups: Vec<super::groups::raw::Group>,
+        #[serde(default)]
+        pub maintenance: super::maintenance::raw::Maintenance,
+        #[serde(default)]
+        pub state: super::maintenance::raw::State,
     }
 
     #[derive(Deserialize, Default)]
@@ -358,6 +406,7 @@ mod raw {
         pub checks: Option<Spanned<Vec<Spanned<Check>>>>,
         pub connection: Option<ConnectionMode>,
         pub labels: Option<HashMap<Spanned<String>, Expanded>>,
+        pub maintenance_query: Option<Spanned<Expanded>>,
     }
 
     #[derive(Deserialize)]
@@ -460,10 +509,18 @@ impl Validator<'_> {
         }
         let targets: Vec<TargetConfig> = targets.into_iter().map(|(t, _)| t).collect();
         let groups = groups::validate(self.file, raw.groups, &targets)?;
+        let checker = maintenance::Checker {
+            file: self.file,
+            base: self.base,
+        };
+        let maintenance = checker.maintenance(raw.maintenance, &targets, &groups)?;
+        let state = checker.state(raw.state)?;
         Ok(Config {
             instance,
             targets,
             groups,
+            maintenance,
+            state,
         })
     }
 
@@ -595,6 +652,23 @@ impl Validator<'_> {
             }
         }
 
+        let maintenance_query = match &t.maintenance_query {
+            None => None,
+            Some(q) if kind == Kind::Tcp => {
+                return Err(self.err(
+                    q.referenced,
+                    "`maintenance_query` does not apply to kind tcp: dbvigil cannot query through a bare port",
+                ));
+            }
+            Some(q) if q.value.0.trim().is_empty() => {
+                return Err(self.err(
+                    q.referenced,
+                    "maintenance_query must not be empty: write a query whose first column is the flag, like SELECT maintenance FROM service_context LIMIT 1",
+                ));
+            }
+            Some(q) => Some(q.value.0.trim().to_owned()),
+        };
+
         Ok(TargetConfig {
             name,
             kind,
@@ -605,6 +679,7 @@ impl Validator<'_> {
             connection: t.connection.or(defaults.connection).unwrap_or_default(),
             failure_threshold,
             labels: labels.into_iter().collect(),
+            maintenance_query,
         })
     }
 

@@ -216,6 +216,9 @@ pub struct ProbeReport {
     pub identity: Option<Identity>,
     /// On a replica (`replica_of`), the age of the primary's heartbeat as read here.
     pub replication_lag: Option<Duration>,
+    /// The application's maintenance flag (`maintenance_query`); `None` when not
+    /// configured or the probe ended before it could ask.
+    pub maintenance_flag: Option<Result<bool, Failure>>,
 }
 
 impl ProbeReport {
@@ -262,6 +265,9 @@ impl ProbeReport {
             if let Err(f) = &mut p.result {
                 f.message = redact(&f.message, secrets);
             }
+        }
+        if let Some(Err(f)) = &mut self.maintenance_flag {
+            f.message = redact(&f.message, secrets);
         }
     }
 }
@@ -341,8 +347,108 @@ impl PhaseRunner {
             read_only,
             identity,
             replication_lag: None,
+            maintenance_flag: None,
         }
     }
+}
+
+/// Runs `fut` within `budget`; running out is a `timeout` failure naming `what`.
+pub async fn bounded<T>(
+    budget: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::time::timeout(budget, fut).await.unwrap_or_else(|_| {
+        Err(Failure::new(
+            Reason::Timeout,
+            format!("{what} did not finish within the probe timeout"),
+        ))
+    })
+}
+
+/// The first column of the first row of a `maintenance_query`, as the driver decoded it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlagValue {
+    /// No row, or NULL.
+    Missing,
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl FlagValue {
+    /// Whether the application says it is in maintenance: true, a non-zero number, or one
+    /// of `t`, `true`, `y`, `yes`, `on`; no row and NULL mean no.
+    pub fn truthy(self) -> Result<bool, Failure> {
+        match self {
+            FlagValue::Missing => Ok(false),
+            FlagValue::Bool(b) => Ok(b),
+            FlagValue::Int(i) => Ok(i != 0),
+            FlagValue::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+                "t" | "true" | "y" | "yes" | "on" => Ok(true),
+                "" | "f" | "false" | "n" | "no" | "off" => Ok(false),
+                n if n.parse::<f64>().is_ok() => Ok(n.parse::<f64>() != Ok(0.0)),
+                _ => Err(Failure::new(
+                    Reason::Query,
+                    format!(
+                        "maintenance_query returned {:?}: make its first column a boolean, a number, or one of true/false, yes/no, on/off",
+                        t.chars().take(40).collect::<String>()
+                    ),
+                )),
+            },
+        }
+    }
+}
+
+/// Reads the first column of a `maintenance_query` row, whatever its type in the driver.
+pub fn flag_value<R: sqlx::Row>(row: &R) -> Result<FlagValue, Failure>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i16: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i8: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    use sqlx::{Column, TypeInfo, ValueRef};
+    let Some(column) = row.columns().first() else {
+        return Err(Failure::new(
+            Reason::Query,
+            "maintenance_query returned no column: select the flag, like SELECT maintenance FROM service_context LIMIT 1",
+        ));
+    };
+    let raw = row
+        .try_get_raw(0)
+        .map_err(|e| Failure::new(Reason::Query, e.to_string()))?;
+    if raw.is_null() {
+        return Ok(FlagValue::Missing);
+    }
+    if let Ok(v) = row.try_get::<bool, _>(0) {
+        return Ok(FlagValue::Bool(v));
+    }
+    if let Ok(v) = row.try_get::<i64, _>(0) {
+        return Ok(FlagValue::Int(v));
+    }
+    if let Ok(v) = row.try_get::<i32, _>(0) {
+        return Ok(FlagValue::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<i16, _>(0) {
+        return Ok(FlagValue::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<i8, _>(0) {
+        return Ok(FlagValue::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<String, _>(0) {
+        return Ok(FlagValue::Text(v));
+    }
+    Err(Failure::new(
+        Reason::Query,
+        format!(
+            "maintenance_query's first column has type {}: cast it to a boolean, an integer or text",
+            column.type_info().name()
+        ),
+    ))
 }
 
 /// A heartbeat value unique to one write: the read-back must return exactly this.

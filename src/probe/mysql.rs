@@ -9,7 +9,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySq
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use super::server::{Dialect, HeartbeatSql, Session};
-use super::{Beat, Failure, Identity, Reason, net};
+use super::{Beat, Failure, FlagValue, Identity, Reason, net};
 use crate::config::{Server, TlsMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +236,15 @@ impl Session for MySqlSession {
             .await
             .map_err(failure)?;
         Ok(Identity { key, version })
+    }
+
+    async fn maintenance_flag(&mut self, sql: &str) -> Result<FlagValue, Failure> {
+        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        row.as_ref()
+            .map_or(Ok(FlagValue::Missing), super::flag_value)
     }
 
     async fn close(self) {

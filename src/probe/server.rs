@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, ProbeReport, Prober,
-    Reason, net,
+    Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, ProbeReport,
+    Prober, Reason, net,
 };
 use crate::config::{Check, ConnectionMode, Server, TargetConfig};
 
@@ -43,6 +43,11 @@ pub trait Session: Send + Sized {
     ) -> impl Future<Output = Result<(), Failure>> + Send;
     fn read_only(&mut self) -> impl Future<Output = Result<bool, Failure>> + Send;
     fn identity(&mut self) -> impl Future<Output = Result<Identity, Failure>> + Send;
+    /// Runs a target's `maintenance_query` and returns its first value.
+    fn maintenance_flag(
+        &mut self,
+        sql: &str,
+    ) -> impl Future<Output = Result<FlagValue, Failure>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
@@ -64,6 +69,7 @@ pub struct ServerProber<D: Dialect> {
     checks: Vec<Check>,
     reuse: bool,
     session: Option<D::Session>,
+    maintenance_query: Option<String>,
     /// Whether the heartbeat table is known to exist, to skip asking every cycle.
     table_seen: bool,
     seq: i64,
@@ -78,6 +84,7 @@ impl<D: Dialect> ServerProber<D> {
             checks: target.checks.clone(),
             reuse: target.connection == ConnectionMode::Reuse,
             session: None,
+            maintenance_query: target.maintenance_query.clone(),
             table_seen: false,
             seq: 0,
         }
@@ -201,6 +208,21 @@ impl<D: Dialect> ServerProber<D> {
         read_only: Option<bool>,
         lag: Option<Duration>,
     ) -> ProbeReport {
+        let mut session = session;
+        let mut flag = None;
+        if let (Some(s), Some(sql), true) =
+            (session.as_mut(), &self.maintenance_query, usable(&run))
+        {
+            flag = Some(
+                super::bounded(
+                    run.remaining(),
+                    "maintenance_query",
+                    s.maintenance_flag(sql),
+                )
+                .await
+                .and_then(FlagValue::truthy),
+            );
+        }
         if let Some(session) = session {
             if self.reuse && usable(&run) {
                 self.session = Some(session);
@@ -213,6 +235,7 @@ impl<D: Dialect> ServerProber<D> {
         }
         let mut report = run.finish(read_only, None);
         report.replication_lag = lag;
+        report.maintenance_flag = flag;
         report
     }
 }

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use super::{
-    Beat, Failure, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober, Reason,
+    Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober,
+    Reason,
 };
 use crate::config::{Check, ConnectionMode, TargetConfig};
 
@@ -32,6 +33,7 @@ pub struct SqliteProber {
     create: bool,
     reuse: bool,
     checks: Vec<Check>,
+    maintenance_query: Option<String>,
     open: Option<Open>,
     seq: i64,
 }
@@ -44,6 +46,7 @@ impl SqliteProber {
             create,
             reuse: target.connection == ConnectionMode::Reuse,
             checks: target.checks.clone(),
+            maintenance_query: target.maintenance_query.clone(),
             open: None,
             seq: 0,
         }
@@ -178,13 +181,31 @@ impl SqliteProber {
         read_only: Option<bool>,
         identity: Option<Identity>,
     ) -> super::ProbeReport {
+        let mut flag = None;
+        if let (Some(open), Some(sql)) = (self.open.as_mut(), &self.maintenance_query) {
+            let query = async {
+                let row = sqlx::query(AssertSqlSafe(sql.clone()))
+                    .fetch_optional(&mut open.conn)
+                    .await
+                    .map_err(failure)?;
+                row.as_ref()
+                    .map_or(Ok(FlagValue::Missing), super::flag_value)
+            };
+            flag = Some(
+                super::bounded(run.remaining(), "maintenance_query", query)
+                    .await
+                    .and_then(FlagValue::truthy),
+            );
+        }
         if !self.reuse {
             if let Some(open) = self.open.take() {
                 let budget = run.remaining().max(Duration::from_millis(100));
                 let _ = tokio::time::timeout(budget, open.conn.close()).await;
             }
         }
-        run.finish(read_only, identity)
+        let mut report = run.finish(read_only, identity);
+        report.maintenance_flag = flag;
+        report
     }
 }
 
