@@ -1,4 +1,8 @@
-//! Command line: flags, logging, and the wiring of config, listener, exporter and signals.
+//! Command line: flags, logging, and the wiring of config, listener, exporter and signals;
+//! `maintenance` talks to a running exporter.
+
+mod client;
+mod maintenance;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +47,8 @@ pub enum Command {
         #[arg(long = "config.file", value_name = "FILE")]
         config_file: PathBuf,
     },
+    /// Start, extend, end, list maintenance windows on a running exporter, or ask whether a scope is in maintenance.
+    Maintenance(maintenance::MaintenanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +100,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { config_file }) => check_config(&config_file),
+        Some(Command::Maintenance(args)) => maintenance::run(args),
         None => run(cli.run),
     }
 }
@@ -193,6 +200,7 @@ fn run(args: RunArgs) -> ExitCode {
     let settings = Settings {
         source,
         default_instance: args.instance.clone().unwrap_or_else(hostname),
+        data_dir: args.data_dir.clone(),
     };
     let config = match settings.source.load(&settings.default_instance) {
         Ok(c) => c,
@@ -234,7 +242,7 @@ async fn serve(
     })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     announce(&settings, &config, local, &web);
-    let exporter = Exporter::start(settings, config);
+    let exporter = Exporter::start(settings, config)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(handle_signals(exporter.clone(), shutdown.clone()));
     let served = http::serve(exporter.clone(), listener, web, shutdown).await;

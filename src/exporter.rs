@@ -2,6 +2,7 @@
 //! reloads. Readers get `Arc` snapshots; nothing here is locked on the read path.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, ConfigSource, TargetConfig};
 use crate::groups::GroupSet;
+use crate::maintenance::{self, AppFlag, Maintenance, Window};
 use crate::runner::{TargetHandle, TargetRunner};
 
 /// How the exporter finds its configuration.
@@ -19,6 +21,8 @@ pub struct Settings {
     pub source: ConfigSource,
     /// Instance name used when the configuration sets none (the host name).
     pub default_instance: String,
+    /// dbvigil's own files: the maintenance store when `state.url` is not set.
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +50,7 @@ struct Inner {
     /// In configuration order.
     targets: ArcSwap<Vec<Arc<TargetHandle>>>,
     groups: Arc<ArcSwap<GroupSet>>,
+    maintenance: Maintenance,
     reload_status: ArcSwap<ReloadStatus>,
     /// Serialises reloads; never taken by readers.
     reload_lock: tokio::sync::Mutex<()>,
@@ -54,8 +59,11 @@ struct Inner {
 }
 
 impl Exporter {
-    /// Starts one probing task per target. Must be called inside a Tokio runtime.
-    pub fn start(settings: Settings, config: Config) -> Exporter {
+    /// Starts one probing task per target and the maintenance refresh loop. Must be called
+    /// inside a Tokio runtime. Fails only when the state store cannot be set up.
+    pub fn start(settings: Settings, config: Config) -> Result<Exporter, String> {
+        let maintenance = Maintenance::new(&settings.data_dir, &config.state)
+            .map_err(|e| format!("cannot set up the maintenance state store: {e}"))?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let groups = Arc::new(ArcSwap::from_pointee(GroupSet::new(&config, None)));
@@ -72,12 +80,13 @@ impl Exporter {
                 )
             })
             .collect();
-        Exporter {
+        let exporter = Exporter {
             inner: Arc::new(Inner {
                 settings,
                 config: ArcSwap::from_pointee(config),
                 targets: ArcSwap::from_pointee(handles),
                 groups,
+                maintenance,
                 reload_status: ArcSwap::from_pointee(ReloadStatus {
                     successful: true,
                     last_success_at: SystemTime::now(),
@@ -87,6 +96,54 @@ impl Exporter {
                 tracker,
                 cancel,
             }),
+        };
+        let looping = exporter.clone();
+        exporter
+            .inner
+            .tracker
+            .spawn(async move { looping.maintenance_loop().await });
+        Ok(exporter)
+    }
+
+    pub fn maintenance(&self) -> &Maintenance {
+        &self.inner.maintenance
+    }
+
+    /// Every window known now (stored, scheduled, application flags), from memory only.
+    pub fn maintenance_windows(&self, config: &Config, now_ms: i64) -> Vec<Window> {
+        let flags: Vec<(String, AppFlag)> = self
+            .targets()
+            .iter()
+            .filter_map(|t| {
+                let flag = t.snapshot().app_flag.clone()?;
+                Some((t.config.name.clone(), flag))
+            })
+            .collect();
+        maintenance::all_windows(config, &self.inner.maintenance.stored(), &flags, now_ms)
+    }
+
+    /// One step of the maintenance loop: re-read the store, then count the windows that
+    /// started. Tests call it to skip the wait.
+    pub async fn maintenance_step(&self) {
+        let _ = self.inner.maintenance.refresh().await;
+        self.maintenance_tick();
+    }
+
+    /// Counts windows that became active; in memory only.
+    pub fn maintenance_tick(&self) {
+        let now = maintenance::now_ms();
+        let windows = self.maintenance_windows(&self.config(), now);
+        self.inner.maintenance.tick(&windows, now);
+    }
+
+    async fn maintenance_loop(self) {
+        loop {
+            self.maintenance_step().await;
+            let wait = self.config().state.refresh_interval;
+            tokio::select! {
+                _ = self.inner.cancel.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
     }
 
@@ -194,6 +251,9 @@ impl Exporter {
         }
         let groups = GroupSet::new(&config, Some(&self.groups()));
         self.inner.groups.store(Arc::new(groups));
+        if let Err(e) = self.inner.maintenance.apply_config(&config.state) {
+            tracing::error!(error = %e, "cannot switch the maintenance state store; keeping the previous one");
+        }
         self.inner.targets.store(Arc::new(handles));
         self.inner.config.store(Arc::new(config));
         summary

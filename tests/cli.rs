@@ -196,6 +196,11 @@ fn every_shipped_example_passes_check_config() {
     for f in ["shop-db.password", "ledger-db.password", "ca.pem"] {
         std::fs::write(examples.join("secrets").join(f), "placeholder\n").unwrap();
     }
+    std::fs::write(
+        examples.join("secrets").join("maintenance.tokens"),
+        "ci-pipeline 0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
     let mut checked = 0;
     for entry in std::fs::read_dir("examples").unwrap() {
         let path = entry.unwrap().path();

@@ -3,6 +3,7 @@
 
 mod api;
 mod checks;
+mod maintenance;
 
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +16,9 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::exporter::Exporter;
-use crate::metrics::{self, CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Scrape};
+use crate::metrics::{
+    self, CLASSIC_CONTENT_TYPE, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, Scrape,
+};
 use crate::probe::{self, ProbeContext};
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,14 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/api/v1/groups/{name}", get(api::group))
         .route("/groups/{name}/active", get(checks::group_active))
         .route("/targets/{name}/{level}", get(checks::target_level))
+        .route(
+            "/api/v1/maintenance",
+            get(maintenance::list).post(maintenance::start),
+        )
+        .route("/api/v1/maintenance/{id}", get(maintenance::get))
+        .route("/api/v1/maintenance/{id}/extend", post(maintenance::extend))
+        .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
+        .route("/maintenance/{scope}", get(maintenance::gate))
         .with_state(AppState { exporter, web })
 }
 
@@ -102,11 +113,21 @@ fn exposition(headers: &HeaderMap, openmetrics: String) -> Response {
 }
 
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let now = SystemTime::now();
+    let config = s.exporter.config();
+    let now_ms = crate::maintenance::to_ms(now);
     let scrape = Scrape {
         targets: s.exporter.targets().iter().map(|t| t.snapshot()).collect(),
         groups: s.exporter.groups().snapshots(),
         reload: s.exporter.reload_status(),
-        now: SystemTime::now(),
+        maintenance: MaintenanceScrape {
+            windows: s.exporter.maintenance_windows(&config, now_ms),
+            started: s.exporter.maintenance().started(),
+            stored: s.exporter.maintenance().stored(),
+            config,
+            now_ms,
+        },
+        now,
     };
     exposition(&headers, metrics::render(scrape))
 }
@@ -228,6 +249,7 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>dbvigil</title></head><body>\
          <h1>dbvigil</h1><p>Database availability and change exporter, version {version} ({revision}).</p>\
          <ul><li><a href=\"{metrics}\">Metrics</a></li><li><a href=\"/api/v1/targets\">Targets (JSON)</a></li>\
+         <li><a href=\"/api/v1/groups\">Groups (JSON)</a></li><li><a href=\"/api/v1/maintenance\">Maintenance windows (JSON)</a></li>\
          <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
          <table><tr><th>target</th><th>kind</th><th>state</th><th></th></tr>{rows}</table></body></html>",
         version = metrics::VERSION,

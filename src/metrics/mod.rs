@@ -3,6 +3,7 @@
 
 mod classic;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,9 +14,10 @@ use prometheus_client::registry::Registry;
 
 pub use classic::openmetrics_to_classic;
 
-use crate::config::{Endpoint, TargetConfig};
+use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
 use crate::exporter::ReloadStatus;
 use crate::groups::GroupState;
+use crate::maintenance::{self, Source, Stored, Window};
 use crate::probe::{self, Phase, ProbeReport, Reason};
 use crate::state::{Histogram, TargetStats};
 
@@ -35,7 +37,19 @@ pub struct Scrape {
     pub targets: Vec<Arc<TargetStats>>,
     pub groups: Vec<Arc<GroupState>>,
     pub reload: Arc<ReloadStatus>,
+    pub maintenance: MaintenanceScrape,
     pub now: SystemTime,
+}
+
+/// Maintenance windows as this scrape sees them, all from memory.
+#[derive(Debug)]
+pub struct MaintenanceScrape {
+    pub config: Arc<Config>,
+    /// Every known window (see `maintenance::all_windows`).
+    pub windows: Vec<Window>,
+    pub started: Arc<BTreeMap<(String, Source), u64>>,
+    pub stored: Arc<Stored>,
+    pub now_ms: i64,
 }
 
 /// The exposition in OpenMetrics text.
@@ -338,7 +352,122 @@ impl Collector for Scrape {
             "Probe slots skipped because the previous probe overran its slot.",
             ts.iter().map(|s| (labels(&s.target, &[]), s.skipped_slots)),
         )?;
-        self.encode_groups(&mut f)
+        self.encode_groups(&mut f)?;
+        self.encode_maintenance(&mut f)
+    }
+}
+
+/// `scope`, plus `target` or `group` naming the same thing, so that alert rules can say
+/// `unless on(target) dbvigil_maintenance_active == 1`.
+fn scope_labels(config: &Config, scope: &str) -> Labels {
+    let mut l = vec![("scope".to_owned(), scope.to_owned())];
+    if config.targets.iter().any(|t| t.name == scope) {
+        l.push(("target".to_owned(), scope.to_owned()));
+    } else if config.groups.iter().any(|g| g.name == scope) {
+        l.push(("group".to_owned(), scope.to_owned()));
+    }
+    l
+}
+
+impl Scrape {
+    fn encode_maintenance(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+        let m = &self.maintenance;
+        let config = &m.config;
+        let scopes: Vec<&str> = config
+            .targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(config.groups.iter().map(|g| g.name.as_str()))
+            .chain([ALL_SCOPE])
+            .collect();
+        let coverage: Vec<(&str, maintenance::Coverage<'_>)> = scopes
+            .iter()
+            .map(|s| (*s, maintenance::coverage(config, &m.windows, s, m.now_ms)))
+            .collect();
+        f.gauge(
+            "dbvigil_maintenance_active",
+            "1 while a maintenance window covers the scope (its own, its groups' or \"*\"), else 0. Target scopes also carry `target`, group scopes `group`.",
+            coverage.iter().map(|(s, c)| {
+                (scope_labels(config, s), if c.active() { 1.0 } else { 0.0 })
+            }),
+        )?;
+        f.gauge(
+            "dbvigil_maintenance_windows_active",
+            "Maintenance windows covering the scope now, by where they come from: api, schedule (configuration) or app (the application's own flag).",
+            coverage.iter().flat_map(|(s, c)| {
+                Source::ALL.iter().map(move |source| {
+                    let mut l = scope_labels(config, s);
+                    l.push(("source".to_owned(), source.as_str().to_owned()));
+                    let n = c.windows.iter().filter(|w| w.source == *source).count();
+                    (l, n as f64)
+                })
+            }),
+        )?;
+        f.gauge(
+            "dbvigil_maintenance_end_timestamp_seconds",
+            "Planned end of the maintenance covering the scope (the latest planned end among the covering windows). Absent when no window with a planned end covers it.",
+            coverage.iter().filter_map(|(s, c)| {
+                c.planned_end_ms
+                    .map(|end| (scope_labels(config, s), end as f64 / 1000.0))
+            }),
+        )?;
+        f.counter(
+            "dbvigil_maintenance_windows_started",
+            "Maintenance windows that started while this exporter ran (those already active when it started count once), by the window's own scope and source.",
+            scopes
+                .iter()
+                .flat_map(|s| Source::ALL.iter().map(move |source| (*s, *source)))
+                .chain(m.started.keys().map(|(s, source)| (s.as_str(), *source)))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|(s, source)| {
+                    let mut l = scope_labels(config, s);
+                    l.push(("source".to_owned(), source.as_str().to_owned()));
+                    let n = m
+                        .started
+                        .get(&(s.to_owned(), source))
+                        .copied()
+                        .unwrap_or(0);
+                    (l, n)
+                }),
+        )?;
+        let flagged: Vec<&Arc<TargetStats>> = self
+            .targets
+            .iter()
+            .filter(|t| t.target.maintenance_query.is_some())
+            .collect();
+        f.gauge(
+            "dbvigil_maintenance_app_flag",
+            "The application's own maintenance flag as last read by maintenance_query (1 on, 0 off); NaN before the first read.",
+            flagged.iter().map(|t| {
+                (
+                    labels(&t.target, &[]),
+                    bool_gauge(t.app_flag.as_ref().map(|a| a.on)),
+                )
+            }),
+        )?;
+        f.gauge(
+            "dbvigil_maintenance_app_flag_read_error",
+            "1 when the last maintenance_query failed (the flag keeps its last value), else 0.",
+            flagged.iter().map(|t| {
+                let failed = t.app_flag.as_ref().is_some_and(|a| a.error.is_some());
+                (labels(&t.target, &[]), if failed { 1.0 } else { 0.0 })
+            }),
+        )?;
+        f.single(
+            "dbvigil_maintenance_store_up",
+            "Whether the last read of the maintenance state store succeeded (1) or failed (0: windows are the last ones read, and changes are refused).",
+            if m.stored.error.is_none() && m.stored.refreshed_at.is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        )?;
+        f.single(
+            "dbvigil_maintenance_store_last_refresh_timestamp_seconds",
+            "Time of the last successful read of the maintenance state store; 0 before the first.",
+            m.stored.refreshed_at.map_or(0.0, secs),
+        )
     }
 }
 

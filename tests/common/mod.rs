@@ -35,12 +35,13 @@ impl TestExporter {
         let settings = Settings {
             source: ConfigSource::File(config_path.clone()),
             default_instance: "test-instance".to_owned(),
+            data_dir: dir.to_owned(),
         };
         let config = settings
             .source
             .load(&settings.default_instance)
             .unwrap_or_else(|e| panic!("test configuration is invalid: {e}"));
-        let exporter = Exporter::start(settings, config);
+        let exporter = Exporter::start(settings, config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -125,14 +126,27 @@ pub async fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
+    send(addr, method, path, headers, "").await
+}
+
+/// [`request`] with a body.
+pub async fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
     );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
