@@ -8,6 +8,7 @@ pub mod groups;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;
+pub mod migrate;
 pub mod probe;
 pub mod runner;
 pub mod state;

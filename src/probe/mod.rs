@@ -2,9 +2,9 @@
 //! [`ProbeReport`] value (each phase's outcome and duration, read-only state, identity) and
 //! knows nothing of HTTP, metrics or scheduling.
 
-mod mysql;
+pub mod mysql;
 mod net;
-mod postgres;
+pub mod postgres;
 mod server;
 mod sqlite;
 mod tcp;

@@ -24,34 +24,40 @@ pub struct MySql {
     sql: Arc<HeartbeatSql>,
 }
 
+/// Connect options for a configured server, shared with the migration runner and reader.
+pub fn connect_options(server: &Server) -> MySqlConnectOptions {
+    let mut options = MySqlConnectOptions::new()
+        .host(&server.host)
+        .port(server.port)
+        .username(&server.user)
+        .ssl_mode(match server.tls.mode {
+            TlsMode::Disable => MySqlSslMode::Disabled,
+            TlsMode::Prefer => MySqlSslMode::Preferred,
+            TlsMode::Require => MySqlSslMode::Required,
+            TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+            TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+        })
+        // No session SETs at connect: dbvigil sets only its statement limit.
+        .pipes_as_concat(false)
+        .no_engine_substitution(false)
+        .timezone(None)
+        .set_names(false)
+        .disable_statement_logging();
+    if let Some(p) = &server.password {
+        options = options.password(&p.0);
+    }
+    if let Some(db) = &server.database {
+        options = options.database(db);
+    }
+    if let Some(ca) = &server.tls.ca_file {
+        options = options.ssl_ca(ca);
+    }
+    options
+}
+
 impl MySql {
     pub fn new(server: &Server) -> Self {
-        let mut options = MySqlConnectOptions::new()
-            .host(&server.host)
-            .port(server.port)
-            .username(&server.user)
-            .ssl_mode(match server.tls.mode {
-                TlsMode::Disable => MySqlSslMode::Disabled,
-                TlsMode::Prefer => MySqlSslMode::Preferred,
-                TlsMode::Require => MySqlSslMode::Required,
-                TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
-                TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-            })
-            // No session SETs at connect: dbvigil sets only its statement limit.
-            .pipes_as_concat(false)
-            .no_engine_substitution(false)
-            .timezone(None)
-            .set_names(false)
-            .disable_statement_logging();
-        if let Some(p) = &server.password {
-            options = options.password(&p.0);
-        }
-        if let Some(db) = &server.database {
-            options = options.database(db);
-        }
-        if let Some(ca) = &server.tls.ca_file {
-            options = options.ssl_ca(ca);
-        }
+        let options = connect_options(server);
         // Qualified by the heartbeat schema, else the target's database, so that messages
         // name the table exactly; the database name is quoted as an identifier.
         let (table, schema) = match (&server.heartbeat_schema, &server.database) {

@@ -17,30 +17,37 @@ pub struct Postgres {
     sql: Arc<HeartbeatSql>,
 }
 
+/// Connect options for a configured server, shared with the migration runner and reader.
+/// `application_name` shows in `pg_stat_activity`, so a DBA can tell dbvigil's sessions apart.
+pub fn connect_options(server: &Server, application_name: &str) -> PgConnectOptions {
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(&server.host)
+        .port(server.port)
+        .username(&server.user)
+        .application_name(application_name)
+        .ssl_mode(match server.tls.mode {
+            TlsMode::Disable => PgSslMode::Disable,
+            TlsMode::Prefer => PgSslMode::Prefer,
+            TlsMode::Require => PgSslMode::Require,
+            TlsMode::VerifyCa => PgSslMode::VerifyCa,
+            TlsMode::VerifyFull => PgSslMode::VerifyFull,
+        })
+        .disable_statement_logging();
+    if let Some(p) = &server.password {
+        options = options.password(&p.0);
+    }
+    if let Some(db) = &server.database {
+        options = options.database(db);
+    }
+    if let Some(ca) = &server.tls.ca_file {
+        options = options.ssl_root_cert(ca);
+    }
+    options
+}
+
 impl Postgres {
     pub fn new(server: &Server) -> Self {
-        let mut options = PgConnectOptions::new_without_pgpass()
-            .host(&server.host)
-            .port(server.port)
-            .username(&server.user)
-            .application_name("dbvigil")
-            .ssl_mode(match server.tls.mode {
-                TlsMode::Disable => PgSslMode::Disable,
-                TlsMode::Prefer => PgSslMode::Prefer,
-                TlsMode::Require => PgSslMode::Require,
-                TlsMode::VerifyCa => PgSslMode::VerifyCa,
-                TlsMode::VerifyFull => PgSslMode::VerifyFull,
-            })
-            .disable_statement_logging();
-        if let Some(p) = &server.password {
-            options = options.password(&p.0);
-        }
-        if let Some(db) = &server.database {
-            options = options.database(db);
-        }
-        if let Some(ca) = &server.tls.ca_file {
-            options = options.ssl_root_cert(ca);
-        }
+        let options = connect_options(server, "dbvigil");
         let table = match &server.heartbeat_schema {
             Some(schema) => format!("{schema}.dbvigil_heartbeat"),
             None => "dbvigil_heartbeat".to_owned(),

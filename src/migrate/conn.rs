@@ -1,0 +1,330 @@
+//! One open connection to a database being migrated or read, whatever its engine, and the
+//! few engine-neutral operations the runner and the history readers share.
+
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnection, MySqlRow};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
+
+use crate::config::{Endpoint, Kind};
+use crate::probe;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    /// MySQL and MariaDB.
+    MySql,
+    Sqlite,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::MySql => "mysql",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+
+    pub fn of(kind: Kind) -> Option<Engine> {
+        match kind {
+            Kind::Postgres => Some(Engine::Postgres),
+            Kind::Mysql => Some(Engine::MySql),
+            Kind::Sqlite => Some(Engine::Sqlite),
+            Kind::Tcp => None,
+        }
+    }
+}
+
+/// Why a connection is opened: a reader never creates a SQLite file and never writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Migrate,
+    Read,
+}
+
+pub enum DbConn {
+    Postgres(PgConnection),
+    MySql(MySqlConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// A value as the driver decoded it, for reading tables whose column types vary by tool,
+/// engine and version.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Cell::Null => None,
+            Cell::Bool(b) => Some(b.to_string()),
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(f.to_string()),
+            Cell::Text(t) => Some(t.clone()),
+        }
+    }
+
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Cell::Bool(b) => Some(i64::from(*b)),
+            Cell::Int(i) => Some(*i),
+            Cell::Float(f) => Some(*f as i64),
+            Cell::Text(t) => t.trim().parse().ok(),
+            Cell::Null => None,
+        }
+    }
+
+    pub fn float(&self) -> Option<f64> {
+        match self {
+            Cell::Bool(b) => Some(f64::from(u8::from(*b))),
+            Cell::Int(i) => Some(*i as f64),
+            Cell::Float(f) => Some(*f),
+            Cell::Text(t) => t.trim().parse().ok(),
+            Cell::Null => None,
+        }
+    }
+
+    /// Booleans as the engines store them: bool, 0/1, or t/f text.
+    pub fn bool(&self) -> Option<bool> {
+        match self {
+            Cell::Bool(b) => Some(*b),
+            Cell::Int(i) => Some(*i != 0),
+            Cell::Float(f) => Some(*f != 0.0),
+            Cell::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+                "t" | "true" | "1" | "y" | "yes" => Some(true),
+                "f" | "false" | "0" | "n" | "no" => Some(false),
+                _ => None,
+            },
+            Cell::Null => None,
+        }
+    }
+}
+
+impl DbConn {
+    /// Opens a connection to a configured endpoint. No timeout here: callers bound it,
+    /// since sqlx connect options have none.
+    pub async fn open(
+        endpoint: &Endpoint,
+        kind: Kind,
+        purpose: Purpose,
+    ) -> Result<DbConn, sqlx::Error> {
+        let app = match purpose {
+            Purpose::Migrate => "dbvigil migrate",
+            Purpose::Read => "dbvigil",
+        };
+        match (endpoint, kind) {
+            (Endpoint::Server(server), Kind::Postgres) => {
+                PgConnection::connect_with(&probe::postgres::connect_options(server, app))
+                    .await
+                    .map(DbConn::Postgres)
+            }
+            (Endpoint::Server(server), _) => {
+                MySqlConnection::connect_with(&probe::mysql::connect_options(server))
+                    .await
+                    .map(DbConn::MySql)
+            }
+            (Endpoint::Sqlite { path, create }, _) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(*create && purpose == Purpose::Migrate)
+                    .read_only(purpose == Purpose::Read)
+                    .busy_timeout(Duration::ZERO)
+                    .disable_statement_logging();
+                options.connect().await.map(DbConn::Sqlite)
+            }
+            (Endpoint::Tcp { .. }, _) => Err(sqlx::Error::Configuration(
+                "a tcp target has no database to migrate or read: give the target kind postgres, mysql or sqlite".into(),
+            )),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            DbConn::Postgres(_) => Engine::Postgres,
+            DbConn::MySql(_) => Engine::MySql,
+            DbConn::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// Runs SQL through the engine's simple (text) protocol, which accepts any statement,
+    /// including those that cannot be prepared (procedures, `DELIMITER`-free bodies).
+    pub async fn execute(&mut self, sql: &str) -> Result<u64, sqlx::Error> {
+        let sql = AssertSqlSafe(sql.to_owned());
+        Ok(match self {
+            DbConn::Postgres(c) => sqlx::raw_sql(sql).execute(c).await?.rows_affected(),
+            DbConn::MySql(c) => sqlx::raw_sql(sql).execute(c).await?.rows_affected(),
+            DbConn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await?.rows_affected(),
+        })
+    }
+
+    /// Runs a query without parameters and decodes every column of every row. Cast columns
+    /// whose type is not a boolean, integer, float or text (timestamps, decimals) in SQL.
+    pub async fn fetch(&mut self, sql: &str) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        self.fetch_with(sql, &[]).await
+    }
+
+    /// As `fetch`, binding text parameters (`$1`.. on PostgreSQL and SQLite, `?` on MySQL).
+    pub async fn fetch_with(
+        &mut self,
+        sql: &str,
+        params: &[&str],
+    ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
+        let sql = AssertSqlSafe(sql.to_owned());
+        match self {
+            DbConn::Postgres(c) => {
+                let mut q = sqlx::query(sql);
+                for p in params {
+                    q = q.bind(p.to_string());
+                }
+                q.fetch_all(c).await?.iter().map(pg_cells).collect()
+            }
+            DbConn::MySql(c) => {
+                let mut q = sqlx::query(sql);
+                for p in params {
+                    q = q.bind(p.to_string());
+                }
+                q.fetch_all(c).await?.iter().map(mysql_cells).collect()
+            }
+            DbConn::Sqlite(c) => {
+                let mut q = sqlx::query(sql);
+                for p in params {
+                    q = q.bind(p.to_string());
+                }
+                q.fetch_all(c).await?.iter().map(sqlite_cells).collect()
+            }
+        }
+    }
+
+    /// Whether a table exists in the connection's own schema (PostgreSQL: the search
+    /// path; MySQL: the current database; SQLite: main). Case-insensitive, since Liquibase
+    /// writes upper-case names that engines fold differently.
+    pub async fn table_exists(&mut self, table: &str) -> Result<bool, sqlx::Error> {
+        Ok(self.table_name(table).await?.is_some())
+    }
+
+    /// The table's name as the catalog spells it, if it exists (see `table_exists`).
+    pub async fn table_name(&mut self, table: &str) -> Result<Option<String>, sqlx::Error> {
+        let sql = match self.engine() {
+            Engine::Postgres => {
+                "SELECT c.relname::text FROM pg_catalog.pg_class c \
+                 WHERE c.relkind IN ('r', 'p', 'v') AND lower(c.relname) = lower($1) \
+                 AND c.relnamespace = ANY (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY (current_schemas(false))) \
+                 ORDER BY array_position(current_schemas(false), (SELECT nspname::text FROM pg_catalog.pg_namespace WHERE oid = c.relnamespace)) LIMIT 1"
+            }
+            Engine::MySql => {
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND lower(table_name) = lower(?) LIMIT 1"
+            }
+            Engine::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = lower($1) LIMIT 1"
+            }
+        };
+        let rows = self.fetch_with(sql, &[table]).await?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::text))
+    }
+
+    /// The table's column names, lower-cased, in order.
+    pub async fn columns(&mut self, table: &str) -> Result<Vec<String>, sqlx::Error> {
+        let Some(name) = self.table_name(table).await? else {
+            return Ok(Vec::new());
+        };
+        let rows = match self.engine() {
+            Engine::Postgres => {
+                self.fetch_with(
+                    "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+                     WHERE a.attrelid = quote_ident($1)::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                    &[&name],
+                )
+                .await?
+            }
+            Engine::MySql => {
+                self.fetch_with(
+                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+                     WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+                    &[&name],
+                )
+                .await?
+            }
+            Engine::Sqlite => {
+                self.fetch_with("SELECT name FROM pragma_table_info($1) ORDER BY cid", &[&name])
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.first().and_then(Cell::text))
+            .map(|c| c.to_ascii_lowercase())
+            .collect())
+    }
+
+    pub async fn close(self) {
+        let _ = match self {
+            DbConn::Postgres(c) => c.close().await,
+            DbConn::MySql(c) => c.close().await,
+            DbConn::Sqlite(c) => c.close().await,
+        };
+    }
+}
+
+macro_rules! decode_cells {
+    ($name:ident, $row:ty) => {
+        fn $name(row: &$row) -> Result<Vec<Cell>, sqlx::Error> {
+            use sqlx::{Column, TypeInfo, ValueRef};
+            let mut cells = Vec::with_capacity(row.len());
+            for (i, column) in row.columns().iter().enumerate() {
+                if row.try_get_raw(i)?.is_null() {
+                    cells.push(Cell::Null);
+                    continue;
+                }
+                let cell = if let Ok(v) = row.try_get::<bool, _>(i) {
+                    Cell::Bool(v)
+                } else if let Ok(v) = row.try_get::<i64, _>(i) {
+                    Cell::Int(v)
+                } else if let Ok(v) = row.try_get::<i32, _>(i) {
+                    Cell::Int(v.into())
+                } else if let Ok(v) = row.try_get::<i16, _>(i) {
+                    Cell::Int(v.into())
+                } else if let Ok(v) = row.try_get::<i8, _>(i) {
+                    Cell::Int(v.into())
+                } else if let Ok(v) = row.try_get::<f64, _>(i) {
+                    Cell::Float(v)
+                } else if let Ok(v) = row.try_get::<f32, _>(i) {
+                    Cell::Float(v.into())
+                } else if let Ok(v) = row.try_get::<String, _>(i) {
+                    Cell::Text(v)
+                } else if let Ok(v) = row.try_get::<Vec<u8>, _>(i) {
+                    Cell::Text(hex(&v))
+                } else {
+                    return Err(sqlx::Error::Decode(
+                        format!(
+                            "column {} has type {}, which dbvigil does not decode: cast it to text or a number",
+                            column.name(),
+                            column.type_info().name()
+                        )
+                        .into(),
+                    ));
+                };
+                cells.push(cell);
+            }
+            Ok(cells)
+        }
+    };
+}
+
+decode_cells!(pg_cells, PgRow);
+decode_cells!(mysql_cells, MySqlRow);
+decode_cells!(sqlite_cells, SqliteRow);
+
+/// Lower-case hex, for checksums stored as bytes (sqlx's `_sqlx_migrations`).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
