@@ -3,6 +3,7 @@
 
 mod client;
 mod maintenance;
+mod migrate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub enum Command {
     },
     /// Start, extend, end, list maintenance windows on a running exporter, or ask whether a scope is in maintenance.
     Maintenance(maintenance::MaintenanceArgs),
+    /// Apply ordered SQL scripts (V<version>__<description>.sql) to a target, a URL or a CSV plan; info, validate, repair.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { config_file }) => check_config(&config_file),
         Some(Command::Maintenance(args)) => maintenance::run(args),
+        Some(Command::Migrate(args)) => migrate::run(args),
         None => run(cli.run),
     }
 }
@@ -294,6 +298,14 @@ async fn handle_signals(exporter: Exporter, shutdown: CancellationToken) {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+/// `$USER@host`, for audit trails; None when the environment names no user.
+fn user_at_host() -> Option<String> {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()?;
+    Some(format!("{user}@{}", hostname()))
 }
 
 pub fn hostname() -> String {

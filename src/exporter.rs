@@ -277,5 +277,8 @@ fn spawn_target(
     let runner = TargetRunner::new(config, instance, cancel, groups.clone());
     let handle = runner.handle();
     tracker.spawn(runner.run());
+    if handle.config.migrations.is_some() {
+        tracker.spawn(handle.clone().watch_migrations());
+    }
     handle
 }

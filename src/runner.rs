@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetConfig;
 use crate::groups::GroupSet;
+use crate::migrate::watch::{self, MigrationSnapshot};
 use crate::probe::{self, ProbeContext, ProbeReport, Prober};
 use crate::state::{TargetStats, Transition};
 
@@ -17,6 +18,8 @@ use crate::state::{TargetStats, Transition};
 pub struct TargetHandle {
     pub config: Arc<TargetConfig>,
     snapshot: ArcSwap<TargetStats>,
+    /// The latest read of its migration history, when `migrations` is configured.
+    migrations: ArcSwapOption<MigrationSnapshot>,
     cancel: CancellationToken,
 }
 
@@ -27,6 +30,54 @@ impl TargetHandle {
 
     pub fn stop(&self) {
         self.cancel.cancel();
+    }
+
+    pub fn migrations(&self) -> Option<Arc<MigrationSnapshot>> {
+        self.migrations.load_full()
+    }
+
+    /// One read of the migration history tables, published for the next scrape.
+    pub async fn read_migrations(&self) {
+        let snapshot = watch::read(&self.config).await;
+        let previous = self.migrations.load();
+        let was_ok = previous.as_ref().is_none_or(|p| p.error.is_none());
+        match (&snapshot.error, was_ok) {
+            (Some(e), true) => {
+                tracing::warn!(target = %self.config.name, error = %e, "cannot read migration history")
+            }
+            (None, false) => {
+                tracing::info!(target = %self.config.name, "migration history readable again")
+            }
+            _ => {}
+        }
+        if let Some(e) = &snapshot.scripts_error {
+            if previous
+                .as_ref()
+                .is_none_or(|p| p.scripts_error.as_ref() != Some(e))
+            {
+                tracing::warn!(target = %self.config.name, error = %e, "cannot read the migration scripts; pending and checksum drift are unknown");
+            }
+        }
+        self.migrations.store(Some(Arc::new(snapshot)));
+    }
+
+    /// Reads the migration history every `migrations.interval` until the target stops.
+    pub async fn watch_migrations(self: Arc<Self>) {
+        let Some(interval) = self.config.migrations.as_ref().map(|m| m.interval) else {
+            return;
+        };
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = self.read_migrations() => {}
+            }
+        }
     }
 }
 
@@ -51,6 +102,7 @@ impl TargetRunner {
         let handle = Arc::new(TargetHandle {
             config: config.clone(),
             snapshot: ArcSwap::from_pointee(stats.clone()),
+            migrations: ArcSwapOption::empty(),
             cancel: parent.child_token(),
         });
         TargetRunner {

@@ -201,6 +201,18 @@ fn every_shipped_example_passes_check_config() {
         "ci-pipeline 0123456789abcdef0123456789abcdef\n",
     )
     .unwrap();
+    // ... and scripts directories next to them.
+    std::fs::create_dir_all(examples.join("migrations")).unwrap();
+    for script in std::fs::read_dir("examples/migrations").unwrap() {
+        let script = script.unwrap().path();
+        std::fs::copy(
+            &script,
+            examples
+                .join("migrations")
+                .join(script.file_name().unwrap()),
+        )
+        .unwrap();
+    }
     let mut checked = 0;
     for entry in std::fs::read_dir("examples").unwrap() {
         let path = entry.unwrap().path();

@@ -6,7 +6,23 @@ use dbvigil::config::{self, ConfigError};
 const CASES: &[(&str, &str)] = &[
     (
         "unknown_key.yml",
-        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, labels, maintenance_query",
+        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, labels, maintenance_query, migrations",
+    ),
+    (
+        "migrations_on_tcp.yml",
+        "7:7: `migrations` does not apply to kind tcp: dbvigil cannot read history tables through a bare port",
+    ),
+    (
+        "migrations_missing_directory.yml",
+        "6:18: migrations directory \"no-such-migrations\" is not a readable directory: fix the path (relative to this file) or remove `directory`",
+    ),
+    (
+        "migrations_timeout_over_interval.yml",
+        "7:16: migrations timeout 30s must be above zero and at most the migrations interval 10s",
+    ),
+    (
+        "migrations_unknown_key.yml",
+        "6:7: unknown field `dir`, expected one of directory, ignore, interval, timeout",
     ),
     (
         "group_named_like_target.yml",

@@ -25,6 +25,19 @@ pub enum CallError {
     Timeout(String),
 }
 
+/// The bearer token from `--token`, or the first line of `--token-file`.
+pub fn token(
+    token: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
+        return Ok(text.lines().next().map(|l| l.trim().to_owned()));
+    }
+    Ok(token.map(str::to_owned))
+}
+
 pub async fn call(
     base: &str,
     method: Method,

@@ -141,23 +141,11 @@ pub fn run(args: MaintenanceArgs) -> ExitCode {
 }
 
 fn default_by() -> Option<String> {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()?;
-    Some(format!("{user}@{}", super::hostname()))
-}
-
-fn token(args: &MaintenanceArgs) -> Result<Option<String>, String> {
-    if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
-        return Ok(text.lines().next().map(|l| l.trim().to_owned()));
-    }
-    Ok(args.token.clone())
+    super::user_at_host()
 }
 
 async fn execute(args: MaintenanceArgs) -> u8 {
-    let token = match token(&args) {
+    let token = match client::token(args.token.as_deref(), args.token_file.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");

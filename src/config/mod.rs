@@ -87,7 +87,25 @@ pub struct TargetConfig {
     /// The application's own maintenance flag: a query whose truthy answer opens an
     /// app-sourced maintenance window for this target.
     pub maintenance_query: Option<String>,
+    /// Read migration history tables on their own interval.
+    pub migrations: Option<MigrationsConfig>,
 }
+
+/// How often the exporter reads a target's migration history, and where its scripts are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationsConfig {
+    /// dbvigil's scripts for this target: enables the pending count and checksum drift,
+    /// and is the default `--dir` of `dbvigil migrate --target`.
+    pub directory: Option<PathBuf>,
+    /// File name patterns in `directory` that are not scripts.
+    pub ignore: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Migration history changes rarely; reading it every probe would be waste.
+pub const DEFAULT_MIGRATIONS_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_MIGRATIONS_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TargetConfig {
     pub fn has_check(&self, check: Check) -> bool {
@@ -213,6 +231,25 @@ pub struct Server {
     pub replica_of: Option<String>,
 }
 
+impl Server {
+    /// A server of `kind` at its default port, with every option at its default; callers
+    /// fill in where it is.
+    pub fn blank(kind: Kind) -> Server {
+        Server {
+            host: String::new(),
+            port: kind.default_port(),
+            user: String::new(),
+            password: None,
+            password_in_url: Secret(String::new()),
+            database: None,
+            tls: Tls::default(),
+            heartbeat_schema: None,
+            create_heartbeat_table: true,
+            replica_of: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tls {
     pub mode: TlsMode,
@@ -323,6 +360,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
             failure_threshold: 1,
             labels: Vec::new(),
             maintenance_query: None,
+            migrations: None,
         }],
         groups: Vec::new(),
         maintenance,
@@ -407,6 +445,17 @@ mod raw {
         pub connection: Option<ConnectionMode>,
         pub labels: Option<HashMap<Spanned<String>, Expanded>>,
         pub maintenance_query: Option<Spanned<Expanded>>,
+        pub migrations: Option<Spanned<RawMigrations>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawMigrations {
+        pub directory: Option<Spanned<Expanded>>,
+        #[serde(default)]
+        pub ignore: Vec<String>,
+        pub interval: Option<Spanned<HumanDuration>>,
+        pub timeout: Option<Spanned<HumanDuration>>,
     }
 
     #[derive(Deserialize)]
@@ -669,6 +718,11 @@ impl Validator<'_> {
             Some(q) => Some(q.value.0.trim().to_owned()),
         };
 
+        let migrations = match &t.migrations {
+            None => None,
+            Some(m) => Some(self.migrations(m, kind)?),
+        };
+
         Ok(TargetConfig {
             name,
             kind,
@@ -680,6 +734,71 @@ impl Validator<'_> {
             failure_threshold,
             labels: labels.into_iter().collect(),
             maintenance_query,
+            migrations,
+        })
+    }
+
+    fn migrations(
+        &self,
+        m: &Spanned<raw::RawMigrations>,
+        kind: Kind,
+    ) -> Result<MigrationsConfig, ConfigError> {
+        if kind == Kind::Tcp {
+            return Err(self.err(
+                m.referenced,
+                "`migrations` does not apply to kind tcp: dbvigil cannot read history tables through a bare port",
+            ));
+        }
+        let raw = &m.value;
+        let directory = match &raw.directory {
+            None => None,
+            Some(d) => {
+                let path = self.path(&d.value.0);
+                if !path.is_dir() {
+                    return Err(self.err(
+                        d.referenced,
+                        format!(
+                            "migrations directory {:?} is not a readable directory: fix the path (relative to this file) or remove `directory`",
+                            d.value.0
+                        ),
+                    ));
+                }
+                Some(path)
+            }
+        };
+        let interval = raw
+            .interval
+            .as_ref()
+            .map_or(DEFAULT_MIGRATIONS_INTERVAL, |i| i.value.0);
+        if let Some(i) = &raw.interval {
+            if interval < Duration::from_secs(1) {
+                return Err(self.err(
+                    i.referenced,
+                    "migrations interval must be at least 1s: history tables change rarely",
+                ));
+            }
+        }
+        let timeout = raw
+            .timeout
+            .as_ref()
+            .map_or(interval.min(MAX_MIGRATIONS_TIMEOUT), |t| t.value.0);
+        if let Some(t) = &raw.timeout {
+            if timeout > interval || timeout.is_zero() {
+                return Err(self.err(
+                    t.referenced,
+                    format!(
+                        "migrations timeout {} must be above zero and at most the migrations interval {}",
+                        format_duration(timeout),
+                        format_duration(interval)
+                    ),
+                ));
+            }
+        }
+        Ok(MigrationsConfig {
+            directory,
+            ignore: raw.ignore.clone(),
+            interval,
+            timeout,
         })
     }
 
@@ -797,16 +916,8 @@ impl Validator<'_> {
 
     fn server(&self, t: &raw::Target, kind: Kind) -> Result<Server, ConfigError> {
         let mut server = Server {
-            host: String::new(),
-            port: kind.default_port(),
-            user: String::new(),
-            password: None,
-            password_in_url: Secret(String::new()),
-            database: None,
-            tls: Tls::default(),
-            heartbeat_schema: None,
-            create_heartbeat_table: true,
             replica_of: t.replica_of.as_ref().map(|r| r.value.0.clone()),
+            ..Server::blank(kind)
         };
         if let Some(url) = &t.url {
             if let Some(host) = &t.host {
@@ -915,8 +1026,6 @@ impl Validator<'_> {
         }
     }
 
-    /// Reads host, port, user, password, database and TLS settings from a URL. Errors never
-    /// repeat the URL: it may hold a password.
     fn apply_url(
         &self,
         s: &mut Server,
@@ -924,73 +1033,111 @@ impl Validator<'_> {
         at: serde_saphyr::Location,
         kind: Kind,
     ) -> Result<(), ConfigError> {
-        let url = url::Url::parse(text).map_err(|e| {
-            self.err(
-                at,
-                format!(
-                    "invalid url ({e}): write it like {}://user@host:port/database",
-                    kind.as_str()
-                ),
-            )
-        })?;
-        let schemes: &[&str] = match kind {
-            Kind::Postgres => &["postgres", "postgresql"],
-            _ => &["mysql", "mariadb"],
-        };
-        if !schemes.contains(&url.scheme()) {
-            return Err(self.err(
-                at,
-                format!(
-                    "url scheme `{}://` does not match kind {}: use {}://",
-                    url.scheme(),
-                    kind.as_str(),
-                    schemes[0]
-                ),
-            ));
-        }
-        let decode = |v: &str| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        s.host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if let Some(port) = url.port() {
-            s.port = port;
-        }
-        s.user = decode(url.username());
-        if let Some(p) = url.password() {
-            s.password = Some(Secret(decode(p)));
-            s.password_in_url = Secret(p.to_owned());
-        }
-        let db = decode(url.path().trim_start_matches('/'));
-        if !db.is_empty() {
-            s.database = Some(db);
-        }
-        for (key, value) in url.query_pairs() {
-            match key.as_ref() {
-                "sslmode" | "ssl-mode" | "ssl_mode" => {
-                    s.tls.mode = TlsMode::parse_url_value(&value).ok_or_else(|| {
-                        self.err(at, format!("unknown {key} {value:?} in url: use disable, prefer, require, verify-ca or verify-full"))
-                    })?;
-                }
-                "sslrootcert" | "ssl-ca" | "ssl_ca" => {
-                    s.tls.ca_file = Some(PathBuf::from(value.as_ref()))
-                }
-                other => {
-                    return Err(self.err(
-                        at,
-                        format!("unknown url parameter `{other}`: dbvigil reads sslmode and sslrootcert from a url; set other options in the target"),
-                    ));
-                }
+        apply_url(s, text, kind).map_err(|message| self.err(at, message))
+    }
+}
+
+/// Reads host, port, user, password, database and TLS settings from a URL. Errors never
+/// repeat the URL: it may hold a password.
+fn apply_url(s: &mut Server, text: &str, kind: Kind) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!(
+            "invalid url ({e}): write it like {}://user@host:port/database",
+            kind.as_str()
+        )
+    })?;
+    let schemes: &[&str] = match kind {
+        Kind::Postgres => &["postgres", "postgresql"],
+        _ => &["mysql", "mariadb"],
+    };
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!(
+            "url scheme `{}://` does not match kind {}: use {}://",
+            url.scheme(),
+            kind.as_str(),
+            schemes[0]
+        ));
+    }
+    let decode = |v: &str| {
+        percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    s.host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if let Some(port) = url.port() {
+        s.port = port;
+    }
+    s.user = decode(url.username());
+    if let Some(p) = url.password() {
+        s.password = Some(Secret(decode(p)));
+        s.password_in_url = Secret(p.to_owned());
+    }
+    let db = decode(url.path().trim_start_matches('/'));
+    if !db.is_empty() {
+        s.database = Some(db);
+    }
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "sslmode" | "ssl-mode" | "ssl_mode" => {
+                s.tls.mode = TlsMode::parse_url_value(&value).ok_or_else(|| {
+                    format!("unknown {key} {value:?} in url: use disable, prefer, require, verify-ca or verify-full")
+                })?;
+            }
+            "sslrootcert" | "ssl-ca" | "ssl_ca" => {
+                s.tls.ca_file = Some(PathBuf::from(value.as_ref()))
+            }
+            other => {
+                return Err(format!(
+                    "unknown url parameter `{other}`: dbvigil reads sslmode and sslrootcert from a url; set other options in the target"
+                ));
             }
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// A database given on the command line as a URL: `postgres://`, `mysql://`, `mariadb://`
+/// or `sqlite:PATH` (a SQLite file is created when missing, for a first migration).
+/// Errors never repeat the URL.
+pub fn endpoint_from_url(text: &str) -> Result<(Kind, Endpoint), String> {
+    if let Some(path) = text.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err("a sqlite url needs a path: sqlite:path/to/file.db".to_owned());
+        }
+        return Ok((
+            Kind::Sqlite,
+            Endpoint::Sqlite {
+                path: PathBuf::from(path),
+                create: true,
+            },
+        ));
+    }
+    let scheme = text.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    let kind = match scheme {
+        "postgres" | "postgresql" => Kind::Postgres,
+        "mysql" | "mariadb" => Kind::Mysql,
+        _ => {
+            return Err(
+                "the database url must start with postgres://, mysql://, mariadb:// or sqlite:"
+                    .to_owned(),
+            );
+        }
+    };
+    let mut server = Server::blank(kind);
+    apply_url(&mut server, text, kind)?;
+    if server.host.is_empty() || server.user.is_empty() {
+        return Err(format!(
+            "the database url needs a host and a user: {}://user@host:port/database",
+            kind.as_str()
+        ));
+    }
+    Ok((kind, Endpoint::Server(server)))
 }
 
 fn names(checks: &[Check]) -> String {

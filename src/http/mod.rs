@@ -127,6 +127,13 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
             config,
             now_ms,
         },
+        migrations: s
+            .exporter
+            .targets()
+            .iter()
+            .filter(|t| t.config.migrations.is_some())
+            .map(|t| (t.config.clone(), t.migrations()))
+            .collect(),
         now,
     };
     exposition(&headers, metrics::render(scrape))

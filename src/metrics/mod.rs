@@ -2,6 +2,7 @@
 //! database, waits on a lock or a prober: a scrape costs the same whatever the databases do.
 
 mod classic;
+mod migrations;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 pub use classic::openmetrics_to_classic;
+pub use migrations::MigrationScrape;
 
 use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
 use crate::exporter::ReloadStatus;
@@ -38,6 +40,8 @@ pub struct Scrape {
     pub groups: Vec<Arc<GroupState>>,
     pub reload: Arc<ReloadStatus>,
     pub maintenance: MaintenanceScrape,
+    /// Targets with `migrations` configured.
+    pub migrations: Vec<MigrationScrape>,
     pub now: SystemTime,
 }
 
@@ -353,7 +357,8 @@ impl Collector for Scrape {
             ts.iter().map(|s| (labels(&s.target, &[]), s.skipped_slots)),
         )?;
         self.encode_groups(&mut f)?;
-        self.encode_maintenance(&mut f)
+        self.encode_maintenance(&mut f)?;
+        self.encode_migrations(&mut f)
     }
 }
 

@@ -28,12 +28,11 @@ impl Engine {
         }
     }
 
-    pub fn of(kind: Kind) -> Option<Engine> {
-        match kind {
-            Kind::Postgres => Some(Engine::Postgres),
-            Kind::Mysql => Some(Engine::MySql),
-            Kind::Sqlite => Some(Engine::Sqlite),
-            Kind::Tcp => None,
+    pub fn kind(self) -> Kind {
+        match self {
+            Engine::Postgres => Kind::Postgres,
+            Engine::MySql => Kind::Mysql,
+            Engine::Sqlite => Kind::Sqlite,
         }
     }
 }
@@ -49,6 +48,14 @@ pub enum DbConn {
     Postgres(PgConnection),
     MySql(MySqlConnection),
     Sqlite(SqliteConnection),
+}
+
+/// A parameter of `execute_with`.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
 }
 
 /// A value as the driver decoded it, for reading tables whose column types vary by tool,
@@ -204,6 +211,33 @@ impl DbConn {
         }
     }
 
+    /// Runs one statement with parameters (`$1`.. on PostgreSQL and SQLite, `?` on MySQL).
+    pub async fn execute_with(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<u64, sqlx::Error> {
+        let sql = AssertSqlSafe(sql.to_owned());
+        macro_rules! bound {
+            ($query:expr) => {{
+                let mut q = $query;
+                for p in params {
+                    q = match p {
+                        Param::Text(t) => q.bind(t.to_string()),
+                        Param::Int(i) => q.bind(*i),
+                        Param::Bool(b) => q.bind(*b),
+                    };
+                }
+                q
+            }};
+        }
+        Ok(match self {
+            DbConn::Postgres(c) => bound!(sqlx::query(sql)).execute(c).await?.rows_affected(),
+            DbConn::MySql(c) => bound!(sqlx::query(sql)).execute(c).await?.rows_affected(),
+            DbConn::Sqlite(c) => bound!(sqlx::query(sql)).execute(c).await?.rows_affected(),
+        })
+    }
+
     /// Whether a table exists in the connection's own schema (PostgreSQL: the search
     /// path; MySQL: the current database; SQLite: main). Case-insensitive, since Liquibase
     /// writes upper-case names that engines fold differently.
@@ -232,40 +266,6 @@ impl DbConn {
         Ok(rows.first().and_then(|r| r.first()).and_then(Cell::text))
     }
 
-    /// The table's column names, lower-cased, in order.
-    pub async fn columns(&mut self, table: &str) -> Result<Vec<String>, sqlx::Error> {
-        let Some(name) = self.table_name(table).await? else {
-            return Ok(Vec::new());
-        };
-        let rows = match self.engine() {
-            Engine::Postgres => {
-                self.fetch_with(
-                    "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-                     WHERE a.attrelid = quote_ident($1)::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                    &[&name],
-                )
-                .await?
-            }
-            Engine::MySql => {
-                self.fetch_with(
-                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
-                     WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
-                    &[&name],
-                )
-                .await?
-            }
-            Engine::Sqlite => {
-                self.fetch_with("SELECT name FROM pragma_table_info($1) ORDER BY cid", &[&name])
-                    .await?
-            }
-        };
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.first().and_then(Cell::text))
-            .map(|c| c.to_ascii_lowercase())
-            .collect())
-    }
-
     pub async fn close(self) {
         let _ = match self {
             DbConn::Postgres(c) => c.close().await,
@@ -285,9 +285,8 @@ macro_rules! decode_cells {
                     cells.push(Cell::Null);
                     continue;
                 }
-                let cell = if let Ok(v) = row.try_get::<bool, _>(i) {
-                    Cell::Bool(v)
-                } else if let Ok(v) = row.try_get::<i64, _>(i) {
+                // Integers first: MySQL and SQLite call any integer column a bool too.
+                let cell = if let Ok(v) = row.try_get::<i64, _>(i) {
                     Cell::Int(v)
                 } else if let Ok(v) = row.try_get::<i32, _>(i) {
                     Cell::Int(v.into())
@@ -295,6 +294,8 @@ macro_rules! decode_cells {
                     Cell::Int(v.into())
                 } else if let Ok(v) = row.try_get::<i8, _>(i) {
                     Cell::Int(v.into())
+                } else if let Ok(v) = row.try_get::<bool, _>(i) {
+                    Cell::Bool(v)
                 } else if let Ok(v) = row.try_get::<f64, _>(i) {
                     Cell::Float(v)
                 } else if let Ok(v) = row.try_get::<f32, _>(i) {

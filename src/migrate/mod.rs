@@ -3,3 +3,10 @@
 //! metrics.
 
 pub mod conn;
+pub mod history;
+pub mod plan;
+pub mod runner;
+pub mod schema_history;
+pub mod script;
+pub mod split;
+pub mod watch;

@@ -1,0 +1,250 @@
+//! The CSV plan of home-made updaters (shared/background/remote-database-updater.md): one
+//! row per script, with the database to run it on. Rows run in order, grouped by database.
+
+use std::path::{Path, PathBuf};
+
+use super::conn::Engine;
+use crate::config::{Secret, Server};
+
+pub const HEADER: [&str; 9] = [
+    "sql_runner_host",
+    "sql_runner_userid",
+    "sql_runner_password",
+    "database_host",
+    "database_userid",
+    "database_password",
+    "port",
+    "database",
+    "sql_script_to_run",
+];
+
+/// One database of the plan and its scripts, in the order of the rows.
+#[derive(Debug, Clone)]
+pub struct PlanDatabase {
+    pub engine: Engine,
+    pub server: Server,
+    /// (row number in the file, script path).
+    pub scripts: Vec<(usize, PathBuf)>,
+}
+
+impl PlanDatabase {
+    /// `host:port/database`, never the password.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{}/{}",
+            self.server.host,
+            self.server.port,
+            self.server.database.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub databases: Vec<PlanDatabase>,
+    /// The runner columns held something: dbvigil connects directly and ignores them.
+    pub runner_columns_used: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan {path}: {error}")]
+    Read { path: PathBuf, error: String },
+    #[error("plan {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Reads a plan. Relative script paths are resolved against `base` (the working directory,
+/// as the original updater did). `engine` overrides the engine for every row; without it
+/// the engine is told from the port.
+pub fn load(path: &Path, base: &Path, engine: Option<Engine>) -> Result<Plan, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read {
+        path: path.to_owned(),
+        error: e.to_string(),
+    })?;
+    parse(&text, base, engine).map_err(|message| PlanError::Invalid {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("cannot read the header: {e}"))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if header != HEADER {
+        return Err(format!(
+            "the header must be exactly {}; found {}",
+            HEADER.join(","),
+            header.join(",")
+        ));
+    }
+    let mut databases: Vec<PlanDatabase> = Vec::new();
+    let mut runner_columns_used = false;
+    for (index, record) in reader.records().enumerate() {
+        // Row 1 is the header.
+        let row = index + 2;
+        let record = record.map_err(|e| match e.kind() {
+            csv::ErrorKind::UnequalLengths { len, .. } => {
+                format!("row {row} has {len} fields; every row needs the 9 of the header")
+            }
+            _ => format!("row {row}: {e}"),
+        })?;
+        let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
+        runner_columns_used |= (0..3).any(|i| !field(i).is_empty());
+        let (host, user, password, port, database, script) =
+            (field(3), field(4), field(5), field(6), field(7), field(8));
+        for (name, value) in [
+            ("database_host", &host),
+            ("database_userid", &user),
+            ("port", &port),
+            ("database", &database),
+            ("sql_script_to_run", &script),
+        ] {
+            if value.is_empty() {
+                return Err(format!("row {row}: {name} is empty; fill it in"));
+            }
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("row {row}: port {port:?} is not a port number (1-65535)"))?;
+        let engine = match engine {
+            Some(e) => e,
+            None => engine_of_port(port).map_err(|why| format!("row {row}: {why}"))?,
+        };
+        let server = Server {
+            host,
+            port,
+            user,
+            password: (!password.is_empty()).then(|| Secret(password.clone())),
+            database: Some(database),
+            ..Server::blank(engine.kind())
+        };
+        let script = base.join(script);
+        let same = |d: &&mut PlanDatabase| {
+            d.engine == engine
+                && d.server.host == server.host
+                && d.server.port == server.port
+                && d.server.database == server.database
+                && d.server.user == server.user
+        };
+        match databases.iter_mut().find(|d| same(d)) {
+            Some(d) => {
+                if d.server.password != server.password {
+                    return Err(format!(
+                        "row {row}: the password differs from an earlier row for the same database and user; use one"
+                    ));
+                }
+                d.scripts.push((row, script));
+            }
+            None => databases.push(PlanDatabase {
+                engine,
+                server,
+                scripts: vec![(row, script)],
+            }),
+        }
+    }
+    if databases.is_empty() {
+        return Err("it has a header but no rows: add one row per script".to_owned());
+    }
+    Ok(Plan {
+        databases,
+        runner_columns_used,
+    })
+}
+
+/// The plan format has no engine column; the port tells it for the usual ports, and names
+/// the engines dbvigil cannot run.
+fn engine_of_port(port: u16) -> Result<Engine, String> {
+    match port {
+        5432 => Ok(Engine::Postgres),
+        3306 => Ok(Engine::MySql),
+        1521 => Err("port 1521 is Oracle's; dbvigil migrates PostgreSQL, MySQL/MariaDB and SQLite only: run this row with Oracle's own tools".to_owned()),
+        1433 => Err("port 1433 is SQL Server's; dbvigil migrates PostgreSQL, MySQL/MariaDB and SQLite only: run this row with SQL Server's own tools".to_owned()),
+        other => Err(format!(
+            "cannot tell the engine from port {other}: pass --engine postgres or --engine mysql"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROWS: &str = "sql_runner_host,sql_runner_userid,sql_runner_password,database_host,database_userid,database_password,port,database,sql_script_to_run
+localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V1_1__Zipcode_Schema.sql
+localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V1_2__Zipcode_Static_Data.sql
+localhost,howarddeiner,password,10.0.0.2,app,s3cret,5432,orders,sql/V1__Orders.sql
+localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V2_1__Add_Spatial_Data.sql
+";
+
+    #[test]
+    fn rows_are_grouped_by_database_in_order() {
+        let plan = parse(ROWS, Path::new("/repo"), None).unwrap();
+        assert!(plan.runner_columns_used);
+        assert_eq!(plan.databases.len(), 2);
+        let zipster = &plan.databases[0];
+        assert_eq!(zipster.engine, Engine::MySql);
+        assert_eq!(zipster.describe(), "127.0.0.1:3306/zipster");
+        let rows: Vec<usize> = zipster.scripts.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rows, [2, 3, 5]);
+        assert_eq!(
+            zipster.scripts[2].1,
+            PathBuf::from("/repo/sql/V2_1__Add_Spatial_Data.sql")
+        );
+        assert_eq!(plan.databases[1].engine, Engine::Postgres);
+    }
+
+    #[test]
+    fn bad_plans_say_what_to_fix() {
+        let header = HEADER.join(",");
+        for (text, expected) in [
+            ("a,b\n".to_owned(), "the header must be exactly"),
+            (format!("{header}\n"), "no rows"),
+            (
+                format!("{header}\n,,,h,u,p,1433,db,V1__a.sql\n"),
+                "row 2: port 1433 is SQL Server's",
+            ),
+            (
+                format!("{header}\n,,,h,u,p,1521,db,V1__a.sql\n"),
+                "row 2: port 1521 is Oracle's",
+            ),
+            (
+                format!("{header}\n,,,h,u,p,6000,db,V1__a.sql\n"),
+                "row 2: cannot tell the engine from port 6000: pass --engine",
+            ),
+            (
+                format!("{header}\n,,,h,u,p,x,db,V1__a.sql\n"),
+                "row 2: port \"x\" is not a port number",
+            ),
+            (
+                format!("{header}\n,,,h,u,p,5432,db\n"),
+                "row 2 has 8 fields",
+            ),
+            (
+                format!("{header}\n,,,h,u,p,5432,,V1__a.sql\n"),
+                "row 2: database is empty",
+            ),
+        ] {
+            let err = parse(&text, Path::new("."), None).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains("p,"), "no password in {err}");
+        }
+        let text = format!("{header}\n,,,h,u,p,6000,db,V1__a.sql\n");
+        assert_eq!(
+            parse(&text, Path::new("."), Some(Engine::Postgres))
+                .unwrap()
+                .databases[0]
+                .engine,
+            Engine::Postgres
+        );
+    }
+}

@@ -1,0 +1,653 @@
+//! `info`, `validate`, `run` and `repair` over one database: compares the scripts with the
+//! history table, refuses a dirty or edited history, and applies pending scripts in order
+//! under the migration lock, one transaction per script where the engine allows.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::conn::{DbConn, Engine};
+use super::history::LockHeld;
+use super::schema_history::{self, Entry, Row};
+use super::script::{Script, Version};
+use super::split::{self, Dialect, Statement};
+
+/// How often a run waiting for the lock tries again.
+const LOCK_RETRY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long `run` and `repair` wait for another run's lock.
+    pub lock_timeout: Duration,
+    /// Recorded in `installed_by`.
+    pub installed_by: String,
+    /// Applied versions whose scripts are gone are not an error.
+    pub ignore_missing: bool,
+}
+
+/// Hooks for progress output; the CLI draws a bar or prints lines.
+pub trait Observer {
+    fn waiting_for_lock(&mut self, _holder: Option<&LockHeld>, _waited: Duration) {}
+    fn starting(&mut self, _index: usize, _total: usize, _script: &Script) {}
+    fn finished(&mut self, _script: &Script, _execution_ms: i64) {}
+}
+
+/// An observer that says nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Applied,
+    Pending,
+    Failed,
+    /// Started and never finished: the run died (MySQL/MariaDB records a script as it starts).
+    Interrupted,
+    /// Started, and its run still holds the lock.
+    Running,
+    /// Applied, but the file has changed since.
+    Changed,
+    /// Applied, but no script has its version.
+    Missing,
+    /// Pending, with a version below one already applied.
+    OutOfOrder,
+}
+
+/// One line of `info`: a version, from the history table, the scripts, or both.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfoEntry {
+    pub version: String,
+    pub description: String,
+    pub script: String,
+    pub state: State,
+    /// Unix seconds.
+    pub installed_on: Option<f64>,
+    pub installed_by: Option<String>,
+    pub execution_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub entries: Vec<InfoEntry>,
+    /// Why a run would be refused, one sentence each, saying what to do.
+    pub problems: Vec<String>,
+    /// Another run holds the lock.
+    pub holder: Option<LockHeld>,
+}
+
+impl Status {
+    pub fn pending(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.state == State::Pending)
+            .count()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub version: String,
+    pub description: String,
+    pub script: String,
+    pub execution_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptFailure {
+    pub version: String,
+    pub script: String,
+    /// The line on which the failing statement starts.
+    pub line: usize,
+    /// The server's message.
+    pub message: String,
+    /// MySQL/MariaDB commit DDL as they go: statements before the failing one stay.
+    pub partial_changes_possible: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunOutcome {
+    pub applied: Vec<Applied>,
+    /// `--dry-run`: what would run, in order.
+    pub would_apply: Vec<Applied>,
+    pub failed: Option<ScriptFailure>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairOutcome {
+    /// Failed or interrupted entries removed, so their scripts run again.
+    pub removed: Vec<String>,
+    /// Applied entries whose checksum now matches the edited script.
+    pub realigned: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("{0}")]
+    Database(String),
+    #[error(
+        "another migration run holds the lock{}; gave up after {}s: wait for it to finish, or raise --lock-timeout",
+        holder.as_ref().map(describe_holder).unwrap_or_default(),
+        waited.as_secs()
+    )]
+    Locked {
+        waited: Duration,
+        holder: Option<LockHeld>,
+    },
+    #[error("refused, nothing was changed:\n  {}", .0.join("\n  "))]
+    Refused(Vec<String>),
+    #[error("{script}: {error}")]
+    Split { script: String, error: String },
+}
+
+fn describe_holder(h: &LockHeld) -> String {
+    match h.since {
+        Some(since) => format!(
+            ": {} since {}",
+            h.holder,
+            crate::maintenance::rfc3339((since * 1000.0) as i64)
+        ),
+        None => format!(": {}", h.holder),
+    }
+}
+
+impl From<sqlx::Error> for MigrateError {
+    fn from(e: sqlx::Error) -> Self {
+        MigrateError::Database(server_message(&e))
+    }
+}
+
+/// The server's own words (and SQLSTATE or error number), without sqlx's wrapping.
+pub fn server_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (code {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn dialect(engine: Engine) -> Dialect {
+    match engine {
+        Engine::Postgres => Dialect::Postgres,
+        Engine::MySql => Dialect::MySql,
+        Engine::Sqlite => Dialect::Sqlite,
+    }
+}
+
+/// Compares the history with the scripts. Pure, so every state is unit-tested.
+pub fn status(
+    rows: &[Row],
+    scripts: &[Script],
+    opts: &Options,
+    holder: Option<&LockHeld>,
+) -> Status {
+    let mut status = Status {
+        holder: holder.cloned(),
+        ..Status::default()
+    };
+    let script_of = |version: &str| {
+        Version::parse(version).and_then(|v| scripts.iter().find(|s| s.version == v))
+    };
+    let mut highest_applied: Option<Version> = None;
+    for row in rows {
+        let script = script_of(&row.version);
+        let state = match row.success {
+            None if holder.is_some() => State::Running,
+            None => State::Interrupted,
+            Some(false) => State::Failed,
+            Some(true) => match script {
+                None if opts.ignore_missing => State::Applied,
+                None => State::Missing,
+                Some(s) if s.checksum != row.checksum => State::Changed,
+                Some(_) => State::Applied,
+            },
+        };
+        let when = row
+            .installed_on
+            .map(|t| crate::maintenance::rfc3339((t * 1000.0) as i64))
+            .unwrap_or_default();
+        let label = format!("V{} ({})", row.version, row.script);
+        match state {
+            State::Failed => status.problems.push(format!(
+                "{label} failed at {when}: fix the script, check what it left behind, then run `dbvigil migrate repair`"
+            )),
+            State::Interrupted => status.problems.push(format!(
+                "{label} started at {when} and never finished (its run died); MySQL/MariaDB may have kept part of it: check the schema, then run `dbvigil migrate repair`"
+            )),
+            State::Changed => status.problems.push(format!(
+                "{label} has changed since it was applied at {when} (checksum {} now {}): restore the file as applied, or run `dbvigil migrate repair` to accept the edit",
+                short(&row.checksum),
+                short(&script.map(|s| s.checksum.clone()).unwrap_or_default())
+            )),
+            State::Missing => status.problems.push(format!(
+                "{label} was applied at {when} but no script has version {}: restore it, or pass --ignore-missing",
+                row.version
+            )),
+            _ => {}
+        }
+        if row.success == Some(true) {
+            if let Some(v) = Version::parse(&row.version) {
+                if highest_applied.as_ref().is_none_or(|h| v > *h) {
+                    highest_applied = Some(v);
+                }
+            }
+        }
+        status.entries.push(InfoEntry {
+            version: row.version.clone(),
+            description: row.description.clone(),
+            script: row.script.clone(),
+            state,
+            installed_on: row.installed_on,
+            installed_by: Some(row.installed_by.clone()),
+            execution_ms: Some(row.execution_ms),
+        });
+    }
+    for script in scripts {
+        let applied = rows.iter().any(|r| {
+            r.success == Some(true) && Version::parse(&r.version).as_ref() == Some(&script.version)
+        });
+        if applied {
+            continue;
+        }
+        let state = match &highest_applied {
+            Some(h) if script.version < *h => {
+                status.problems.push(format!(
+                    "V{} ({}) is pending but V{h} is already applied: give it a version above {h}",
+                    script.version, script.name
+                ));
+                State::OutOfOrder
+            }
+            _ => State::Pending,
+        };
+        status.entries.push(InfoEntry {
+            version: script.version.to_string(),
+            description: script.description.clone(),
+            script: script.name.clone(),
+            state,
+            installed_on: None,
+            installed_by: None,
+            execution_ms: None,
+        });
+    }
+    status
+}
+
+fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}
+
+/// The history and the lock as they are, without taking the lock or creating anything.
+pub async fn info(
+    conn: &mut DbConn,
+    scripts: &[Script],
+    opts: &Options,
+) -> Result<Status, MigrateError> {
+    let rows = schema_history::rows(conn).await?;
+    let holder = schema_history::holder(conn).await?;
+    Ok(status(&rows, scripts, opts, holder.as_ref()))
+}
+
+/// `info`, refused when the history is dirty or edited or a script cannot be split.
+pub async fn validate(
+    conn: &mut DbConn,
+    scripts: &[Script],
+    opts: &Options,
+) -> Result<Status, MigrateError> {
+    let status = info(conn, scripts, opts).await?;
+    split_all(conn.engine(), scripts.iter())?;
+    if !status.problems.is_empty() {
+        return Err(MigrateError::Refused(status.problems));
+    }
+    Ok(status)
+}
+
+fn split_all<'a>(
+    engine: Engine,
+    scripts: impl Iterator<Item = &'a Script>,
+) -> Result<Vec<(&'a Script, Vec<Statement>)>, MigrateError> {
+    scripts
+        .map(|s| {
+            split::split(&s.content, dialect(engine))
+                .map(|statements| (s, statements))
+                .map_err(|e| MigrateError::Split {
+                    script: s.name.clone(),
+                    error: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Applies the pending scripts in order; stops at the first failing statement, which is
+/// recorded and blocks later runs until `repair`. With `dry_run`, nothing is locked,
+/// created or changed.
+pub async fn run(
+    conn: &mut DbConn,
+    scripts: &[Script],
+    opts: &Options,
+    dry_run: bool,
+    observer: &mut dyn Observer,
+) -> Result<RunOutcome, MigrateError> {
+    if dry_run {
+        let status = validate(conn, scripts, opts).await?;
+        let would_apply = pending(&status, scripts)
+            .map(|s| Applied {
+                version: s.version.to_string(),
+                description: s.description.clone(),
+                script: s.name.clone(),
+                execution_ms: 0,
+            })
+            .collect();
+        return Ok(RunOutcome {
+            would_apply,
+            ..RunOutcome::default()
+        });
+    }
+    locked(conn, opts, observer, async |conn, observer| {
+        let rows = schema_history::rows(conn).await?;
+        let status = status(&rows, scripts, opts, None);
+        if !status.problems.is_empty() {
+            return Err(MigrateError::Refused(status.problems));
+        }
+        // Every pending script is split before the first runs, so a syntax slip in the
+        // last one does not leave the database half-way.
+        let work = split_all(conn.engine(), pending(&status, scripts))?;
+        let mut rank = rows.iter().map(|r| r.rank).max().unwrap_or(0);
+        let mut outcome = RunOutcome::default();
+        let total = work.len();
+        for (index, (script, statements)) in work.into_iter().enumerate() {
+            rank += 1;
+            observer.starting(index, total, script);
+            match apply(conn, script, &statements, rank, opts).await? {
+                Ok(execution_ms) => {
+                    observer.finished(script, execution_ms);
+                    outcome.applied.push(Applied {
+                        version: script.version.to_string(),
+                        description: script.description.clone(),
+                        script: script.name.clone(),
+                        execution_ms,
+                    });
+                }
+                Err(failure) => {
+                    outcome.failed = Some(failure);
+                    break;
+                }
+            }
+        }
+        Ok(outcome)
+    })
+    .await
+}
+
+/// Removes failed and interrupted entries and accepts edited scripts, under the lock.
+pub async fn repair(
+    conn: &mut DbConn,
+    scripts: &[Script],
+    opts: &Options,
+    observer: &mut dyn Observer,
+) -> Result<RepairOutcome, MigrateError> {
+    locked(conn, opts, observer, async |conn, _| {
+        let rows = schema_history::rows(conn).await?;
+        let mut outcome = RepairOutcome::default();
+        for row in &rows {
+            let label = format!("V{} ({})", row.version, row.script);
+            if row.success != Some(true) {
+                outcome.removed.push(label);
+                continue;
+            }
+            let script =
+                Version::parse(&row.version).and_then(|v| scripts.iter().find(|s| s.version == v));
+            if let Some(s) = script.filter(|s| s.checksum != row.checksum) {
+                schema_history::realign(conn, row.rank, &s.checksum, &s.description).await?;
+                outcome.realigned.push(label);
+            }
+        }
+        schema_history::delete_unsuccessful(conn).await?;
+        Ok(outcome)
+    })
+    .await
+}
+
+fn pending<'a>(status: &Status, scripts: &'a [Script]) -> impl Iterator<Item = &'a Script> {
+    let versions: Vec<&str> = status
+        .entries
+        .iter()
+        .filter(|e| e.state == State::Pending)
+        .map(|e| e.version.as_str())
+        .collect();
+    scripts
+        .iter()
+        .filter(move |s| versions.contains(&s.version.to_string().as_str()))
+}
+
+/// Takes the lock (waiting up to the timeout), creates the history table, runs `work`, and
+/// releases the lock whatever happened.
+async fn locked<T>(
+    conn: &mut DbConn,
+    opts: &Options,
+    observer: &mut dyn Observer,
+    work: impl AsyncFnOnce(&mut DbConn, &mut dyn Observer) -> Result<T, MigrateError>,
+) -> Result<T, MigrateError> {
+    let started = Instant::now();
+    loop {
+        if schema_history::try_lock(conn).await? {
+            break;
+        }
+        let holder = schema_history::holder(conn).await.ok().flatten();
+        let waited = started.elapsed();
+        if waited >= opts.lock_timeout {
+            return Err(MigrateError::Locked { waited, holder });
+        }
+        observer.waiting_for_lock(holder.as_ref(), waited);
+        tokio::time::sleep(LOCK_RETRY.min(opts.lock_timeout - waited)).await;
+    }
+    let result = match schema_history::create(conn).await {
+        Ok(()) => work(conn, observer).await,
+        Err(e) => Err(e.into()),
+    };
+    let released = schema_history::unlock(conn).await;
+    match (result, released) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(MigrateError::Database(format!(
+            "the run finished but releasing the lock failed: {}",
+            server_message(&e)
+        ))),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Runs one script. The outer error is the database failing dbvigil (it could not record
+/// what happened); the inner one is the script failing.
+async fn apply(
+    conn: &mut DbConn,
+    script: &Script,
+    statements: &[Statement],
+    rank: i64,
+    opts: &Options,
+) -> Result<Result<i64, ScriptFailure>, MigrateError> {
+    let engine = conn.engine();
+    let started = Instant::now();
+    let elapsed = |started: Instant| started.elapsed().as_millis() as i64;
+    let version = script.version.to_string();
+    let entry = |success: Option<bool>, execution_ms: i64| Entry {
+        rank,
+        version: &version,
+        description: &script.description,
+        script: &script.name,
+        checksum: &script.checksum,
+        installed_by: &opts.installed_by,
+        execution_ms,
+        success,
+    };
+    let transactional = match engine {
+        Engine::Postgres => script.wants_transaction(),
+        Engine::Sqlite => true,
+        Engine::MySql => false,
+    };
+    // SQLite runs inside the run's exclusive transaction, so each script is a savepoint.
+    let (begin, commit, rollback) = match engine {
+        Engine::Sqlite => (
+            "SAVEPOINT dbvigil_script",
+            "RELEASE dbvigil_script",
+            "ROLLBACK TO dbvigil_script; RELEASE dbvigil_script",
+        ),
+        _ => ("BEGIN", "COMMIT", "ROLLBACK"),
+    };
+    if transactional {
+        conn.execute(begin).await?;
+    } else if engine == Engine::MySql {
+        schema_history::insert(conn, &entry(None, 0)).await?;
+    }
+    for statement in statements {
+        if let Err(e) = conn.execute(&statement.sql).await {
+            let failure = ScriptFailure {
+                version: version.clone(),
+                script: script.name.clone(),
+                line: statement.line,
+                message: server_message(&e),
+                partial_changes_possible: !transactional,
+            };
+            let ms = elapsed(started);
+            if transactional {
+                conn.execute(rollback).await?;
+            }
+            if engine == Engine::MySql {
+                schema_history::finish(conn, rank, false, ms).await?;
+            } else {
+                schema_history::insert(conn, &entry(Some(false), ms)).await?;
+            }
+            return Ok(Err(failure));
+        }
+    }
+    let ms = elapsed(started);
+    if engine == Engine::MySql {
+        schema_history::finish(conn, rank, true, ms).await?;
+    } else {
+        schema_history::insert(conn, &entry(Some(true), ms)).await?;
+    }
+    if transactional {
+        conn.execute(commit).await?;
+    }
+    Ok(Ok(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::script::checksum;
+
+    fn script(version: &str, text: &str) -> Script {
+        Script {
+            version: Version::parse(version).unwrap(),
+            description: format!("v{version}"),
+            name: format!("V{version}__v.sql"),
+            path: Default::default(),
+            content: text.to_owned(),
+            checksum: checksum(text),
+        }
+    }
+
+    fn row(rank: i64, version: &str, text: &str, success: Option<bool>) -> Row {
+        Row {
+            rank,
+            version: version.to_owned(),
+            description: String::new(),
+            script: format!("V{version}__v.sql"),
+            checksum: checksum(text),
+            installed_by: "me@host".to_owned(),
+            installed_on: Some(1_800_000_000.0),
+            execution_ms: 5,
+            success,
+        }
+    }
+
+    fn opts(ignore_missing: bool) -> Options {
+        Options {
+            lock_timeout: Duration::ZERO,
+            installed_by: String::new(),
+            ignore_missing,
+        }
+    }
+
+    fn states(s: &Status) -> Vec<(String, State)> {
+        s.entries
+            .iter()
+            .map(|e| (e.version.clone(), e.state))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_history_has_applied_and_pending_entries_and_no_problem() {
+        let scripts = [script("1", "a"), script("1.1", "b"), script("2", "c")];
+        let rows = [row(1, "1", "a", Some(true)), row(2, "1.1", "b", Some(true))];
+        let s = status(&rows, &scripts, &opts(false), None);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(
+            states(&s),
+            [
+                ("1".into(), State::Applied),
+                ("1.1".into(), State::Applied),
+                ("2".into(), State::Pending)
+            ]
+        );
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn every_refusal_says_what_to_do() {
+        let scripts = [
+            script("1", "edited"),
+            script("1.5", "late"),
+            script("3", "x"),
+        ];
+        let rows = [
+            row(1, "1", "original", Some(true)),
+            row(2, "2", "gone", Some(true)),
+            row(3, "3", "x", Some(false)),
+        ];
+        let s = status(&rows, &scripts, &opts(false), None);
+        assert_eq!(
+            states(&s),
+            [
+                ("1".into(), State::Changed),
+                ("2".into(), State::Missing),
+                ("3".into(), State::Failed),
+                ("1.5".into(), State::OutOfOrder),
+                ("3".into(), State::Pending),
+            ]
+        );
+        let all = s.problems.join("\n");
+        for expected in [
+            "V1 (V1__v.sql) has changed since it was applied",
+            "restore the file as applied, or run `dbvigil migrate repair` to accept the edit",
+            "V2 (V2__v.sql) was applied at 2027-01-15T08:00:00Z but no script has version 2: restore it, or pass --ignore-missing",
+            "V3 (V3__v.sql) failed at",
+            "V1.5 (V1.5__v.sql) is pending but V2 is already applied: give it a version above 2",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
+        }
+        let s = status(&rows, &scripts, &opts(true), None);
+        assert_eq!(s.entries[1].state, State::Applied, "--ignore-missing");
+    }
+
+    #[test]
+    fn a_started_script_is_running_while_the_lock_is_held_and_interrupted_after() {
+        let scripts = [script("1", "a")];
+        let rows = [row(1, "1", "a", None)];
+        let held = LockHeld {
+            since: None,
+            holder: "MySQL connection 7".to_owned(),
+        };
+        let running = status(&rows, &scripts, &opts(false), Some(&held));
+        assert_eq!(running.entries[0].state, State::Running);
+        assert!(running.problems.is_empty());
+        let died = status(&rows, &scripts, &opts(false), None);
+        assert_eq!(died.entries[0].state, State::Interrupted);
+        assert!(
+            died.problems[0].contains("never finished"),
+            "{:?}",
+            died.problems
+        );
+    }
+}

@@ -1,0 +1,854 @@
+//! `dbvigil migrate` against throwaway PostgreSQL and MariaDB servers and SQLite files: the
+//! real binary, real scripts, and the history table read back from the database.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::servers::{MariaDbServer, PgServer};
+use common::tempdir;
+use dbvigil::migrate::conn::{DbConn, Purpose};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+enum Server {
+    Pg(PgServer),
+    Maria(MariaDbServer),
+    Sqlite(PathBuf),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    Postgres,
+    MariaDb,
+    Sqlite,
+}
+
+/// A database `app` owned by the non-superuser login `app`.
+fn start(engine: Engine, dir: &Path) -> Option<Server> {
+    match engine {
+        Engine::Postgres => PgServer::start().map(|pg| {
+            pg.psql("CREATE ROLE app LOGIN IN ROLE trusted; CREATE DATABASE app OWNER app;");
+            Server::Pg(pg)
+        }),
+        Engine::MariaDb => MariaDbServer::start().map(|m| {
+            m.sql(
+                "CREATE DATABASE app; \
+                 CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-pw'; \
+                 GRANT ALL ON app.* TO 'app'@'127.0.0.1';",
+            );
+            Server::Maria(m)
+        }),
+        Engine::Sqlite => Some(Server::Sqlite(dir.join("app.db"))),
+    }
+}
+
+impl Server {
+    fn url(&self) -> String {
+        match self {
+            Server::Pg(pg) => pg.url("app", None, "app"),
+            Server::Maria(m) => m.url("app", Some("app-pw"), "app"),
+            Server::Sqlite(path) => format!("sqlite:{}", path.display()),
+        }
+    }
+
+    /// Rows of a query, each column as text ("" for NULL).
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let (kind, endpoint) = dbvigil::config::endpoint_from_url(&self.url()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = DbConn::open(&endpoint, kind, Purpose::Migrate)
+                .await
+                .unwrap();
+            let rows = conn
+                .fetch(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            conn.close().await;
+            rows.iter()
+                .map(|r| r.iter().map(|c| c.text().unwrap_or_default()).collect())
+                .collect()
+        })
+    }
+
+    /// `version:success` per history row, in order.
+    fn history(&self) -> Vec<String> {
+        self.query(
+            "SELECT version, CASE WHEN success IS NULL THEN 'null' WHEN success THEN 'ok' ELSE 'failed' END \
+             FROM dbvigil_schema_history ORDER BY installed_rank",
+        )
+        .iter()
+        .map(|r| format!("{}:{}", r[0], r[1]))
+        .collect()
+    }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn dbvigil(cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbvigil"));
+    cmd.current_dir(cwd)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("DBVIGIL_CONFIG_FILE")
+        .env_remove("DBVIGIL_URL")
+        .env_remove("DBVIGIL_MAINTENANCE_TOKEN")
+        .env_remove("DBVIGIL_MAINTENANCE_TOKEN_FILE");
+    cmd
+}
+
+fn migrate(cwd: &Path, args: &[&str]) -> Outcome {
+    let out = dbvigil(cwd, &[&["migrate"], args].concat())
+        .output()
+        .unwrap();
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A running `dbvigil migrate` whose stdout is collected line by line.
+struct Background {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Background {
+    fn start(cwd: &Path, args: &[&str]) -> Background {
+        let mut child = dbvigil(cwd, &[&["migrate"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Background { child, stdout }
+    }
+
+    fn wait_for_output(&self, needle: &str) {
+        wait_until(&format!("output {needle:?}"), || {
+            self.stdout.lock().unwrap().contains(needle)
+        });
+    }
+
+    fn finish(mut self) -> Outcome {
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "migrate did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        use std::io::Read;
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        // The reader thread sees EOF once the process is gone.
+        wait_until("stdout closed", || Arc::strong_count(&self.stdout) == 1);
+        Outcome {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr,
+        }
+    }
+}
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Apply, re-run, fail, stay blocked, repair, and refuse an edited script.
+fn lifecycle(engine: Engine) {
+    let tmp = tempdir();
+    let Some(db) = start(engine, tmp.path()) else {
+        return;
+    };
+    let url = db.url();
+    let dir = tmp.path().join("migrations");
+    std::fs::create_dir(&dir).unwrap();
+    write(
+        &dir,
+        "V1__create_items.sql",
+        "-- items; semicolons in comments and strings do not split\n\
+         CREATE TABLE items (id int PRIMARY KEY, note varchar(50));\n\
+         INSERT INTO items VALUES (1, 'semi;colon');\n\
+         INSERT INTO items VALUES (2, 'it''s');\n",
+    );
+    write(
+        &dir,
+        "V1_1__add_qty.sql",
+        "ALTER TABLE items ADD qty int;\n",
+    );
+    write(&dir, "README.md", "not a script\n");
+    let base = [
+        "--database-url",
+        url.as_str(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        base.iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .map(str::to_owned)
+            .collect()
+    };
+    let run = |extra: &[&'static str]| {
+        let a = args(extra);
+        migrate(
+            tmp.path(),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+
+    let out = run(&["run"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("README.md: not a migration script"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("--ignore 'README.md'"), "{out:?}");
+
+    let out = run(&["--ignore", "*.md", "run", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("would apply V1 create items (V1__create_items.sql)"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("would apply V1.1 add qty"), "{out:?}");
+    let tables = db.query(match engine {
+        Engine::Postgres => {
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('items', 'dbvigil_schema_history')"
+        }
+        Engine::MariaDb => {
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'app'"
+        }
+        Engine::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+    });
+    assert_eq!(tables[0][0], "0", "a dry run creates nothing");
+
+    let out = run(&["--ignore", "*.md", "run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("applied 2 script(s); now at version 1.1"),
+        "{out:?}"
+    );
+    assert_eq!(db.history(), ["1:ok", "1.1:ok"]);
+    assert_eq!(
+        db.query("SELECT note FROM items ORDER BY id"),
+        [["semi;colon"], ["it's"]]
+    );
+
+    let out = run(&["--ignore", "*.md", "run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("up to date; nothing to apply"),
+        "{out:?}"
+    );
+    assert_eq!(db.history(), ["1:ok", "1.1:ok"], "a re-run applies nothing");
+
+    write(
+        &dir,
+        "V2__broken.sql",
+        "INSERT INTO items (id, note) VALUES (3, 'three');\nSELECT * FROM no_such_table;\n",
+    );
+    let out = run(&["--ignore", "*.md", "run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("FAILED V2__broken.sql line 2:"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("no_such_table"),
+        "the server's message: {out:?}"
+    );
+    assert_eq!(db.history(), ["1:ok", "1.1:ok", "2:failed"]);
+    let kept = db.query("SELECT count(*) FROM items WHERE id = 3");
+    if engine == Engine::MariaDb {
+        assert!(out.stderr.contains("may have been applied"), "{out:?}");
+        assert_eq!(kept[0][0], "1", "MySQL autocommits each statement");
+    } else {
+        assert!(out.stderr.contains("was rolled back"), "{out:?}");
+        assert_eq!(kept[0][0], "0", "the failed script was rolled back");
+    }
+
+    write(&dir, "V2__broken.sql", "UPDATE items SET qty = 1;\n");
+    let out = run(&["--ignore", "*.md", "run"]);
+    assert_eq!(out.code, 3, "a recorded failure blocks runs: {out:?}");
+    assert!(
+        out.stderr.contains("V2 (V2__broken.sql) failed at"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("dbvigil migrate repair"), "{out:?}");
+
+    let out = run(&["--ignore", "*.md", "repair"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("removed the failed entry of V2 (V2__broken.sql)"),
+        "{out:?}"
+    );
+    let out = run(&["--ignore", "*.md", "run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(db.history(), ["1:ok", "1.1:ok", "2:ok"]);
+
+    write(
+        &dir,
+        "V1_1__add_qty.sql",
+        "ALTER TABLE items ADD qty int; -- edited\n",
+    );
+    for command in ["validate", "run"] {
+        let out = run(&["--ignore", "*.md", command]);
+        assert_eq!(out.code, 3, "{command}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("V1.1 (V1_1__add_qty.sql) has changed since it was applied"),
+            "{out:?}"
+        );
+    }
+    let out = run(&["--ignore", "*.md", "repair"]);
+    assert!(
+        out.stdout.contains("accepted the edited script of V1.1"),
+        "{out:?}"
+    );
+    let out = run(&["--ignore", "*.md", "validate"]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let out = run(&["--ignore", "*.md", "--output", "json", "info"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let states: Vec<&str> = doc["databases"][0]["status"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied", "applied", "applied"]);
+    assert_eq!(doc["exit_code"], 0);
+}
+
+#[test]
+fn postgres_lifecycle() {
+    lifecycle(Engine::Postgres);
+}
+
+#[test]
+fn mariadb_lifecycle() {
+    lifecycle(Engine::MariaDb);
+}
+
+#[test]
+fn sqlite_lifecycle() {
+    lifecycle(Engine::Sqlite);
+}
+
+/// Runs `migrate` with the database URL and a scripts directory.
+fn migrate_dir(cwd: &Path, db: &Server, dir: &Path, args: &[&str]) -> Outcome {
+    let url = db.url();
+    let base = [
+        "--database-url",
+        url.as_str(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    migrate(cwd, &[&base[..], args].concat())
+}
+
+fn scripts(tmp: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let dir = tmp.join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        write(&dir, name, text);
+    }
+    dir
+}
+
+/// One run holds the lock: a second gives up naming the holder, a third waits and then
+/// finds nothing to apply. The script runs once.
+fn concurrent_runs(engine: Engine) {
+    let tmp = tempdir();
+    let Some(db) = start(engine, tmp.path()) else {
+        return;
+    };
+    let sleep = match engine {
+        Engine::Postgres => "SELECT pg_sleep(3);",
+        _ => "SELECT SLEEP(3);",
+    };
+    let dir = scripts(
+        tmp.path(),
+        &[(
+            "V1__slow.sql",
+            &format!("CREATE TABLE slow (id int);\n{sleep}\n"),
+        )],
+    );
+    let url = db.url();
+    let dir_arg = dir.to_str().unwrap();
+    let base = ["--database-url", url.as_str(), "--dir", dir_arg];
+    let first = Background::start(tmp.path(), &[&base[..], &["run"]].concat());
+    first.wait_for_output("applying V1 slow");
+
+    let out = migrate_dir(tmp.path(), &db, &dir, &["--lock-timeout", "1s", "run"]);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("another migration run holds the lock: "),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(" since 20"),
+        "names since when: {out:?}"
+    );
+    match engine {
+        Engine::Postgres => assert!(
+            out.stderr.contains("application \"dbvigil migrate\""),
+            "{out:?}"
+        ),
+        _ => assert!(
+            out.stderr.contains("MySQL connection") && out.stderr.contains(", user app@127.0.0.1"),
+            "{out:?}"
+        ),
+    }
+
+    let waiting = Background::start(
+        tmp.path(),
+        &[&base[..], &["--lock-timeout", "60s", "run"]].concat(),
+    );
+    waiting.wait_for_output("waiting for the migration lock");
+    let out = first.finish();
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = waiting.finish();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("up to date; nothing to apply"),
+        "{out:?}"
+    );
+    assert_eq!(db.history(), ["1:ok"], "applied once");
+}
+
+#[test]
+fn postgres_runs_one_at_a_time() {
+    concurrent_runs(Engine::Postgres);
+}
+
+#[test]
+fn mariadb_runs_one_at_a_time() {
+    concurrent_runs(Engine::MariaDb);
+}
+
+#[test]
+fn sqlite_runs_one_at_a_time() {
+    let tmp = tempdir();
+    let db = start(Engine::Sqlite, tmp.path()).unwrap();
+    let dir = scripts(tmp.path(), &[("V1__t.sql", "CREATE TABLE t (id int);\n")]);
+    let (kind, endpoint) = dbvigil::config::endpoint_from_url(&db.url()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut holder = runtime.block_on(async {
+        let mut c = DbConn::open(&endpoint, kind, Purpose::Migrate)
+            .await
+            .unwrap();
+        c.execute("BEGIN EXCLUSIVE").await.unwrap();
+        c
+    });
+    let out = migrate_dir(tmp.path(), &db, &dir, &["--lock-timeout", "1s", "run"]);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("another migration run holds the lock; gave up after 1s"),
+        "{out:?}"
+    );
+    runtime.block_on(async { holder.execute("COMMIT").await.unwrap() });
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(db.history(), ["1:ok"]);
+}
+
+/// The background document's plan: four scripts for one MariaDB database, run in order.
+#[test]
+fn csv_plan_runs_four_scripts_in_order() {
+    let tmp = tempdir();
+    let Some(db) = start(Engine::MariaDb, tmp.path()) else {
+        return;
+    };
+    let Server::Maria(m) = &db else {
+        unreachable!()
+    };
+    let sql = tmp.path().join("environment_creators/src/sql");
+    std::fs::create_dir_all(&sql).unwrap();
+    write(
+        &sql,
+        "V1_1__Zipcode_Schema.sql",
+        "CREATE TABLE zipcode (zip CHAR(5) PRIMARY KEY, city VARCHAR(40));\n",
+    );
+    write(
+        &sql,
+        "V1_2__Zipcode_Static_Data.sql",
+        "INSERT INTO zipcode VALUES ('07001', 'Avenel');\nINSERT INTO zipcode VALUES ('07002', 'Bayonne');\n",
+    );
+    write(
+        &sql,
+        "V2_1__Add_Spatial_Data.sql",
+        "ALTER TABLE zipcode ADD COLUMN lat DECIMAL(8,5);\nUPDATE zipcode SET lat = 40.58;\n",
+    );
+    write(
+        &sql,
+        "V3_1__Zipcode_Test_Data.sql",
+        "INSERT INTO zipcode VALUES ('99999', 'Testville', 0);\n",
+    );
+    let header = "sql_runner_host,sql_runner_userid,sql_runner_password,database_host,database_userid,database_password,port,database,sql_script_to_run";
+    let rows: String = [
+        "V1_1__Zipcode_Schema",
+        "V1_2__Zipcode_Static_Data",
+        "V2_1__Add_Spatial_Data",
+        "V3_1__Zipcode_Test_Data",
+    ]
+    .iter()
+    .map(|s| {
+        format!(
+            "localhost,howarddeiner,password,127.0.0.1,app,app-pw,{},app,environment_creators/src/sql/{s}.sql\n",
+            m.port()
+        )
+    })
+    .collect();
+    write(tmp.path(), "localhost.csv", &format!("{header}\n{rows}"));
+
+    let out = migrate(tmp.path(), &["--plan", "localhost.csv", "run"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cannot tell the engine from port"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("app-pw"),
+        "no password in errors: {out:?}"
+    );
+
+    let out = migrate(
+        tmp.path(),
+        &["--plan", "localhost.csv", "--engine", "mysql", "run"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("sql_runner_password columns are not used"),
+        "{out:?}"
+    );
+    assert_eq!(db.history(), ["1.1:ok", "1.2:ok", "2.1:ok", "3.1:ok"]);
+    assert_eq!(
+        db.query("SELECT CAST(COUNT(*) AS SIGNED), CAST(SUM(lat > 1) AS SIGNED) FROM zipcode"),
+        [["3", "2"]]
+    );
+    assert!(!out.stdout.contains("app-pw") && !out.stderr.contains("app-pw"));
+
+    let out = migrate(
+        tmp.path(),
+        &["--plan", "localhost.csv", "--engine", "mysql", "run"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("up to date"), "{out:?}");
+
+    let reversed: String = rows.lines().rev().map(|l| format!("{l}\n")).collect();
+    write(tmp.path(), "reversed.csv", &format!("{header}\n{reversed}"));
+    let out = migrate(
+        tmp.path(),
+        &["--plan", "reversed.csv", "--engine", "mysql", "run"],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("order the rows by version"), "{out:?}");
+}
+
+#[test]
+fn mariadb_procedures_and_triggers_with_delimiter() {
+    let tmp = tempdir();
+    let Some(db) = start(Engine::MariaDb, tmp.path()) else {
+        return;
+    };
+    let dir = scripts(
+        tmp.path(),
+        &[
+            (
+                "V1__counter.sql",
+                "CREATE TABLE counter (n INT NOT NULL);\n\
+                 INSERT INTO counter VALUES (0);\n\
+                 DELIMITER //\n\
+                 CREATE PROCEDURE bump(IN by_n INT)\n\
+                 BEGIN\n\
+                 \x20 UPDATE counter SET n = n + by_n; -- a semicolon inside the body\n\
+                 END //\n\
+                 CREATE TRIGGER never_negative BEFORE UPDATE ON counter FOR EACH ROW\n\
+                 BEGIN\n\
+                 \x20 IF NEW.n < 0 THEN SET NEW.n = 0; END IF;\n\
+                 END//\n\
+                 DELIMITER ;\n\
+                 CALL bump(5);\n",
+            ),
+            ("V2__below_zero.sql", "CALL bump(-10);\n"),
+        ],
+    );
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(db.history(), ["1:ok", "2:ok"]);
+    assert_eq!(
+        db.query("SELECT n FROM counter"),
+        [["0"]],
+        "the trigger clamped it"
+    );
+    assert_eq!(
+        db.query("SELECT CAST(COUNT(*) AS SIGNED) FROM information_schema.routines WHERE routine_schema = 'app' AND routine_name = 'bump'"),
+        [["1"]]
+    );
+}
+
+#[test]
+fn postgres_functions_with_dollar_quotes() {
+    let tmp = tempdir();
+    let Some(db) = start(Engine::Postgres, tmp.path()) else {
+        return;
+    };
+    let dir = scripts(
+        tmp.path(),
+        &[(
+            "V1__functions.sql",
+            "CREATE TABLE audit (id serial PRIMARY KEY, note text);\n\
+             CREATE FUNCTION log_note(t text) RETURNS integer LANGUAGE plpgsql AS $$\n\
+             DECLARE new_id integer;\n\
+             BEGIN\n\
+             \x20 INSERT INTO audit (note) VALUES (t || ';') RETURNING id INTO new_id;\n\
+             \x20 RETURN new_id;\n\
+             END;\n\
+             $$;\n\
+             CREATE FUNCTION tagged() RETURNS text LANGUAGE sql AS $fn$ SELECT 'a;b' $fn$;\n\
+             SELECT log_note('from migration');\n",
+        )],
+    );
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        db.query("SELECT note, tagged() FROM audit"),
+        [["from migration;", "a;b"]]
+    );
+}
+
+#[test]
+fn wait_for_a_server_that_starts_late() {
+    let tmp = tempdir();
+    let Some(mut db) = start(Engine::Postgres, tmp.path()) else {
+        return;
+    };
+    let dir = scripts(tmp.path(), &[("V1__t.sql", "CREATE TABLE t (id int);\n")]);
+    let Server::Pg(pg) = &mut db else {
+        unreachable!()
+    };
+    pg.stop();
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stderr.contains("cannot connect"), "{out:?}");
+    assert!(out.stderr.contains("pass --wait-for 60s"), "{out:?}");
+
+    let url = db.url();
+    let waiting = Background::start(
+        tmp.path(),
+        &[
+            "--database-url",
+            &url,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--wait-for",
+            "60s",
+            "run",
+        ],
+    );
+    waiting.wait_for_output("waiting for the database (");
+    let Server::Pg(pg) = &mut db else {
+        unreachable!()
+    };
+    pg.start_again();
+    let out = waiting.finish();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("accepting connections after"),
+        "{out:?}"
+    );
+    assert_eq!(db.history(), ["1:ok"]);
+
+    let Server::Pg(pg) = &mut db else {
+        unreachable!()
+    };
+    pg.stop();
+    let out = migrate_dir(tmp.path(), &db, &dir, &["--wait-for", "2s", "info"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("still not accepting connections after 2s"),
+        "{out:?}"
+    );
+}
+
+const TOKEN: &str = "migration-token-0123456789";
+
+/// The exporter's metrics follow a run from in progress to success and to failure, and
+/// `--maintenance` brackets a successful run with a window and leaves a failed one's open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_follows_runs_that_maintenance_brackets() {
+    use common::{TestExporter, eventually};
+    let tmp = tempdir();
+    let Some(db) = tokio::task::spawn_blocking({
+        let path = tmp.path().to_owned();
+        move || start(Engine::Postgres, &path)
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let dir = scripts(
+        tmp.path(),
+        &[(
+            "V1__slow.sql",
+            "CREATE TABLE items (id int);\nSELECT pg_sleep(2);\n",
+        )],
+    );
+    write(tmp.path(), "tokens", &format!("{TOKEN}\n"));
+    let yaml = format!(
+        "targets:\n  - name: orders\n    kind: postgres\n    url: {}\n    checks: [connect, read]\n    interval: 1s\n\
+         \x20   migrations:\n      directory: migrations\n      interval: 1s\n\
+         maintenance:\n  tokens_file: tokens\n",
+        db.url()
+    );
+    let exporter = TestExporter::start(tmp.path(), &yaml).await;
+    let metric = |name: &'static str, extra: &'static [(&'static str, &'static str)]| {
+        let exporter = &exporter;
+        async move {
+            let mut labels = vec![("target", "orders")];
+            labels.extend_from_slice(extra);
+            exporter.metrics().await.get(name, &labels)
+        }
+    };
+    let dbvigil_tool: &[(&str, &str)] = &[("tool", "dbvigil")];
+    let wait = Duration::from_secs(30);
+    eventually(wait, "one pending script", || async {
+        (metric("dbvigil_migration_pending", dbvigil_tool).await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    let config = exporter.config_path.to_str().unwrap().to_owned();
+    let url = format!("http://{}", exporter.addr);
+    let maintenance = [
+        "run",
+        "--maintenance",
+        "--dbvigil-url",
+        url.as_str(),
+        "--token",
+        TOKEN,
+    ];
+    let base = ["--config.file", config.as_str(), "--target", "orders"];
+    let running = Background::start(tmp.path(), &[&base[..], &maintenance[..]].concat());
+    eventually(wait, "the run shows as in progress", || async {
+        (metric("dbvigil_migration_in_progress", dbvigil_tool).await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        exporter.get("/maintenance/orders").await.status,
+        503,
+        "the window is open while the script runs"
+    );
+    let out = tokio::task::block_in_place(|| running.finish());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("opened maintenance window"), "{out:?}");
+    assert!(out.stdout.contains("ended maintenance window"), "{out:?}");
+    assert_eq!(exporter.get("/maintenance/orders").await.status, 200);
+    eventually(wait, "the run shows as finished", || async {
+        let m = exporter.metrics().await;
+        let l = [("target", "orders"), ("tool", "dbvigil")];
+        let done = m.get("dbvigil_migration_in_progress", &l) == Some(0.0)
+            && m.get("dbvigil_migration_last_run_success", &l) == Some(1.0)
+            && m.get("dbvigil_migration_applied", &l) == Some(1.0)
+            && m.get("dbvigil_migration_pending", &l) == Some(0.0)
+            && m.get(
+                "dbvigil_migration_version_info",
+                &[("target", "orders"), ("tool", "dbvigil"), ("version", "1")],
+            ) == Some(1.0);
+        done.then_some(m)
+    })
+    .await;
+    let m = exporter.metrics().await;
+    let l = [("target", "orders"), ("tool", "dbvigil")];
+    assert!(m.value("dbvigil_migration_last_run_duration_seconds", &l) >= 2.0);
+    assert_eq!(m.value("dbvigil_migration_failed", &l), 0.0);
+
+    write(&dir, "V2__broken.sql", "SELECT * FROM no_such_table;\n");
+    let out = tokio::task::block_in_place(|| {
+        migrate(tmp.path(), &[&base[..], &maintenance[..]].concat())
+    });
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("stays open until"), "{out:?}");
+    assert_eq!(
+        exporter.get("/maintenance/orders").await.status,
+        503,
+        "a failed run leaves its window to expire"
+    );
+    eventually(wait, "the failure shows", || async {
+        let m = exporter.metrics().await;
+        (m.get("dbvigil_migration_failed", &l) == Some(1.0)
+            && m.get("dbvigil_migration_last_run_success", &l) == Some(0.0))
+        .then_some(())
+    })
+    .await;
+
+    write(
+        &dir,
+        "V1__slow.sql",
+        "CREATE TABLE items (id int);\nSELECT pg_sleep(1);\n",
+    );
+    eventually(wait, "the edited script shows as drift", || async {
+        (metric("dbvigil_migration_checksum_drift", dbvigil_tool).await == Some(1.0)).then_some(())
+    })
+    .await;
+    exporter.stop().await;
+}
