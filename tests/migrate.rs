@@ -852,3 +852,66 @@ async fn the_exporter_follows_runs_that_maintenance_brackets() {
     .await;
     exporter.stop().await;
 }
+
+/// The connection dies mid-script: nothing of the script and no history row stay, and the
+/// next run applies it whole.
+#[test]
+fn a_connection_lost_mid_script_leaves_nothing_half_done() {
+    let tmp = tempdir();
+    let Some(db) = start(Engine::Postgres, tmp.path()) else {
+        return;
+    };
+    let dir = scripts(
+        tmp.path(),
+        &[(
+            "V1__t.sql",
+            "CREATE TABLE t (id int);\nSELECT pg_terminate_backend(pg_backend_pid());\n",
+        )],
+    );
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(
+        db.query("SELECT count(*) FROM pg_tables WHERE tablename = 't'"),
+        [["0"]]
+    );
+    assert!(db.history().is_empty(), "{:?}", db.history());
+
+    write(&dir, "V1__t.sql", "CREATE TABLE t (id int);\n");
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(db.history(), ["1:ok"]);
+}
+
+/// A script that breaks dbvigil's own bookkeeping (it drops the history table) is rolled
+/// back whole where the engine can: its changes never stay without their history row.
+fn bookkeeping_failure_rolls_back(engine: Engine) {
+    let tmp = tempdir();
+    let Some(db) = start(engine, tmp.path()) else {
+        return;
+    };
+    let dir = scripts(tmp.path(), &[("V1__t1.sql", "CREATE TABLE t1 (id int);\n")]);
+    assert_eq!(migrate_dir(tmp.path(), &db, &dir, &["run"]).code, 0);
+    write(
+        &dir,
+        "V2__t2.sql",
+        "CREATE TABLE t2 (id int);\nDROP TABLE dbvigil_schema_history;\n",
+    );
+    let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(db.history(), ["1:ok"], "the history table is back, unchanged");
+    let t2 = db.query(match engine {
+        Engine::Postgres => "SELECT count(*) FROM pg_tables WHERE tablename = 't2'",
+        _ => "SELECT count(*) FROM sqlite_master WHERE name = 't2'",
+    });
+    assert_eq!(t2, [["0"]], "the script's changes were rolled back");
+}
+
+#[test]
+fn postgres_bookkeeping_failure_rolls_back() {
+    bookkeeping_failure_rolls_back(Engine::Postgres);
+}
+
+#[test]
+fn sqlite_bookkeeping_failure_rolls_back() {
+    bookkeeping_failure_rolls_back(Engine::Sqlite);
+}

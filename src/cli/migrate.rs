@@ -45,6 +45,7 @@ pub struct MigrateArgs {
     /// A target of the configuration file (with --config.file).
     #[arg(long, global = true, conflicts_with_all = ["database_url", "plan"])]
     pub target: Option<String>,
+    /// The configuration file that defines --target.
     #[arg(
         long = "config.file",
         value_name = "FILE",
@@ -82,6 +83,7 @@ pub struct MigrateArgs {
     /// Wait until the database accepts connections, up to this long (like 60s).
     #[arg(long = "wait-for", value_name = "DURATION", value_parser = duration, global = true)]
     pub wait_for: Option<Duration>,
+    /// text for people; json: one document on stdout at the end, for pipelines.
     #[arg(long, value_enum, default_value = "text", global = true)]
     pub output: Output,
     #[command(subcommand)]

@@ -446,7 +446,13 @@ async fn locked<T>(
         Ok(()) => work(conn, observer).await,
         Err(e) => Err(e.into()),
     };
-    let released = schema_history::unlock(conn).await;
+    // A refusal or a recorded script failure is an answer to keep; any other error means
+    // the database failed mid-way, and nothing half-written may stay.
+    let keep = matches!(
+        result,
+        Ok(_) | Err(MigrateError::Refused(_) | MigrateError::Split { .. })
+    );
+    let released = schema_history::unlock(conn, keep).await;
     match (result, released) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(MigrateError::Database(format!(

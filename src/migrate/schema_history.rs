@@ -267,8 +267,14 @@ pub async fn try_lock(conn: &mut DbConn) -> Result<bool, sqlx::Error> {
     }
 }
 
-/// Releases the lock; on SQLite, commits the run.
-pub async fn unlock(conn: &mut DbConn) -> Result<(), sqlx::Error> {
+/// Releases the lock. `keep` is false when the run failed dbvigil itself (the database
+/// broke off mid-script): whatever is uncommitted is rolled back, so no script's changes
+/// stay without their history row. On SQLite this ends the run's transaction.
+pub async fn unlock(conn: &mut DbConn, keep: bool) -> Result<(), sqlx::Error> {
+    if !keep && conn.engine() != Engine::Sqlite {
+        // Outside a transaction this is a no-op (PostgreSQL warns, MySQL says nothing).
+        let _ = conn.execute("ROLLBACK").await;
+    }
     match conn.engine() {
         Engine::Postgres => conn
             .execute(&format!("SELECT pg_advisory_unlock({PG_LOCK_KEY})"))
@@ -278,7 +284,8 @@ pub async fn unlock(conn: &mut DbConn) -> Result<(), sqlx::Error> {
             .execute(&format!("SELECT RELEASE_LOCK({})", mysql_lock_name()))
             .await
             .map(drop),
-        Engine::Sqlite => conn.execute("COMMIT").await.map(drop),
+        Engine::Sqlite if keep => conn.execute("COMMIT").await.map(drop),
+        Engine::Sqlite => conn.execute("ROLLBACK").await.map(drop),
     }
 }
 
