@@ -505,7 +505,7 @@ async fn command(
                     }
                 }
             }
-            out.begin_run(job, conn.engine());
+            out.begin_run(job);
             let outcome = runner::run(conn, &job.scripts, opts, run.dry_run, out).await?;
             out.end_run();
             if run.dry_run {
@@ -733,7 +733,7 @@ impl Printer {
         }
     }
 
-    fn begin_run(&mut self, job: &Job, _engine: Engine) {
+    fn begin_run(&mut self, job: &Job) {
         self.label = job.label.clone();
         if self.output == Output::Text && std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(0);
