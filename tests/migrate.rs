@@ -898,7 +898,11 @@ fn bookkeeping_failure_rolls_back(engine: Engine) {
     );
     let out = migrate_dir(tmp.path(), &db, &dir, &["run"]);
     assert_eq!(out.code, 4, "{out:?}");
-    assert_eq!(db.history(), ["1:ok"], "the history table is back, unchanged");
+    assert_eq!(
+        db.history(),
+        ["1:ok"],
+        "the history table is back, unchanged"
+    );
     let t2 = db.query(match engine {
         Engine::Postgres => "SELECT count(*) FROM pg_tables WHERE tablename = 't2'",
         _ => "SELECT count(*) FROM sqlite_master WHERE name = 't2'",

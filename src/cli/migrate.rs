@@ -167,21 +167,6 @@ struct Job {
     secrets: Vec<String>,
 }
 
-/// A failure of the whole command, with its exit code.
-struct Stop {
-    code: u8,
-    message: String,
-}
-
-impl Stop {
-    fn new(code: u8, message: impl Into<String>) -> Stop {
-        Stop {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
 pub fn run(args: MigrateArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -200,10 +185,10 @@ async fn execute(args: MigrateArgs) -> u8 {
     let mut out = Printer::new(args.output);
     let (jobs, notes) = match jobs(&args) {
         Ok(j) => j,
-        Err(stop) => {
-            out.error(&stop.message);
-            out.finish(&args, stop.code, Vec::new());
-            return stop.code;
+        Err(message) => {
+            out.error(&message);
+            out.finish(&args, exit::INVALID, Vec::new());
+            return exit::INVALID;
         }
     };
     for note in notes {
@@ -240,26 +225,24 @@ async fn execute(args: MigrateArgs) -> u8 {
     code
 }
 
-fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), Stop> {
-    let invalid = |m: String| Stop::new(exit::INVALID, m);
+/// The databases to work on, and notes for the user; an error is bad input (exit 2).
+fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
     let mut ignore = args.ignore.clone();
     if args.engine.is_some() && args.plan.is_none() {
-        return Err(invalid(
+        return Err(
             "--engine applies to --plan only: a target or URL already says its engine".to_owned(),
-        ));
+        );
     }
     if let Some(plan_path) = &args.plan {
         if args.dir.is_some() {
-            return Err(invalid(
-                "--dir does not apply to --plan: the plan names each script".to_owned(),
-            ));
+            return Err("--dir does not apply to --plan: the plan names each script".to_owned());
         }
         let engine = args.engine.map(|e| match e {
             EngineArg::Postgres => Engine::Postgres,
             EngineArg::Mysql => Engine::MySql,
         });
         let cwd = std::env::current_dir().unwrap_or_default();
-        let plan = plan::load(plan_path, &cwd, engine).map_err(|e| invalid(e.to_string()))?;
+        let plan = plan::load(plan_path, &cwd, engine).map_err(|e| e.to_string())?;
         let mut notes = Vec::new();
         if plan.runner_columns_used {
             notes.push("note: the plan's sql_runner_host, sql_runner_userid and sql_runner_password columns are not used: dbvigil connects to each database directly".to_owned());
@@ -268,13 +251,13 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), Stop> {
         for db in plan.databases {
             let mut scripts: Vec<Script> = Vec::new();
             for (row, path) in &db.scripts {
-                let s = Script::load(path).map_err(|e| invalid(format!("plan row {row}: {e}")))?;
+                let s = Script::load(path).map_err(|e| format!("plan row {row}: {e}"))?;
                 if let Some(prev) = scripts.last() {
                     if s.version <= prev.version {
-                        return Err(invalid(format!(
+                        return Err(format!(
                             "plan row {row}: {} (version {}) comes after {} (version {}): order the rows by version",
                             s.name, s.version, prev.name, prev.version
-                        )));
+                        ));
                     }
                 }
                 scripts.push(s);
@@ -294,24 +277,22 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), Stop> {
     let (label, kind, endpoint, dir, secrets) = match (&args.target, &args.database_url) {
         (Some(name), _) => {
             let Some(path) = &args.config_file else {
-                return Err(invalid(
-                    "--target needs --config.file (or DBVIGIL_CONFIG_FILE)".to_owned(),
-                ));
+                return Err("--target needs --config.file (or DBVIGIL_CONFIG_FILE)".to_owned());
             };
             let config = config::load_file(path, &super::hostname())
-                .map_err(|e| invalid(format!("invalid configuration: {e}")))?;
+                .map_err(|e| format!("invalid configuration: {e}"))?;
             let Some(target) = config.targets.iter().find(|t| &t.name == name) else {
                 let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-                return Err(invalid(format!(
+                return Err(format!(
                     "no target {name:?} in {}: use one of {}",
                     path.display(),
                     names.join(", ")
-                )));
+                ));
             };
             if target.kind == Kind::Tcp {
-                return Err(invalid(format!(
+                return Err(format!(
                     "target {name:?} is a tcp target: dbvigil can only migrate postgres, mysql and sqlite targets"
-                )));
+                ));
             }
             let migrations = target.migrations.as_ref();
             ignore.extend(migrations.map(|m| m.ignore.clone()).unwrap_or_default());
@@ -320,9 +301,9 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), Stop> {
                 .clone()
                 .or_else(|| migrations.and_then(|m| m.directory.clone()))
                 .ok_or_else(|| {
-                    invalid(format!(
+                    format!(
                         "no scripts for target {name:?}: pass --dir, or set migrations.directory on the target"
-                    ))
+                    )
                 })?;
             let secrets = target.secrets().iter().map(|s| s.to_string()).collect();
             (
@@ -334,8 +315,8 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), Stop> {
             )
         }
         (None, Some(url)) => {
-            let (kind, endpoint) = config::endpoint_from_url(url)
-                .map_err(|e| invalid(format!("--database-url: {e}")))?;
+            let (kind, endpoint) =
+                config::endpoint_from_url(url).map_err(|e| format!("--database-url: {e}"))?;
             let secrets = match &endpoint {
                 Endpoint::Server(s) => s
                     .password
@@ -361,12 +342,12 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), Stop> {
             (label, kind, endpoint, dir, secrets)
         }
         (None, None) => {
-            return Err(invalid(
+            return Err(
                 "which database? pass --target NAME (with --config.file), --database-url URL, or --plan FILE.csv".to_owned(),
-            ));
+            );
         }
     };
-    let scripts = script::load_dir(&dir, &ignore).map_err(|e| invalid(e.to_string()))?;
+    let scripts = script::load_dir(&dir, &ignore).map_err(|e| e.to_string())?;
     Ok((
         vec![Job {
             label,
