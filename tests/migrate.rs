@@ -919,3 +919,71 @@ fn postgres_bookkeeping_failure_rolls_back() {
 fn sqlite_bookkeeping_failure_rolls_back() {
     bookkeeping_failure_rolls_back(Engine::Sqlite);
 }
+
+/// A frozen database fails only its own migration reads, within its timeout; another
+/// target's reads go on and the scrape answers from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_delays_only_its_own_migration_reads() {
+    use common::{TestExporter, eventually};
+    let tmp = tempdir();
+    let Some(db) = tokio::task::spawn_blocking({
+        let path = tmp.path().to_owned();
+        move || start(Engine::Postgres, &path)
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let yaml = format!(
+        "targets:\n  - name: frozen\n    kind: postgres\n    url: {}\n    checks: [connect, read]\n    interval: 1s\n\
+         \x20   migrations:\n      interval: 1s\n      timeout: 1s\n\
+         \x20 - name: fine\n    kind: sqlite\n    path: fine.db\n    create: true\n    interval: 1s\n\
+         \x20   migrations:\n      interval: 1s\n",
+        db.url()
+    );
+    let exporter = TestExporter::start(tmp.path(), &yaml).await;
+    let read = |target: &'static str| {
+        let exporter = &exporter;
+        async move {
+            let m = exporter.metrics().await;
+            (
+                m.get("dbvigil_migration_read_success", &[("target", target)]),
+                m.get(
+                    "dbvigil_migration_last_read_timestamp_seconds",
+                    &[("target", target)],
+                ),
+            )
+        }
+    };
+    let wait = Duration::from_secs(30);
+    eventually(wait, "both targets read", || async {
+        (read("frozen").await.0 == Some(1.0) && read("fine").await.0 == Some(1.0)).then_some(())
+    })
+    .await;
+
+    let Server::Pg(pg) = &db else { unreachable!() };
+    tokio::task::block_in_place(|| pg.freeze());
+    eventually(wait, "the frozen target's read times out", || async {
+        (read("frozen").await.0 == Some(0.0)).then_some(())
+    })
+    .await;
+    let before = read("fine").await.1.unwrap();
+    eventually(wait, "the other target is still read", || async {
+        (read("fine").await.1.unwrap() > before).then_some(())
+    })
+    .await;
+    let started = Instant::now();
+    let scrape = exporter.get("/metrics").await;
+    assert_eq!(scrape.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a scrape renders from memory, frozen database or not: {:?}",
+        started.elapsed()
+    );
+    tokio::task::block_in_place(|| pg.thaw());
+    eventually(wait, "the thawed target is read again", || async {
+        (read("frozen").await.0 == Some(1.0)).then_some(())
+    })
+    .await;
+    exporter.stop().await;
+}
