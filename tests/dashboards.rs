@@ -1,0 +1,259 @@
+//! The Grafana dashboards: generated from grafana/build.py and in sync with it, provisionable
+//! (a `datasource` variable, no `__inputs`, stable uids), and every query runs against a real
+//! Prometheus scraping a real dbvigil and returns data.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::servers::{free_port, skip_or_fail};
+use common::{TestExporter, eventually, send, tempdir};
+use serde_json::Value;
+
+fn dashboards() -> Vec<(String, Value)> {
+    let mut all: Vec<(String, Value)> = std::fs::read_dir("grafana/dashboards")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let v = serde_json::from_str(&std::fs::read_to_string(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p.display().to_string(), v)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+/// Every query of a dashboard: panel targets and annotations, with where it is.
+fn queries(board: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in board["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            out.push((
+                format!("panel {:?}", p["title"]),
+                t["expr"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    for a in board["annotations"]["list"].as_array().unwrap() {
+        out.push((
+            format!("annotation {:?}", a["name"]),
+            a["expr"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_json_is_what_build_py_writes() {
+    let out = Command::new("python3")
+        .args(["grafana/build.py", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dashboards_are_provisionable() {
+    let boards = dashboards();
+    assert_eq!(boards.len(), 4, "fleet, target, groups, migrations");
+    let mut uids = BTreeSet::new();
+    let variable = serde_json::json!({"type": "prometheus", "uid": "${datasource}"});
+    for (path, b) in &boards {
+        let text = b.to_string();
+        assert!(
+            !text.contains("__inputs") && !text.contains("DS_PROMETHEUS"),
+            "{path}: import-only placeholders"
+        );
+        assert!(b["id"].is_null(), "{path}: id must be null");
+        let uid = b["uid"].as_str().unwrap();
+        assert!(
+            uids.insert(uid.to_owned()),
+            "{path}: uid {uid} is not unique"
+        );
+        let vars = b["templating"]["list"].as_array().unwrap();
+        assert!(
+            vars.iter()
+                .any(|v| v["name"] == "datasource" && v["type"] == "datasource"),
+            "{path}: no datasource variable"
+        );
+        for v in vars.iter().filter(|v| v["type"] == "query") {
+            assert_eq!(v["datasource"], variable, "{path}: variable {}", v["name"]);
+        }
+        for p in b["panels"].as_array().unwrap() {
+            let title = &p["title"];
+            assert_eq!(p["datasource"], variable, "{path}: panel {title}");
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{path}: panel {title} has no query");
+            for t in targets {
+                assert_eq!(t["datasource"], variable, "{path}: panel {title}");
+            }
+        }
+        for a in b["annotations"]["list"].as_array().unwrap() {
+            assert_eq!(
+                a["datasource"], variable,
+                "{path}: annotation {}",
+                a["name"]
+            );
+        }
+        for (place, expr) in queries(b) {
+            assert!(
+                !expr.trim().is_empty(),
+                "{path}: {place} has an empty query"
+            );
+            if expr.contains("rate(") {
+                assert!(
+                    expr.contains("[$__rate_interval]"),
+                    "{path}: {place}: rates use $__rate_interval: {expr}"
+                );
+            }
+        }
+    }
+}
+
+/// Queries that may rightly be empty on a healthy setup without replicas or running
+/// migrations, with why.
+const MAY_BE_EMPTY: &[(&str, &str)] = &[
+    (
+        "dbvigil_replication_lag_seconds",
+        "no target is a replica here",
+    ),
+    (
+        "dbvigil_migration_in_progress_seconds",
+        "no migration holds a lock",
+    ),
+];
+
+/// The part of a query that must return data: filters such as `> 0` and `== 1` select
+/// what is wrong, and nothing is wrong here.
+fn unfiltered(expr: &str) -> &str {
+    [" > 0", " == 1"]
+        .iter()
+        .find_map(|f| expr.strip_suffix(f))
+        .unwrap_or(expr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_returns_data_from_a_real_prometheus() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v prometheus"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && skip_or_fail("prometheus is not installed (apt-get install prometheus)") {
+        return;
+    }
+    let dir = tempdir();
+    // A migration history for the migrations dashboard.
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/V1__t.sql"),
+        "CREATE TABLE t (id int);\n",
+    )
+    .unwrap();
+    let migrated = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+        .current_dir(dir.path())
+        .args(["migrate", "--database-url", "sqlite:app.db", "run"])
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    // A window open now, for the maintenance panels and annotations.
+    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let yaml = format!(
+        "targets:\n\
+         \x20 - {{name: app, kind: sqlite, path: app.db, interval: 200ms, migrations: {{directory: migrations, interval: 1s}}}}\n\
+         \x20 - {{name: app-b, kind: sqlite, path: b.db, create: true, interval: 200ms}}\n\
+         groups:\n  - {{name: pair, members: [app, app-b]}}\n\
+         maintenance:\n  schedules:\n    - {{name: upgrade, scope: app-b, once: \"{started}\", duration: 1h}}\n"
+    );
+    let exporter = TestExporter::start(dir.path(), &yaml).await;
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n  - job_name: dbvigil\n    static_configs:\n      - targets: [\"{}\"]\n",
+            exporter.addr
+        ),
+    )
+    .unwrap();
+    let _prometheus = KillOnDrop(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let wait = Duration::from_secs(60);
+    eventually(wait, "prometheus listening", || async {
+        tokio::net::TcpStream::connect(addr).await.ok().map(drop)
+    })
+    .await;
+    let query = |expr: String| async move {
+        let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+        let r = send(addr, "GET", &format!("/api/v1/query?query={q}"), &[], "").await;
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    };
+    eventually(wait, "ten scrapes of dbvigil with migration data", || async {
+        let (_, v) = query(
+            "count_over_time(up{job=\"dbvigil\"}[1m]) >= 10 and on() count(dbvigil_migration_version_info) > 0"
+                .to_owned(),
+        )
+        .await;
+        (v["data"]["result"].as_array().is_some_and(|r| !r.is_empty())).then_some(())
+    })
+    .await;
+    let mut checked = 0;
+    for (path, board) in dashboards() {
+        for (place, expr) in queries(&board) {
+            let concrete = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "5m")
+                .replace("$target", "app")
+                .replace("$group", "pair");
+            let (status, v) = query(concrete.clone()).await;
+            assert_eq!(status, 200, "{path}: {place}: {concrete}: {v}");
+            assert_eq!(v["status"], "success", "{path}: {place}: {concrete}: {v}");
+            if MAY_BE_EMPTY.iter().any(|(m, _)| concrete.contains(m)) {
+                continue;
+            }
+            let (_, v) = query(unfiltered(&concrete).to_owned()).await;
+            let rows = v["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(
+                rows > 0,
+                "{path}: {place}: no data for {}",
+                unfiltered(&concrete)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} queries checked");
+    exporter.stop().await;
+}
+
+/// Stops a helper process even when the test panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
