@@ -8,22 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::servers::skip_or_fail;
 use serde_json::Value;
 
-fn tool(name: &str) -> Option<Command> {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        Some(Command::new(name))
-    } else {
-        skip_or_fail(&format!(
-            "{name} is not installed (apt-get install prometheus prometheus-alertmanager)"
-        ));
-        None
-    }
+fn tool(name: &str, package: &str) -> Option<Command> {
+    common::monitoring::have(name, package).then(|| Command::new(name))
 }
 
 fn run(mut cmd: Command) -> String {
@@ -39,7 +27,7 @@ fn run(mut cmd: Command) -> String {
 
 #[test]
 fn promtool_accepts_the_config_and_rules_and_their_tests_pass() {
-    let Some(mut check_config) = tool("promtool") else {
+    let Some(mut check_config) = tool("promtool", "prometheus") else {
         return;
     };
     check_config.args(["check", "config", "prometheus/prometheus.yml"]);
@@ -63,7 +51,7 @@ fn promtool_accepts_the_config_and_rules_and_their_tests_pass() {
 
 #[test]
 fn amtool_accepts_the_alertmanager_config_and_routes_by_severity() {
-    let Some(mut check) = tool("amtool") else {
+    let Some(mut check) = tool("amtool", "prometheus-alertmanager") else {
         return;
     };
     check.args(["check-config", "alerts/alertmanager.yml"]);
@@ -212,40 +200,14 @@ fn availability_alerts_respect_maintenance_and_migration_alerts_do_not() {
 /// write alert; a down exporter silences what it said last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_inhibits_as_documented() {
-    use common::{eventually, send};
+    use common::{eventually, monitoring, send};
     use std::time::Duration;
-    if tool("prometheus-alertmanager").is_none() {
+    if !monitoring::have("prometheus-alertmanager", "prometheus-alertmanager") {
         return;
     }
     let dir = common::tempdir();
-    let port = common::servers::free_port();
-    let _alertmanager = KillOnDrop(
-        Command::new("prometheus-alertmanager")
-            .arg("--config.file=alerts/alertmanager.yml")
-            .arg(format!("--storage.path={}", dir.path().display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let wait = Duration::from_secs(30);
-    eventually(wait, "alertmanager listening", || async {
-        tokio::net::TcpStream::connect(addr).await.ok().map(drop)
-    })
-    .await;
-    eventually(wait, "alertmanager ready", || async {
-        let ok = tokio::time::timeout(
-            Duration::from_secs(2),
-            send(addr, "GET", "/-/ready", &[], ""),
-        )
-        .await
-        .is_ok_and(|r| r.status == 200);
-        ok.then_some(())
-    })
-    .await;
+    let am =
+        monitoring::alertmanager(dir.path(), std::path::Path::new("alerts/alertmanager.yml")).await;
     let alert = |name: &str, target: &str, instance: &str| {
         serde_json::json!({"labels": {
             "alertname": name, "target": target, "job": "dbvigil", "instance": instance,
@@ -263,7 +225,7 @@ async fn alertmanager_inhibits_as_documented() {
         alert("DbvigilTargetDown", "ledger", "b:10150"),
     ]);
     let posted = send(
-        addr,
+        am.addr,
         "POST",
         "/api/v2/alerts",
         &[("Content-Type", "application/json")],
@@ -283,10 +245,10 @@ async fn alertmanager_inhibits_as_documented() {
         })
     };
     let listed = eventually(
-        wait,
+        Duration::from_secs(30),
         "every alert listed with inhibitions settled",
         || async {
-            let r = send(addr, "GET", "/api/v2/alerts", &[], "").await;
+            let r = send(am.addr, "GET", "/api/v2/alerts", &[], "").await;
             let v: Value = serde_json::from_str(&r.body).ok()?;
             (v.as_array()?.len() == 8 && inhibited(&v, "DbvigilFlapping", "orders") == Some(true))
                 .then_some(v)
@@ -306,15 +268,5 @@ async fn alertmanager_inhibits_as_documented() {
             Some(expected),
             "{name} on {target}: {listed:#}"
         );
-    }
-}
-
-/// Stops a helper process even when the test panics.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::servers::{free_port, skip_or_fail};
-use common::{TestExporter, eventually, send, tempdir};
+use common::{TestExporter, eventually, monitoring, tempdir};
 use serde_json::Value;
 
 fn dashboards() -> Vec<(String, Value)> {
@@ -142,11 +141,7 @@ fn unfiltered(expr: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_query_returns_data_from_a_real_prometheus() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v prometheus"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found && skip_or_fail("prometheus is not installed (apt-get install prometheus)") {
+    if !monitoring::have("prometheus", "prometheus") {
         return;
     }
     let dir = tempdir();
@@ -173,51 +168,23 @@ async fn every_query_returns_data_from_a_real_prometheus() {
          maintenance:\n  schedules:\n    - {{name: upgrade, scope: app-b, once: \"{started}\", duration: 1h}}\n"
     );
     let exporter = TestExporter::start(dir.path(), &yaml).await;
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
+    let prometheus = monitoring::prometheus(
+        dir.path(),
+        &format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
              scrape_configs:\n  - job_name: dbvigil\n    static_configs:\n      - targets: [\"{}\"]\n",
             exporter.addr
         ),
     )
-    .unwrap();
-    let _prometheus = KillOnDrop(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let wait = Duration::from_secs(60);
-    eventually(wait, "prometheus listening", || async {
-        tokio::net::TcpStream::connect(addr).await.ok().map(drop)
-    })
     .await;
-    let query = |expr: String| async move {
-        let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
-        let r = send(addr, "GET", &format!("/api/v1/query?query={q}"), &[], "").await;
-        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-        (r.status, v)
-    };
-    eventually(wait, "ten scrapes of dbvigil with migration data", || async {
-        let (_, v) = query(
-            "count_over_time(up{job=\"dbvigil\"}[1m]) >= 10 and on() count(dbvigil_migration_version_info) > 0"
-                .to_owned(),
+    let addr = prometheus.addr;
+    eventually(Duration::from_secs(60), "ten scrapes of dbvigil with migration data", || async {
+        let found = monitoring::series(
+            addr,
+            "count_over_time(up{job=\"dbvigil\"}[1m]) >= 10 and on() count(dbvigil_migration_version_info) > 0",
         )
         .await;
-        (v["data"]["result"].as_array().is_some_and(|r| !r.is_empty())).then_some(())
+        (!found.is_empty()).then_some(())
     })
     .await;
     let mut checked = 0;
@@ -228,14 +195,13 @@ async fn every_query_returns_data_from_a_real_prometheus() {
                 .replace("$__range", "5m")
                 .replace("$target", "app")
                 .replace("$group", "pair");
-            let (status, v) = query(concrete.clone()).await;
+            let (status, v) = monitoring::query(addr, &concrete).await;
             assert_eq!(status, 200, "{path}: {place}: {concrete}: {v}");
             assert_eq!(v["status"], "success", "{path}: {place}: {concrete}: {v}");
             if MAY_BE_EMPTY.iter().any(|(m, _)| concrete.contains(m)) {
                 continue;
             }
-            let (_, v) = query(unfiltered(&concrete).to_owned()).await;
-            let rows = v["data"]["result"].as_array().map_or(0, Vec::len);
+            let rows = monitoring::series(addr, unfiltered(&concrete)).await.len();
             assert!(
                 rows > 0,
                 "{path}: {place}: no data for {}",
@@ -246,14 +212,4 @@ async fn every_query_returns_data_from_a_real_prometheus() {
     }
     assert!(checked >= 30, "only {checked} queries checked");
     exporter.stop().await;
-}
-
-/// Stops a helper process even when the test panics.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod forwarder;
+pub mod monitoring;
 pub mod servers;
 
 use std::future::Future;
