@@ -1,6 +1,8 @@
 //! The Grafana dashboards: generated from grafana/build.py and in sync with it, provisionable
-//! (a `datasource` variable, no `__inputs`, stable uids), and every query runs against a real
-//! Prometheus scraping a real dbvigil and returns data.
+//! (a `datasource` variable, no `__inputs`, stable uids), and every query, with Grafana's
+//! variables substituted, returns data from a real Prometheus scraping dbvigil every second
+//! while it probes throwaway PostgreSQL and MariaDB servers; so does every metric the alert
+//! rules read.
 
 mod common;
 
@@ -8,6 +10,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use common::db::{Db, Engine, block, config, target};
 use common::{TestExporter, eventually, monitoring, tempdir};
 use serde_json::Value;
 
@@ -144,6 +147,12 @@ async fn every_query_returns_data_from_a_real_prometheus() {
     if !monitoring::have("prometheus", "prometheus") {
         return;
     }
+    let Some(orders) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let Some(billing) = Db::start(Engine::MariaDb) else {
+        return;
+    };
     let dir = tempdir();
     // A migration history for the migrations dashboard.
     std::fs::create_dir(dir.path().join("migrations")).unwrap();
@@ -152,20 +161,29 @@ async fn every_query_returns_data_from_a_real_prometheus() {
         "CREATE TABLE t (id int);\n",
     )
     .unwrap();
-    let migrated = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
-        .current_dir(dir.path())
-        .args(["migrate", "--database-url", "sqlite:app.db", "run"])
-        .output()
-        .unwrap();
+    let url = format!("postgres://probe@127.0.0.1:{}/app", orders.port());
+    let migrated = block(|| {
+        Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+            .current_dir(dir.path())
+            .args(["migrate", "--database-url", &url, "run"])
+            .output()
+            .unwrap()
+    });
     assert!(migrated.status.success(), "{migrated:?}");
     // A window open now, for the maintenance panels and annotations.
     let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
     let yaml = format!(
-        "targets:\n\
-         \x20 - {{name: app, kind: sqlite, path: app.db, interval: 200ms, migrations: {{directory: migrations, interval: 1s}}}}\n\
-         \x20 - {{name: app-b, kind: sqlite, path: b.db, create: true, interval: 200ms}}\n\
-         groups:\n  - {{name: pair, members: [app, app-b]}}\n\
-         maintenance:\n  schedules:\n    - {{name: upgrade, scope: app-b, once: \"{started}\", duration: 1h}}\n"
+        "{}groups:\n  - {{name: pair, members: [orders, billing]}}\n\
+         maintenance:\n  schedules:\n    - {{name: upgrade, scope: billing, once: \"{started}\", duration: 1h}}\n",
+        config(&[
+            target(
+                "orders",
+                &orders,
+                "500ms",
+                "    migrations: {directory: migrations, interval: 1s}\n",
+            ),
+            target("billing", &billing, "500ms", ""),
+        ])
     );
     let exporter = TestExporter::start(dir.path(), &yaml).await;
     let prometheus = monitoring::prometheus(
@@ -193,7 +211,7 @@ async fn every_query_returns_data_from_a_real_prometheus() {
             let concrete = expr
                 .replace("$__rate_interval", "1m")
                 .replace("$__range", "5m")
-                .replace("$target", "app")
+                .replace("$target", "orders")
                 .replace("$group", "pair");
             let (status, v) = monitoring::query(addr, &concrete).await;
             assert_eq!(status, 200, "{path}: {place}: {concrete}: {v}");
@@ -211,5 +229,30 @@ async fn every_query_returns_data_from_a_real_prometheus() {
         }
     }
     assert!(checked >= 30, "only {checked} queries checked");
+
+    // Every metric an alert rule reads exists on live data, so no rule is silently empty.
+    let rules = std::fs::read_to_string("alerts/dbvigil.rules.yml").unwrap();
+    let mut names: Vec<&str> = rules
+        .match_indices("dbvigil_")
+        .map(|(i, _)| {
+            let end = rules[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(rules.len(), |e| i + e);
+            &rules[i..end]
+        })
+        .filter(|n| !n.ends_with('_') && !n.contains("rules"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        if MAY_BE_EMPTY.iter().any(|(m, _)| *m == name) {
+            continue;
+        }
+        let found = monitoring::series(addr, &format!("count({name})")).await;
+        assert!(
+            !found.is_empty(),
+            "alert rules read {name}, which has no series"
+        );
+    }
     exporter.stop().await;
 }
