@@ -11,7 +11,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10150 --home-dir /var/lib/dbvigil --create-home dbvigil
+ && groupadd --system --gid 10150 dbvigil \
+ && useradd --system --uid 10150 --gid 10150 --home-dir /var/lib/dbvigil --create-home dbvigil
 COPY --from=build /src/target/release/dbvigil /usr/local/bin/dbvigil
 USER 10150:10150
 WORKDIR /var/lib/dbvigil
