@@ -9,6 +9,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "configuration file {path} is {size} bytes; dbvigil reads at most {MAX_CONFIG_BYTES}: is it the right file?"
+    )]
+    TooLarge { path: PathBuf, size: u64 },
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
         file: String,
@@ -17,6 +21,10 @@ pub enum ConfigError {
         message: String,
     },
 }
+
+/// Far above any real configuration; a bigger file is a mistake (or an attack), and is
+/// refused before it is read into memory.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 impl ConfigError {
     pub(crate) fn at(

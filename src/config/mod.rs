@@ -369,10 +369,18 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
 }
 
 pub fn load_file(path: &Path, default_instance: &str) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > error::MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&text, &path.display().to_string(), base, default_instance)
 }
