@@ -64,6 +64,48 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
         .route("/maintenance/{scope}", get(maintenance::gate))
         .with_state(AppState { exporter, web })
+        .layer(axum::middleware::from_fn(bounded))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The API's bodies are a few hundred bytes; anything far larger is refused (413) before
+/// it is buffered.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// No request holds a connection longer than this; a scrape or `/probe` ends well before.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn bounded(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than {}s and was abandoned\n",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        ),
+    }
+}
+
+/// Headers that keep browsers from sniffing types, framing the pages or leaking the URL;
+/// a handler's own value wins.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
