@@ -987,3 +987,73 @@ async fn a_frozen_database_delays_only_its_own_migration_reads() {
     .await;
     exporter.stop().await;
 }
+
+/// Passwords given in a URL (also percent-encoded) or a plan never reach any output of
+/// `dbvigil migrate`, in text or JSON, whether the server is unreachable or refuses them.
+#[test]
+fn migrate_never_prints_a_password() {
+    const SECRET: &str = "S3cret@pw";
+    const ENCODED: &str = "S3cret%40pw";
+    let tmp = tempdir();
+    let Some(db) = start(Engine::MariaDb, tmp.path()) else {
+        return;
+    };
+    let Server::Maria(m) = &db else {
+        unreachable!()
+    };
+    let dir = scripts(tmp.path(), &[("V1__t.sql", "CREATE TABLE t (id int);\n")]);
+    let dir_arg = dir.to_str().unwrap();
+    let closed = common::servers::free_port();
+    let refused = format!("mysql://app:{ENCODED}@127.0.0.1:{}/app", m.port());
+    let unreachable = format!("postgres://app:{ENCODED}@127.0.0.1:{closed}/app");
+    let header = "sql_runner_host,sql_runner_userid,sql_runner_password,database_host,database_userid,database_password,port,database,sql_script_to_run";
+    write(
+        tmp.path(),
+        "plan.csv",
+        &format!(
+            "{header}\nlocalhost,me,{SECRET},127.0.0.1,app,{SECRET},{},app,{dir_arg}/V1__t.sql\n",
+            m.port()
+        ),
+    );
+    let mut outputs = Vec::new();
+    for output in ["text", "json"] {
+        for url in [&refused, &unreachable] {
+            for command in ["run", "info"] {
+                let out = migrate(
+                    tmp.path(),
+                    &[
+                        "--database-url",
+                        url,
+                        "--dir",
+                        dir_arg,
+                        "--output",
+                        output,
+                        command,
+                    ],
+                );
+                assert_eq!(out.code, 4, "{out:?}");
+                outputs.push(out);
+            }
+        }
+        let out = migrate(
+            tmp.path(),
+            &[
+                "--plan", "plan.csv", "--engine", "mysql", "--output", output, "run",
+            ],
+        );
+        assert_eq!(out.code, 4, "{out:?}");
+        outputs.push(out);
+    }
+    assert!(
+        outputs.iter().any(|o| o.stderr.contains("Access denied")),
+        "the server's refusal is reported"
+    );
+    for out in &outputs {
+        for secret in [SECRET, ENCODED] {
+            assert!(
+                !out.stdout.contains(secret) && !out.stderr.contains(secret),
+                "{secret} leaked: {out:?}"
+            );
+        }
+    }
+}
