@@ -38,7 +38,10 @@ impl TargetHandle {
 
     /// One read of the migration history tables, published for the next scrape.
     pub async fn read_migrations(&self) {
-        let snapshot = watch::read(&self.config).await;
+        let Some(config) = &self.config.migrations else {
+            return;
+        };
+        let snapshot = watch::read(&self.config, config).await;
         let previous = self.migrations.load();
         let was_ok = previous.as_ref().is_none_or(|p| p.error.is_none());
         match (&snapshot.error, was_ok) {

@@ -104,7 +104,7 @@ pub struct MigrationsConfig {
 }
 
 /// Migration history changes rarely; reading it every probe would be waste.
-pub const DEFAULT_MIGRATIONS_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_MIGRATIONS_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_MIGRATIONS_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TargetConfig {

@@ -29,13 +29,7 @@ pub struct MigrationSnapshot {
     pub scripts_error: Option<String>,
 }
 
-pub async fn read(target: &TargetConfig) -> MigrationSnapshot {
-    let config = target.migrations.clone().unwrap_or(MigrationsConfig {
-        directory: None,
-        ignore: Vec::new(),
-        interval: crate::config::DEFAULT_MIGRATIONS_INTERVAL,
-        timeout: Duration::from_secs(10),
-    });
+pub async fn read(target: &TargetConfig, config: &MigrationsConfig) -> MigrationSnapshot {
     let started = Instant::now();
     let scripts = match config.directory.clone() {
         None => Ok(None),
