@@ -183,7 +183,7 @@ impl Session for MySqlSession {
             .bind(instance)
             .fetch_optional(&mut self.conn)
             .await
-            .map_err(|e| self.with_grant_hint(e, "SELECT, INSERT, UPDATE"))?;
+            .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE"))?;
         Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
     }
 
@@ -191,7 +191,7 @@ impl Session for MySqlSession {
         sqlx::query(AssertSqlSafe(self.sql.create.clone()))
             .execute(&mut self.conn)
             .await
-            .map_err(|e| self.with_grant_hint(e, "CREATE"))?;
+            .map_err(|e| self.heartbeat_failure(e, "CREATE"))?;
         Ok(())
     }
 
@@ -208,7 +208,7 @@ impl Session for MySqlSession {
             .bind(beat.at_ms)
             .execute(&mut self.conn)
             .await
-            .map_err(|e| self.with_grant_hint(e, "SELECT, INSERT, UPDATE"))?;
+            .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE"))?;
         Ok(())
     }
 
@@ -259,10 +259,19 @@ impl Session for MySqlSession {
 }
 
 impl MySqlSession {
-    fn with_grant_hint(&self, err: sqlx::Error, privilege: &str) -> Failure {
-        let denied = matches!(&err, sqlx::Error::Database(db)
-            if db.try_downcast_ref::<MySqlDatabaseError>().is_some_and(|e| matches!(e.number(), 1142 | 1044 | 1227)));
+    fn heartbeat_failure(&self, err: sqlx::Error, privilege: &str) -> Failure {
+        let number = match &err {
+            sqlx::Error::Database(db) => db
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .map(|e| e.number()),
+            _ => None,
+        };
+        let denied = matches!(number, Some(1142 | 1044 | 1227));
         let mut f = failure(err);
+        // Unknown column, a column without default, a value of the wrong type.
+        if matches!(number, Some(1054 | 1364 | 1366)) {
+            f.message = self.sql.shape_hint(&f.message);
+        }
         if denied {
             f.message = format!(
                 "{}; grant it with: GRANT {privilege} ON {} TO '{}'; or create the table yourself: {}",

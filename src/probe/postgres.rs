@@ -133,7 +133,7 @@ impl Session for PgSession {
             .bind(instance)
             .fetch_optional(&mut self.conn)
             .await
-            .map_err(|e| self.with_grant_hint(e, "SELECT, INSERT, UPDATE ON"))?;
+            .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE ON"))?;
         Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
     }
 
@@ -141,7 +141,7 @@ impl Session for PgSession {
         sqlx::query(AssertSqlSafe(self.sql.create.clone()))
             .execute(&mut self.conn)
             .await
-            .map_err(|e| self.with_grant_hint(e, "CREATE ON SCHEMA"))?;
+            .map_err(|e| self.heartbeat_failure(e, "CREATE ON SCHEMA"))?;
         Ok(())
     }
 
@@ -158,7 +158,7 @@ impl Session for PgSession {
             .bind(beat.at_ms)
             .execute(&mut self.conn)
             .await
-            .map_err(|e| self.with_grant_hint(e, "SELECT, INSERT, UPDATE ON"))?;
+            .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE ON"))?;
         Ok(())
     }
 
@@ -205,10 +205,17 @@ impl Session for PgSession {
 
 impl PgSession {
     /// A permission error names the grant that is missing.
-    fn with_grant_hint(&self, err: sqlx::Error, privilege: &str) -> Failure {
-        let insufficient =
-            matches!(&err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42501"));
+    fn heartbeat_failure(&self, err: sqlx::Error, privilege: &str) -> Failure {
+        let code = match &err {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        let insufficient = code.as_deref() == Some("42501");
         let mut f = failure(err);
+        // Undefined column, wrong type, no unique index for ON CONFLICT, an extra NOT NULL column.
+        if matches!(code.as_deref(), Some("42703" | "42804" | "42P10" | "23502")) {
+            f.message = self.sql.shape_hint(&f.message);
+        }
         if insufficient {
             let object = match privilege {
                 "CREATE ON SCHEMA" => self

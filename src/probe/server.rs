@@ -24,6 +24,17 @@ pub struct HeartbeatSql {
     pub user: String,
 }
 
+impl HeartbeatSql {
+    /// A server error caused by a table of the same name with another layout (someone
+    /// else's table, or an old one), with what to do about it.
+    pub fn shape_hint(&self, message: &str) -> String {
+        format!(
+            "{message}; {} has another layout than dbvigil's heartbeat (target, instance, seq, beat_at_ms, unique on target and instance): rename or drop that table, or set heartbeat.schema so dbvigil keeps its own elsewhere; dbvigil's is: {}",
+            self.table, self.create
+        )
+    }
+}
+
 /// One open connection, spoken in a server's dialect.
 pub trait Session: Send + Sized {
     fn select_one(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
