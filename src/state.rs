@@ -53,14 +53,14 @@ impl Histogram {
         self.count += 1;
     }
 
-    /// (upper bound, count in that bucket alone), ending with +Inf.
-    pub fn buckets(&self) -> Vec<(f64, u64)> {
+    /// Upper bounds, without the implicit +Inf.
+    pub fn bounds(&self) -> &'static [f64] {
         self.bounds
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(self.counts.iter().copied())
-            .collect()
+    }
+
+    /// Per bucket, not cumulative: one per bound, then +Inf.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
     }
 }
 

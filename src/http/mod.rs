@@ -3,9 +3,10 @@
 
 mod api;
 mod checks;
+mod exposition;
 mod maintenance;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -16,9 +17,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::exporter::Exporter;
-use crate::metrics::{
-    self, CLASSIC_CONTENT_TYPE, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, Scrape,
-};
+use crate::metrics;
 use crate::probe::{self, ProbeContext};
 
 #[derive(Debug, Clone)]
@@ -39,13 +38,14 @@ impl Default for WebSettings {
 struct AppState {
     exporter: Exporter,
     web: WebSettings,
+    renders: exposition::Renders,
 }
 
 pub fn router(exporter: Exporter, web: WebSettings) -> Router {
     let telemetry_path = web.telemetry_path.clone();
     Router::new()
         .route("/", get(landing))
-        .route(&telemetry_path, get(metrics_handler))
+        .route(&telemetry_path, get(exposition::metrics_handler))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .route("/-/reload", post(reload).put(reload))
@@ -63,7 +63,11 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/api/v1/maintenance/{id}/extend", post(maintenance::extend))
         .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
         .route("/maintenance/{scope}", get(maintenance::gate))
-        .with_state(AppState { exporter, web })
+        .with_state(AppState {
+            exporter,
+            web,
+            renders: Default::default(),
+        })
         .layer(axum::middleware::from_fn(bounded))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -118,67 +122,6 @@ pub async fn serve(
     axum::serve(listener, router(exporter, web))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
-}
-
-/// OpenMetrics when the client asks for it (Prometheus does), classic text otherwise.
-fn wants_openmetrics(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|part| {
-            let mut fields = part.split(';').map(str::trim);
-            let media = fields.next().unwrap_or("");
-            let q_zero = fields.any(|f| {
-                f.strip_prefix("q=")
-                    .is_some_and(|q| q.parse::<f64>() == Ok(0.0))
-            });
-            media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
-        })
-}
-
-fn exposition(headers: &HeaderMap, openmetrics: String) -> Response {
-    let (content_type, body) = if wants_openmetrics(headers) {
-        (OPENMETRICS_CONTENT_TYPE, openmetrics)
-    } else {
-        (
-            CLASSIC_CONTENT_TYPE,
-            metrics::openmetrics_to_classic(&openmetrics),
-        )
-    };
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
-}
-
-async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let now = SystemTime::now();
-    let config = s.exporter.config();
-    let now_ms = crate::maintenance::to_ms(now);
-    let scrape = Scrape {
-        targets: s.exporter.targets().iter().map(|t| t.snapshot()).collect(),
-        groups: s.exporter.groups().snapshots(),
-        reload: s.exporter.reload_status(),
-        maintenance: MaintenanceScrape {
-            windows: s.exporter.maintenance_windows(&config, now_ms),
-            started: s.exporter.maintenance().started(),
-            stored: s.exporter.maintenance().stored(),
-            config,
-            now_ms,
-        },
-        migrations: s
-            .exporter
-            .targets()
-            .iter()
-            .filter(|t| t.config.migrations.is_some())
-            .map(|t| (t.config.clone(), t.migrations()))
-            .collect(),
-        now,
-    };
-    exposition(&headers, metrics::render(scrape))
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -259,7 +202,8 @@ async fn probe_handler(
     let mut prober = probe::new_prober(config);
     let mut report = prober.probe(&ctx).await;
     report.redact(&config.secrets());
-    exposition(&headers, metrics::render_probe(config, &report))
+    let format = exposition::negotiate(&headers);
+    exposition::answer(format, metrics::render_probe(config, &report, format))
 }
 
 fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
@@ -305,26 +249,4 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
         revision = metrics::REVISION,
         metrics = s.web.telemetry_path,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn openmetrics_only_when_asked_for() {
-        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert!(wants_openmetrics(&accept(prometheus)));
-        assert!(!wants_openmetrics(&accept("text/plain;version=0.0.4")));
-        assert!(!wants_openmetrics(&accept(
-            "application/openmetrics-text;q=0"
-        )));
-        assert!(!wants_openmetrics(&HeaderMap::new()));
-    }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Family, Labels, Scrape, labels};
+use super::{Scrape, SeriesLabels, Sink, labels};
 use crate::config::TargetConfig;
 use crate::migrate::history::ToolState;
 use crate::migrate::watch::MigrationSnapshot;
@@ -11,7 +11,7 @@ use crate::migrate::watch::MigrationSnapshot;
 pub type MigrationScrape = (Arc<TargetConfig>, Option<Arc<MigrationSnapshot>>);
 
 impl Scrape {
-    pub(super) fn encode_migrations(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+    pub(super) fn write_migrations(&self, f: &mut impl Sink) -> std::fmt::Result {
         let now = super::secs(self.now);
         let ms = &self.migrations;
         f.gauge(
@@ -125,7 +125,7 @@ impl Scrape {
     }
 }
 
-fn tool_labels(t: &TargetConfig, s: &ToolState) -> Labels {
+fn tool_labels<'a>(t: &'a TargetConfig, s: &'a ToolState) -> SeriesLabels<'a> {
     labels(t, &[("tool", s.tool)])
 }
 

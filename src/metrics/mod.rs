@@ -1,20 +1,20 @@
 //! Renders metrics from published snapshots at scrape time. Nothing here touches a
 //! database, waits on a lock or a prober: a scrape costs the same whatever the databases do.
 
+#[cfg(test)]
 mod classic;
 mod migrations;
+#[cfg(test)]
+mod oracle;
+mod text;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
-
-pub use classic::openmetrics_to_classic;
 pub use migrations::MigrationScrape;
+pub use text::Format;
+use text::{SeriesLabels, TextWriter};
 
 use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
 use crate::exporter::ReloadStatus;
@@ -30,8 +30,6 @@ pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 /// Version and commit, exported as `dbvigil_build_info` and printed by `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("DBVIGIL_REVISION");
-
-type Labels = Vec<(String, String)>;
 
 /// Everything one `/metrics` answer shows, captured at once.
 #[derive(Debug)]
@@ -56,26 +54,23 @@ pub struct MaintenanceScrape {
     pub now_ms: i64,
 }
 
-/// The exposition in OpenMetrics text.
-pub fn render(scrape: Scrape) -> String {
-    encode(scrape)
+/// The exposition in the requested format.
+pub fn render(scrape: &Scrape, format: Format) -> String {
+    // About 10 KiB per target: sized once, so the buffer never moves while it grows.
+    let mut w = TextWriter::new(format, 16 * 1024 + scrape.targets.len() * 12 * 1024);
+    scrape
+        .write(&mut w)
+        .expect("writing to a String does not fail");
+    w.finish()
 }
 
 /// The metrics of one on-demand probe (`/probe?target=NAME`), and nothing else.
-pub fn render_probe(target: &TargetConfig, report: &ProbeReport) -> String {
-    encode(ProbeScrape {
-        target: target.clone(),
-        report: report.clone(),
-    })
-}
-
-fn encode(collector: impl Collector) -> String {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(collector));
-    let mut out = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::text::encode(&mut out, &registry)
+pub fn render_probe(target: &TargetConfig, report: &ProbeReport, format: Format) -> String {
+    let mut w = TextWriter::new(format, 4 * 1024);
+    ProbeScrape { target, report }
+        .write(&mut w)
         .expect("writing to a String does not fail");
-    out
+    w.finish()
 }
 
 fn is_replica(t: &TargetConfig) -> bool {
@@ -92,99 +87,99 @@ fn bool_gauge(v: Option<bool>) -> f64 {
 }
 
 /// `target` plus the target's extra labels, then `extra`.
-fn labels(t: &TargetConfig, extra: &[(&str, &str)]) -> Labels {
-    let mut l = Vec::with_capacity(1 + t.labels.len() + extra.len());
-    l.push(("target".to_owned(), t.name.clone()));
-    l.extend(t.labels.iter().cloned());
-    l.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    l
+fn labels<'a>(t: &'a TargetConfig, extra: &[(&'a str, &'a str)]) -> SeriesLabels<'a> {
+    SeriesLabels::new(Some(t), extra)
 }
 
-/// Writes one family; `series` yields (labels, value) pairs.
-struct Family<'e, 'w> {
-    enc: &'e mut DescriptorEncoder<'w>,
+/// Labels of a series that belongs to no target.
+fn pairs<'a>(extra: &[(&'a str, &'a str)]) -> SeriesLabels<'a> {
+    SeriesLabels::new(None, extra)
 }
 
-impl Family<'_, '_> {
-    fn gauge(
+/// Where families go: dbvigil's `TextWriter`, or in tests prometheus-client's encoder,
+/// which the writer must match byte for byte. `series` yield (labels, value) pairs.
+trait Sink {
+    fn gauge<'a>(
         &mut self,
         name: &str,
         help: &str,
-        series: impl IntoIterator<Item = (Labels, f64)>,
-    ) -> std::fmt::Result {
-        let mut m = self
-            .enc
-            .encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (l, v) in series {
-            m.encode_family(&l)?.encode_gauge(&v)?;
-        }
-        Ok(())
-    }
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
+    ) -> std::fmt::Result;
 
     /// A gauge with no labels at all.
-    fn single(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
-        self.enc
-            .encode_descriptor(name, help, None, MetricType::Gauge)?
-            .encode_gauge(&value)
-    }
+    fn single(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result;
 
-    /// `name` without `_total`: the encoder appends it.
-    fn counter(
+    /// `name` without `_total`: the writer appends it.
+    fn counter<'a>(
         &mut self,
         name: &str,
         help: &str,
-        series: impl IntoIterator<Item = (Labels, u64)>,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
+    ) -> std::fmt::Result;
+
+    fn histogram<'a, 'h>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, &'h Histogram)>,
+    ) -> std::fmt::Result;
+}
+
+impl Sink for TextWriter {
+    fn gauge<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
     ) -> std::fmt::Result {
-        let mut m = self
-            .enc
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        self.descriptor(name, help, "gauge");
         for (l, v) in series {
-            m.encode_family(&l)?
-                .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+            self.gauge_line(name, Some(&l), v);
         }
         Ok(())
     }
 
-    fn histogram<'h>(
+    fn single(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
+        self.descriptor(name, help, "gauge");
+        self.gauge_line(name, None, value);
+        Ok(())
+    }
+
+    fn counter<'a>(
         &mut self,
         name: &str,
         help: &str,
-        series: impl IntoIterator<Item = (Labels, &'h Histogram)>,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
     ) -> std::fmt::Result {
-        let mut m = self
-            .enc
-            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        self.descriptor(name, help, "counter");
+        for (l, v) in series {
+            self.counter_line(name, &l, v);
+        }
+        Ok(())
+    }
+
+    fn histogram<'a, 'h>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, &'h Histogram)>,
+    ) -> std::fmt::Result {
+        self.descriptor(name, help, "histogram");
         for (l, h) in series {
-            m.encode_family(&l)?.encode_histogram::<NoLabelSet>(
-                h.sum,
-                h.count,
-                &h.buckets(),
-                None,
-            )?;
+            self.histogram_lines(name, &l, h.sum, h.bounds(), h.counts());
         }
         Ok(())
     }
 }
 
-impl Collector for Scrape {
-    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+impl Scrape {
+    fn write(&self, f: &mut impl Sink) -> std::fmt::Result {
         let ts = &self.targets;
         let now = self.now;
-        let mut f = Family { enc: &mut enc };
         f.gauge(
             "dbvigil_build_info",
             "Build of this exporter (value 1).",
-            [(
-                vec![
-                    ("version".into(), VERSION.into()),
-                    ("revision".into(), REVISION.into()),
-                ],
-                1.0,
-            )],
+            [(pairs(&[("version", VERSION), ("revision", REVISION)]), 1.0)],
         )?;
         f.single(
             "dbvigil_config_last_reload_successful",
@@ -356,26 +351,32 @@ impl Collector for Scrape {
             "Probe slots skipped because the previous probe overran its slot.",
             ts.iter().map(|s| (labels(&s.target, &[]), s.skipped_slots)),
         )?;
-        self.encode_groups(&mut f)?;
-        self.encode_maintenance(&mut f)?;
-        self.encode_migrations(&mut f)
+        self.write_groups(f)?;
+        self.write_maintenance(f)?;
+        self.write_migrations(f)
     }
+}
+
+/// What each configured name is: `target` or `group`.
+type ScopeKinds<'a> = HashMap<&'a str, &'static str>;
+
+fn scope_kinds(config: &Config) -> ScopeKinds<'_> {
+    let targets = config.targets.iter().map(|t| (t.name.as_str(), "target"));
+    let groups = config.groups.iter().map(|g| (g.name.as_str(), "group"));
+    targets.chain(groups).collect()
 }
 
 /// `scope`, plus `target` or `group` naming the same thing, so that alert rules can say
 /// `unless on(target) dbvigil_maintenance_active == 1`.
-fn scope_labels(config: &Config, scope: &str) -> Labels {
-    let mut l = vec![("scope".to_owned(), scope.to_owned())];
-    if config.targets.iter().any(|t| t.name == scope) {
-        l.push(("target".to_owned(), scope.to_owned()));
-    } else if config.groups.iter().any(|g| g.name == scope) {
-        l.push(("group".to_owned(), scope.to_owned()));
+fn scope_labels<'a>(kinds: &ScopeKinds<'_>, scope: &'a str) -> SeriesLabels<'a> {
+    match kinds.get(scope) {
+        Some(kind) => pairs(&[("scope", scope), (kind, scope)]),
+        None => pairs(&[("scope", scope)]),
     }
-    l
 }
 
 impl Scrape {
-    fn encode_maintenance(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+    fn write_maintenance(&self, f: &mut impl Sink) -> std::fmt::Result {
         let m = &self.maintenance;
         let config = &m.config;
         let scopes: Vec<&str> = config
@@ -385,6 +386,7 @@ impl Scrape {
             .chain(config.groups.iter().map(|g| g.name.as_str()))
             .chain([ALL_SCOPE])
             .collect();
+        let kinds = scope_kinds(config);
         let coverage: Vec<(&str, maintenance::Coverage<'_>)> = scopes
             .iter()
             .map(|s| (*s, maintenance::coverage(config, &m.windows, s, m.now_ms)))
@@ -393,16 +395,16 @@ impl Scrape {
             "dbvigil_maintenance_active",
             "1 while a maintenance window covers the scope (its own, its groups' or \"*\"), else 0. Target scopes also carry `target`, group scopes `group`.",
             coverage.iter().map(|(s, c)| {
-                (scope_labels(config, s), if c.active() { 1.0 } else { 0.0 })
+                (scope_labels(&kinds, s), if c.active() { 1.0 } else { 0.0 })
             }),
         )?;
         f.gauge(
             "dbvigil_maintenance_windows_active",
             "Maintenance windows covering the scope now, by where they come from: api, schedule (configuration) or app (the application's own flag).",
             coverage.iter().flat_map(|(s, c)| {
+                let kinds = &kinds;
                 Source::ALL.iter().map(move |source| {
-                    let mut l = scope_labels(config, s);
-                    l.push(("source".to_owned(), source.as_str().to_owned()));
+                    let l = scope_labels(kinds, s).with("source", source.as_str());
                     let n = c.windows.iter().filter(|w| w.source == *source).count();
                     (l, n as f64)
                 })
@@ -413,7 +415,7 @@ impl Scrape {
             "Planned end of the maintenance covering the scope (the latest planned end among the covering windows). Absent when no window with a planned end covers it.",
             coverage.iter().filter_map(|(s, c)| {
                 c.planned_end_ms
-                    .map(|end| (scope_labels(config, s), end as f64 / 1000.0))
+                    .map(|end| (scope_labels(&kinds, s), end as f64 / 1000.0))
             }),
         )?;
         f.counter(
@@ -426,8 +428,7 @@ impl Scrape {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .map(|(s, source)| {
-                    let mut l = scope_labels(config, s);
-                    l.push(("source".to_owned(), source.as_str().to_owned()));
+                    let l = scope_labels(&kinds, s).with("source", source.as_str());
                     let n = m
                         .started
                         .get(&(s.to_owned(), source))
@@ -476,16 +477,16 @@ impl Scrape {
     }
 }
 
-fn group_labels(g: &GroupState, member: Option<&str>) -> Labels {
-    let mut l = vec![("group".to_owned(), g.config.name.clone())];
-    if let Some(m) = member {
-        l.push(("member".to_owned(), m.to_owned()));
+fn group_labels<'a>(g: &'a GroupState, member: Option<&'a str>) -> SeriesLabels<'a> {
+    let l = pairs(&[("group", g.config.name.as_str())]);
+    match member {
+        Some(m) => l.with("member", m),
+        None => l,
     }
-    l
 }
 
 impl Scrape {
-    fn encode_groups(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+    fn write_groups(&self, f: &mut impl Sink) -> std::fmt::Result {
         let gs = &self.groups;
         f.gauge(
             "dbvigil_group_active_member",
@@ -542,17 +543,15 @@ impl Scrape {
     }
 }
 
-#[derive(Debug)]
-struct ProbeScrape {
-    target: TargetConfig,
-    report: ProbeReport,
+struct ProbeScrape<'a> {
+    target: &'a TargetConfig,
+    report: &'a ProbeReport,
 }
 
-impl Collector for ProbeScrape {
-    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let t = &self.target;
-        let r = &self.report;
-        let mut f = Family { enc: &mut enc };
+impl ProbeScrape<'_> {
+    fn write(&self, f: &mut impl Sink) -> std::fmt::Result {
+        let t = self.target;
+        let r = self.report;
         f.gauge(
             "dbvigil_probe_success",
             "Whether every configured check of this probe succeeded.",

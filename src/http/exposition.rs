@@ -1,0 +1,167 @@
+//! `/metrics`: format negotiation, and renders shared between concurrent scrapes.
+//!
+//! A render reads only snapshots, but at a thousand targets it still takes milliseconds of
+//! CPU. Two hundred clients each rendering for themselves once took both cores from the
+//! probe tasks, whose deadlines then expired: databases looked down because of a flood
+//! of scrapes. So renders run one at a time per format, on the blocking pool (never on a
+//! runtime worker the probes need), and every scrape that arrived while one was running
+//! takes the next one, which starts after it arrived: nobody gets older data than a
+//! scrape of its own would have given, and a flood costs one render at a time.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Mutex;
+
+use super::{AppState, text};
+use crate::exporter::Exporter;
+use crate::metrics::{
+    self, CLASSIC_CONTENT_TYPE, Format, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, Scrape,
+};
+
+/// The last render of each format, and the right to make the next one.
+#[derive(Debug, Default)]
+pub struct SharedRenders {
+    openmetrics: Mutex<Option<Rendered>>,
+    classic: Mutex<Option<Rendered>>,
+}
+
+#[derive(Debug, Clone)]
+struct Rendered {
+    started: Instant,
+    body: Bytes,
+}
+
+impl SharedRenders {
+    /// A render that started no earlier than `arrived`: the one just made by a scrape
+    /// ahead in line, or a new one.
+    async fn get(&self, exporter: &Exporter, format: Format, arrived: Instant) -> Option<Bytes> {
+        let slot = match format {
+            Format::OpenMetrics => &self.openmetrics,
+            Format::Classic => &self.classic,
+        };
+        let mut last = slot.lock().await;
+        if let Some(r) = last.as_ref().filter(|r| r.started >= arrived) {
+            return Some(r.body.clone());
+        }
+        let started = Instant::now();
+        let exporter = exporter.clone();
+        let body = tokio::task::spawn_blocking(move || {
+            Bytes::from(metrics::render(&scrape(&exporter), format))
+        })
+        .await
+        .ok()?;
+        *last = Some(Rendered {
+            started,
+            body: body.clone(),
+        });
+        Some(body)
+    }
+}
+
+/// Everything one answer shows, captured from the snapshots at once.
+fn scrape(exporter: &Exporter) -> Scrape {
+    let now = SystemTime::now();
+    let config = exporter.config();
+    let now_ms = crate::maintenance::to_ms(now);
+    Scrape {
+        targets: exporter.targets().iter().map(|t| t.snapshot()).collect(),
+        groups: exporter.groups().snapshots(),
+        reload: exporter.reload_status(),
+        maintenance: MaintenanceScrape {
+            windows: exporter.maintenance_windows(&config, now_ms),
+            started: exporter.maintenance().started(),
+            stored: exporter.maintenance().stored(),
+            config,
+            now_ms,
+        },
+        migrations: exporter
+            .targets()
+            .iter()
+            .filter(|t| t.config.migrations.is_some())
+            .map(|t| (t.config.clone(), t.migrations()))
+            .collect(),
+        now,
+    }
+}
+
+pub async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let arrived = Instant::now();
+    let format = negotiate(&headers);
+    match s.renders.get(&s.exporter, format, arrived).await {
+        Some(body) => answer(format, body),
+        // Only a panic inside the render gets here; the next scrape tries again.
+        None => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rendering the metrics failed; see the exporter's log\n".to_owned(),
+        ),
+    }
+}
+
+/// OpenMetrics when the client asks for it (Prometheus does), classic text otherwise.
+pub fn negotiate(headers: &HeaderMap) -> Format {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut fields = part.split(';').map(str::trim);
+            let media = fields.next().unwrap_or("");
+            let q_zero = fields.any(|f| {
+                f.strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f64>() == Ok(0.0))
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
+        });
+    if openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::Classic
+    }
+}
+
+pub fn answer(format: Format, body: impl Into<Bytes>) -> Response {
+    let content_type = match format {
+        Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        Format::Classic => CLASSIC_CONTENT_TYPE,
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Shared by every clone of the router's state.
+pub type Renders = Arc<SharedRenders>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(&accept(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            negotiate(&accept("text/plain;version=0.0.4")),
+            Format::Classic
+        );
+        assert_eq!(
+            negotiate(&accept("application/openmetrics-text;q=0")),
+            Format::Classic
+        );
+        assert_eq!(negotiate(&HeaderMap::new()), Format::Classic);
+    }
+}

@@ -1,0 +1,302 @@
+//! prometheus-client as the reference: every family rendered through its encoder and
+//! through dbvigil's `TextWriter` must come out byte for byte the same, in both formats.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::classic::openmetrics_to_classic;
+use super::*;
+use crate::config::GroupConfig;
+use crate::exporter::ReloadStatus;
+use crate::maintenance::{Source, Stored, Window};
+use crate::probe::{Failure, Identity, PhaseOutcome, ProbeReport, Reason};
+
+impl EncodeLabelSet for SeriesLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> std::fmt::Result {
+        if let Some(t) = self.target {
+            ("target", t.name.as_str()).encode(enc.encode_label())?;
+            for (k, v) in &t.labels {
+                (k.as_str(), v.as_str()).encode(enc.encode_label())?;
+            }
+        }
+        for pair in self.pairs() {
+            pair.encode(enc.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+struct ClientSink<'e, 'w> {
+    enc: &'e mut DescriptorEncoder<'w>,
+}
+
+impl Sink for ClientSink<'_, '_> {
+    fn gauge<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
+    ) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (l, v) in series {
+            m.encode_family(&l)?.encode_gauge(&v)?;
+        }
+        Ok(())
+    }
+
+    fn single(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
+        self.enc
+            .encode_descriptor(name, help, None, MetricType::Gauge)?
+            .encode_gauge(&value)
+    }
+
+    fn counter<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
+    ) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (l, v) in series {
+            m.encode_family(&l)?
+                .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+        }
+        Ok(())
+    }
+
+    fn histogram<'a, 'h>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, &'h Histogram)>,
+    ) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        for (l, h) in series {
+            let buckets: Vec<(f64, u64)> = h
+                .bounds()
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(h.counts().iter().copied())
+                .collect();
+            m.encode_family(&l)?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders whatever `write` writes through prometheus-client.
+struct Reference<F>(F);
+
+impl<F> std::fmt::Debug for Reference<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reference")
+    }
+}
+
+impl<F: Fn(&mut ClientSink<'_, '_>) -> std::fmt::Result + Send + Sync + 'static> Collector
+    for Reference<F>
+{
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        (self.0)(&mut ClientSink { enc: &mut enc })
+    }
+}
+
+fn reference(
+    write: impl Fn(&mut ClientSink<'_, '_>) -> std::fmt::Result + Send + Sync + 'static,
+) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Reference(write)));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+    out
+}
+
+/// Targets of every kind, labels that need escaping, a group, windows from two sources.
+const CONFIG: &str = r#"
+targets:
+  - name: app
+    kind: sqlite
+    path: app.db
+    labels: {team: "web \"blue\"", path: 'C:\data', note: "two\nlines"}
+  - {name: orders, kind: postgres, url: "postgres://u@127.0.0.1:5432/orders", password: hunter2}
+  - {name: orders-replica, kind: postgres, url: "postgres://u@127.0.0.1:5433/orders", replica_of: orders}
+  - {name: shop, kind: mysql, url: "mysql://u@127.0.0.1:3306/shop", migrations: {directory: m}}
+  - {name: oracle, kind: tcp, host: 127.0.0.1, port: 1521}
+groups:
+  - {name: orders-pair, members: [orders, orders-replica]}
+"#;
+
+fn scrape() -> Scrape {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m")).unwrap();
+    let config = Arc::new(crate::config::parse(CONFIG, "test.yml", dir.path(), "test").unwrap());
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
+    let outcome = |phase, ms, result| PhaseOutcome {
+        phase,
+        duration: Duration::from_micros(ms),
+        result,
+    };
+    let targets = config
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut stats = TargetStats::new(Arc::new(t.clone()));
+            let ok = ProbeReport {
+                started_at: at,
+                duration: Duration::from_micros(2_345),
+                phases: probe::phases(t.kind)
+                    .iter()
+                    .map(|&p| outcome(p, 1_234 + i as u64 * 777, Ok(())))
+                    .collect(),
+                read_only: Some(i % 2 == 0),
+                identity: Some(Identity {
+                    key: format!("sysid=7{i} \"tl\"=1"),
+                    version: "15.4 (Debian)".into(),
+                }),
+                replication_lag: t
+                    .name
+                    .contains("replica")
+                    .then_some(Duration::from_millis(1500)),
+                maintenance_flag: None,
+            };
+            stats.record(&ok);
+            if i % 2 == 1 {
+                let down = ProbeReport {
+                    started_at: at + Duration::from_secs(1),
+                    phases: vec![outcome(
+                        probe::phases(t.kind)[0],
+                        1_000_000,
+                        Err(Failure::new(Reason::Timeout, "no answer")),
+                    )],
+                    identity: None,
+                    read_only: None,
+                    ..ok.clone()
+                };
+                stats.record(&down);
+            }
+            stats.record_lag(Duration::from_micros(300 * i as u64), i as u64);
+            Arc::new(stats)
+        })
+        .collect::<Vec<_>>();
+    let kinds: Vec<_> = config.targets.iter().map(|t| t.kind).collect();
+    let group: &GroupConfig = &config.groups[0];
+    let window = |id: &str, scope: &str, source, ends| Window {
+        id: id.into(),
+        scope: scope.into(),
+        source,
+        reason: "upgrade".into(),
+        created_by: "ops".into(),
+        created_at_ms: 1_796_000_000_000,
+        starts_at_ms: 1_796_000_000_000,
+        ends_at_ms: ends,
+        ended_at_ms: None,
+        ended_by: None,
+        events: Vec::new(),
+    };
+    Scrape {
+        targets,
+        groups: vec![Arc::new(GroupState::new(
+            Arc::new(group.clone()),
+            &kinds[1..3],
+        ))],
+        reload: Arc::new(ReloadStatus {
+            successful: false,
+            last_success_at: at,
+            last_error: Some("bad".into()),
+        }),
+        maintenance: MaintenanceScrape {
+            windows: vec![
+                window("1", "orders-pair", Source::Api, Some(1_796_000_600_000)),
+                window("app:app", "app", Source::App, None),
+            ],
+            started: Arc::new(
+                [
+                    (("gone".to_owned(), Source::Api), 2),
+                    (("app".to_owned(), Source::App), 1),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+            stored: Arc::new(Stored {
+                refreshed_at: Some(at),
+                ..Stored::default()
+            }),
+            config: config.clone(),
+            now_ms: 1_796_000_100_000,
+        },
+        migrations: vec![(Arc::new(config.targets[3].clone()), None)],
+        now: at + Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn the_writer_matches_prometheus_client_for_a_whole_scrape() {
+    let s = Arc::new(scrape());
+    let expected = {
+        let s = s.clone();
+        reference(move |sink| s.write(sink))
+    };
+    assert!(
+        expected.contains(r#"team="web \"blue\"""#) && expected.contains(r#"note="two\nlines""#),
+        "the fixture must exercise escaping:\n{expected}"
+    );
+    assert!(expected.contains("dbvigil_phase_duration_seconds_bucket{le=\"+Inf\""));
+    assert_eq!(render(&s, Format::OpenMetrics), expected);
+    assert_eq!(
+        render(&s, Format::Classic),
+        openmetrics_to_classic(&expected)
+    );
+}
+
+#[test]
+fn the_writer_matches_prometheus_client_for_one_probe() {
+    let s = scrape();
+    let t = s.maintenance.config.targets[1].clone();
+    let report = ProbeReport {
+        started_at: s.now,
+        duration: Duration::from_millis(3),
+        phases: vec![PhaseOutcome {
+            phase: probe::Phase::Tcp,
+            duration: Duration::from_millis(3),
+            result: Err(Failure::new(Reason::Refused, "refused")),
+        }],
+        read_only: Some(false),
+        identity: Some(Identity {
+            key: "k".into(),
+            version: "v".into(),
+        }),
+        replication_lag: None,
+        maintenance_flag: None,
+    };
+    let expected = {
+        let (t, report) = (t.clone(), report.clone());
+        reference(move |sink| {
+            ProbeScrape {
+                target: &t,
+                report: &report,
+            }
+            .write(sink)
+        })
+    };
+    assert_eq!(render_probe(&t, &report, Format::OpenMetrics), expected);
+    assert_eq!(
+        render_probe(&t, &report, Format::Classic),
+        openmetrics_to_classic(&expected)
+    );
+}

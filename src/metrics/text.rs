@@ -1,0 +1,245 @@
+//! The exposition writer: OpenMetrics or classic text, straight into one `String`.
+//!
+//! prometheus-client's encoder writes each name, label and value through a `dyn Write`
+//! and re-checks every label value for escaping on every line; at a thousand targets
+//! (about 150,000 lines) that made a scrape cost tens of milliseconds. This writer
+//! escapes each target's labels once per scrape and appends whole pieces. Its output is
+//! byte for byte what prometheus-client writes (the tests hold it to that), and the classic
+//! format is written directly instead of converted afterwards.
+
+use crate::config::TargetConfig;
+
+/// Which text format a scrape asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/openmetrics-text; version=1.0.0`: counters announced without
+    /// `_total`, and a closing `# EOF`.
+    OpenMetrics,
+    /// `text/plain; version=0.0.4`: counters announced under their `_total` name.
+    Classic,
+}
+
+/// The labels of one series, borrowed from the scrape's snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesLabels<'a> {
+    /// `target` and the target's extra labels come first when set.
+    pub target: Option<&'a TargetConfig>,
+    pairs: [(&'a str, &'a str); MAX_PAIRS],
+    len: usize,
+}
+
+/// The most labels of its own any series has (`server_info`: version and identity;
+/// maintenance: scope, target or group, and source).
+const MAX_PAIRS: usize = 3;
+
+impl<'a> SeriesLabels<'a> {
+    pub fn new(target: Option<&'a TargetConfig>, extra: &[(&'a str, &'a str)]) -> Self {
+        assert!(
+            extra.len() <= MAX_PAIRS,
+            "a series has at most {MAX_PAIRS} labels of its own"
+        );
+        let mut pairs = [("", ""); MAX_PAIRS];
+        pairs[..extra.len()].copy_from_slice(extra);
+        SeriesLabels {
+            target,
+            pairs,
+            len: extra.len(),
+        }
+    }
+
+    pub fn with(mut self, key: &'a str, value: &'a str) -> Self {
+        assert!(
+            self.len < MAX_PAIRS,
+            "a series has at most {MAX_PAIRS} labels of its own"
+        );
+        self.pairs[self.len] = (key, value);
+        self.len += 1;
+        self
+    }
+
+    pub fn pairs(&self) -> &[(&'a str, &'a str)] {
+        &self.pairs[..self.len]
+    }
+}
+
+/// Appends families to one buffer. A family is its `# HELP` and `# TYPE` lines followed
+/// by its series.
+pub struct TextWriter {
+    out: String,
+    format: Format,
+    /// The escaped `target="…",k="…"` of the target whose series were written last: a
+    /// target's series come in runs, so this is computed about once per target and family.
+    target_labels: String,
+    target_labels_of: *const TargetConfig,
+    /// The `le` values of the histogram bounds written last, formatted once per family
+    /// rather than once per line.
+    bounds: Vec<String>,
+    bounds_of: *const f64,
+    scratch: dtoa::Buffer,
+}
+
+impl TextWriter {
+    pub fn new(format: Format, capacity: usize) -> Self {
+        TextWriter {
+            out: String::with_capacity(capacity),
+            format,
+            target_labels: String::new(),
+            target_labels_of: std::ptr::null(),
+            bounds: Vec::new(),
+            bounds_of: std::ptr::null(),
+            scratch: dtoa::Buffer::new(),
+        }
+    }
+
+    /// The exposition, closed as its format requires.
+    pub fn finish(mut self) -> String {
+        if self.format == Format::OpenMetrics {
+            self.out.push_str("# EOF\n");
+        }
+        self.out
+    }
+
+    /// `# HELP` and `# TYPE`. Counters are named without `_total` (as OpenMetrics
+    /// announces them); the classic format announces them with it.
+    pub fn descriptor(&mut self, name: &str, help: &str, kind: &str) {
+        let suffix = if kind == "counter" && self.format == Format::Classic {
+            "_total"
+        } else {
+            ""
+        };
+        for (what, text) in [("# HELP ", help), ("# TYPE ", kind)] {
+            self.out.push_str(what);
+            self.out.push_str(name);
+            self.out.push_str(suffix);
+            self.out.push(' ');
+            self.out.push_str(text);
+            self.out.push('\n');
+        }
+    }
+
+    /// `name{labels} value` for a gauge.
+    pub fn gauge_line(&mut self, name: &str, labels: Option<&SeriesLabels<'_>>, value: f64) {
+        self.series_start(name, "", None, labels);
+        self.push_f64(value);
+    }
+
+    /// `name_total{labels} value`.
+    pub fn counter_line(&mut self, name: &str, labels: &SeriesLabels<'_>, value: u64) {
+        self.series_start(name, "_total", None, Some(labels));
+        self.push_u64(value);
+    }
+
+    /// `_sum`, `_count`, then cumulative `_bucket` lines. `counts` has one count per
+    /// bound (that bucket alone) and one more for +Inf.
+    pub fn histogram_lines(
+        &mut self,
+        name: &str,
+        labels: &SeriesLabels<'_>,
+        sum: f64,
+        bounds: &'static [f64],
+        counts: &[u64],
+    ) {
+        if !std::ptr::eq(self.bounds_of, bounds.as_ptr()) {
+            self.bounds = bounds
+                .iter()
+                .map(|b| self.scratch.format(*b).to_owned())
+                .chain(["+Inf".to_owned()])
+                .collect();
+            self.bounds_of = bounds.as_ptr();
+        }
+        self.series_start(name, "_sum", None, Some(labels));
+        self.push_f64(sum);
+        self.series_start(name, "_count", None, Some(labels));
+        self.push_u64(counts.iter().sum());
+        let mut cumulative = 0;
+        for (i, n) in counts.iter().enumerate() {
+            cumulative += n;
+            self.series_start(name, "_bucket", Some(i), Some(labels));
+            self.push_u64(cumulative);
+        }
+    }
+
+    /// Everything of a series line before its value: name, suffix and labels (`le`
+    /// first, as prometheus-client writes it), then the space.
+    fn series_start(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        le: Option<usize>,
+        labels: Option<&SeriesLabels<'_>>,
+    ) {
+        self.out.push_str(name);
+        self.out.push_str(suffix);
+        if le.is_some() || labels.is_some() {
+            self.out.push('{');
+            let mut first = true;
+            if let Some(i) = le {
+                self.out.push_str("le=\"");
+                self.out.push_str(&self.bounds[i]);
+                self.out.push('"');
+                first = false;
+            }
+            if let Some(l) = labels {
+                if let Some(t) = l.target {
+                    if !std::ptr::eq(self.target_labels_of, t) {
+                        self.target_labels.clear();
+                        write_target_labels(&mut self.target_labels, t);
+                        self.target_labels_of = t;
+                    }
+                    if !first {
+                        self.out.push(',');
+                    }
+                    self.out.push_str(&self.target_labels);
+                    first = false;
+                }
+                for (k, v) in l.pairs() {
+                    if !first {
+                        self.out.push(',');
+                    }
+                    push_label(&mut self.out, k, v);
+                    first = false;
+                }
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+    }
+
+    fn push_f64(&mut self, v: f64) {
+        self.out.push_str(self.scratch.format(v));
+        self.out.push('\n');
+    }
+
+    fn push_u64(&mut self, v: u64) {
+        self.out.push_str(itoa::Buffer::new().format(v));
+        self.out.push('\n');
+    }
+}
+
+fn write_target_labels(out: &mut String, t: &TargetConfig) {
+    push_label(out, "target", &t.name);
+    for (k, v) in &t.labels {
+        out.push(',');
+        push_label(out, k, v);
+    }
+}
+
+/// `key="value"`, the value escaped as both formats require.
+fn push_label(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push_str("=\"");
+    let mut last = 0;
+    for (i, b) in value.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(&value[last..i]);
+        out.push_str(escaped);
+        last = i + 1;
+    }
+    out.push_str(&value[last..]);
+    out.push('"');
+}
