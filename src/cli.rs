@@ -247,6 +247,10 @@ async fn serve(
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     announce(&settings, &config, local, &web);
     let exporter = Exporter::start(settings, config)?;
+    // Read the stored windows before answering: right after a restart the gate and the
+    // API must already know them, or a load balancer would be told "not in maintenance"
+    // until the loop's first read finished. Bounded by the store's own timeout.
+    exporter.maintenance_step().await;
     let shutdown = CancellationToken::new();
     tokio::spawn(handle_signals(exporter.clone(), shutdown.clone()));
     let served = http::serve(exporter.clone(), listener, web, shutdown).await;
