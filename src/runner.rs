@@ -10,21 +10,45 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetConfig;
 use crate::groups::GroupSet;
+use crate::metrics::{self, TargetText};
 use crate::migrate::watch::{self, MigrationSnapshot};
 use crate::probe::{self, ProbeContext, ProbeReport, Prober};
 use crate::state::{TargetStats, Transition};
 
+/// What a probe task publishes after each probe: the stats, and the series of them that a
+/// scrape shows, already rendered, so that a scrape only copies them.
+#[derive(Debug)]
+pub struct Published {
+    pub stats: TargetStats,
+    pub text: TargetText,
+}
+
+impl Published {
+    pub fn new(stats: TargetStats) -> Self {
+        let text = metrics::render_target(&stats);
+        Published { stats, text }
+    }
+}
+
+impl std::ops::Deref for Published {
+    type Target = TargetStats;
+
+    fn deref(&self) -> &TargetStats {
+        &self.stats
+    }
+}
+
 /// The shared face of a running target: its configuration and its latest snapshot.
 pub struct TargetHandle {
     pub config: Arc<TargetConfig>,
-    snapshot: ArcSwap<TargetStats>,
+    snapshot: ArcSwap<Published>,
     /// The latest read of its migration history, when `migrations` is configured.
     migrations: ArcSwapOption<MigrationSnapshot>,
     cancel: CancellationToken,
 }
 
 impl TargetHandle {
-    pub fn snapshot(&self) -> Arc<TargetStats> {
+    pub fn snapshot(&self) -> Arc<Published> {
         self.snapshot.load_full()
     }
 
@@ -104,7 +128,7 @@ impl TargetRunner {
         let stats = TargetStats::new(config.clone());
         let handle = Arc::new(TargetHandle {
             config: config.clone(),
-            snapshot: ArcSwap::from_pointee(stats.clone()),
+            snapshot: ArcSwap::from_pointee(Published::new(stats.clone())),
             migrations: ArcSwapOption::empty(),
             cancel: parent.child_token(),
         });
@@ -167,7 +191,9 @@ impl TargetRunner {
     }
 
     fn publish(&self) {
-        self.handle.snapshot.store(Arc::new(self.stats.clone()));
+        self.handle
+            .snapshot
+            .store(Arc::new(Published::new(self.stats.clone())));
     }
 
     /// Probes every `interval` until cancelled. Slot n starts at `first + n * interval`

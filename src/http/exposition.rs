@@ -9,6 +9,7 @@
 //! scrape of its own would have given, and a flood costs one render at a time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -23,11 +24,20 @@ use crate::metrics::{
     self, CLASSIC_CONTENT_TYPE, Format, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, Scrape,
 };
 
-/// The last render of each format, and the right to make the next one.
+/// The last render of each format while someone waits for it, and the right to make the
+/// next one.
 #[derive(Debug, Default)]
 pub struct SharedRenders {
-    openmetrics: Mutex<Option<Rendered>>,
-    classic: Mutex<Option<Rendered>>,
+    openmetrics: Slot,
+    classic: Slot,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    last: Mutex<Option<Rendered>>,
+    /// Scrapes queued for `last`: a render is kept only for them, so an idle exporter
+    /// holds no copy of its last answer (5.7 MB at a thousand targets).
+    waiting: AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -44,9 +54,15 @@ impl SharedRenders {
             Format::OpenMetrics => &self.openmetrics,
             Format::Classic => &self.classic,
         };
-        let mut last = slot.lock().await;
+        slot.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut last = slot.last.lock().await;
+        slot.waiting.fetch_sub(1, Ordering::SeqCst);
         if let Some(r) = last.as_ref().filter(|r| r.started >= arrived) {
-            return Some(r.body.clone());
+            let body = r.body.clone();
+            if slot.waiting.load(Ordering::SeqCst) == 0 {
+                *last = None;
+            }
+            return Some(body);
         }
         let started = Instant::now();
         let exporter = exporter.clone();
@@ -55,7 +71,7 @@ impl SharedRenders {
         })
         .await
         .ok()?;
-        *last = Some(Rendered {
+        *last = (slot.waiting.load(Ordering::SeqCst) > 0).then(|| Rendered {
             started,
             body: body.clone(),
         });

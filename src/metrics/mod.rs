@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use migrations::MigrationScrape;
-pub use text::Format;
+pub use text::{Format, TargetText};
 use text::{SeriesLabels, TextWriter};
 
 use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
@@ -21,6 +21,7 @@ use crate::exporter::ReloadStatus;
 use crate::groups::GroupState;
 use crate::maintenance::{self, Source, Stored, Window};
 use crate::probe::{self, Phase, ProbeReport, Reason};
+use crate::runner::Published;
 use crate::state::{Histogram, TargetStats};
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -34,7 +35,7 @@ pub const REVISION: &str = env!("DBVIGIL_REVISION");
 /// Everything one `/metrics` answer shows, captured at once.
 #[derive(Debug)]
 pub struct Scrape {
-    pub targets: Vec<Arc<TargetStats>>,
+    pub targets: Vec<Arc<Published>>,
     pub groups: Vec<Arc<GroupState>>,
     pub reload: Arc<ReloadStatus>,
     pub maintenance: MaintenanceScrape,
@@ -56,8 +57,10 @@ pub struct MaintenanceScrape {
 
 /// The exposition in the requested format.
 pub fn render(scrape: &Scrape, format: Format) -> String {
-    // About 10 KiB per target: sized once, so the buffer never moves while it grows.
-    let mut w = TextWriter::new(format, 16 * 1024 + scrape.targets.len() * 12 * 1024);
+    // Sized once, so the buffer never moves while it grows: the targets' rendered series,
+    // and room for the rest (descriptors, groups, maintenance, about 1 KiB a target).
+    let series: usize = scrape.targets.iter().map(|t| t.text.bytes()).sum();
+    let mut w = TextWriter::new(format, 32 * 1024 + series + scrape.targets.len() * 1024);
     scrape
         .write(&mut w)
         .expect("writing to a String does not fail");
@@ -101,75 +104,105 @@ fn pairs<'a>(extra: &[(&'a str, &'a str)]) -> SeriesLabels<'a> {
 trait Sink {
     fn gauge<'a>(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
     ) -> std::fmt::Result;
 
     /// A gauge with no labels at all.
-    fn single(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result;
+    fn single(&mut self, name: &'static str, help: &'static str, value: f64) -> std::fmt::Result;
 
     /// `name` without `_total`: the writer appends it.
     fn counter<'a>(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
     ) -> std::fmt::Result;
 
     fn histogram<'a, 'h>(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         series: impl IntoIterator<Item = (SeriesLabels<'a>, &'h Histogram)>,
     ) -> std::fmt::Result;
+
+    /// The families that depend only on each target's snapshot, series by series. The
+    /// `TextWriter` copies what each probe task rendered when it published instead.
+    fn target_families(&mut self, targets: &[Arc<Published>]) -> std::fmt::Result
+    where
+        Self: Sized,
+    {
+        let stats: Vec<&TargetStats> = targets.iter().map(|t| &t.stats).collect();
+        write_target_families(&stats, self)
+    }
 }
 
 impl Sink for TextWriter {
     fn gauge<'a>(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
     ) -> std::fmt::Result {
-        self.descriptor(name, help, "gauge");
+        self.open_family(name, help, "gauge");
         for (l, v) in series {
             self.gauge_line(name, Some(&l), v);
         }
+        self.close_family();
         Ok(())
     }
 
-    fn single(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
-        self.descriptor(name, help, "gauge");
+    fn single(&mut self, name: &'static str, help: &'static str, value: f64) -> std::fmt::Result {
+        self.open_family(name, help, "gauge");
         self.gauge_line(name, None, value);
+        self.close_family();
         Ok(())
     }
 
     fn counter<'a>(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
     ) -> std::fmt::Result {
-        self.descriptor(name, help, "counter");
+        self.open_family(name, help, "counter");
         for (l, v) in series {
             self.counter_line(name, &l, v);
         }
+        self.close_family();
         Ok(())
     }
 
     fn histogram<'a, 'h>(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         series: impl IntoIterator<Item = (SeriesLabels<'a>, &'h Histogram)>,
     ) -> std::fmt::Result {
-        self.descriptor(name, help, "histogram");
+        self.open_family(name, help, "histogram");
         for (l, h) in series {
             self.histogram_lines(name, &l, h.sum, h.bounds(), h.counts());
         }
+        self.close_family();
         Ok(())
     }
+
+    fn target_families(&mut self, targets: &[Arc<Published>]) -> std::fmt::Result {
+        let texts: Vec<&TargetText> = targets.iter().map(|t| &t.text).collect();
+        if !self.join(&texts) {
+            // No targets: the descriptors alone, as the series-by-series path writes them.
+            write_target_families(&[], self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A target's `TargetText`: its families that depend only on its snapshot.
+pub fn render_target(stats: &TargetStats) -> TargetText {
+    let mut w = TextWriter::for_target();
+    write_target_families(&[stats], &mut w).expect("writing to a String does not fail");
+    w.into_target_text()
 }
 
 impl Scrape {
@@ -191,134 +224,7 @@ impl Scrape {
             "Time of the last successful configuration load.",
             secs(self.reload.last_success_at),
         )?;
-        f.gauge(
-            "dbvigil_target_info",
-            "Configured targets (value 1) with their kind.",
-            ts.iter()
-                .map(|s| (labels(&s.target, &[("kind", s.target.kind.as_str())]), 1.0)),
-        )?;
-        f.gauge(
-            "dbvigil_probe_interval_seconds",
-            "Configured probe interval. dbvigil probes continuously, not at scrape time, so that outages shorter than a scrape interval are still counted.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.target.interval.as_secs_f64())),
-        )?;
-        f.gauge(
-            "dbvigil_probe_timeout_seconds",
-            "Configured probe timeout; every phase of a probe ends within it.",
-            ts.iter()
-                .map(|s| (labels(&s.target, &[]), s.target.timeout.as_secs_f64())),
-        )?;
-        f.gauge(
-            "dbvigil_up",
-            "Whether the target is up (1) or down (0): every configured check of the last probe succeeded, debounced by failure_threshold. NaN before the first probe.",
-            ts.iter().map(|s| (labels(&s.target, &[]), bool_gauge(s.up))),
-        )?;
-        f.gauge(
-            "dbvigil_check_success",
-            "Whether each configured check succeeded in the last probe. NaN before the first probe.",
-            ts.iter().flat_map(|s| {
-                s.target.checks.iter().map(move |&c| {
-                    let ok = s.last.as_ref().map(|l| l.checks.iter().any(|&(k, ok)| k == c && ok));
-                    (labels(&s.target, &[("check", c.as_str())]), bool_gauge(ok))
-                })
-            }),
-        )?;
-        f.gauge(
-            "dbvigil_read_only",
-            "Whether the database was read-only (1) or writable (0) at the last probe; NaN when that probe could not tell.",
-            ts.iter().map(|s| (labels(&s.target, &[]), bool_gauge(s.read_only))),
-        )?;
-        f.gauge(
-            "dbvigil_replication_lag_seconds",
-            "On a replica (replica_of), the age of the primary's heartbeat row as read on the replica. NaN while unknown.",
-            ts.iter().filter(|s| is_replica(&s.target)).map(|s| {
-                (labels(&s.target, &[]), s.replication_lag.map_or(f64::NAN, |d| d.as_secs_f64()))
-            }),
-        )?;
-        f.gauge(
-            "dbvigil_last_probe_timestamp_seconds",
-            "Start time of the last probe; a stale value means the exporter is not probing this target. NaN before the first probe.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.last.as_ref().map_or(f64::NAN, |l| secs(l.at)))),
-        )?;
-        f.gauge(
-            "dbvigil_last_probe_duration_seconds",
-            "How long the last probe took, all phases together. NaN before the first probe.",
-            ts.iter().map(|s| {
-                (
-                    labels(&s.target, &[]),
-                    s.last
-                        .as_ref()
-                        .map_or(f64::NAN, |l| l.duration.as_secs_f64()),
-                )
-            }),
-        )?;
-        f.gauge(
-            "dbvigil_last_success_timestamp_seconds",
-            "End time of the last successful probe. NaN if none has succeeded yet.",
-            ts.iter().map(|s| {
-                (
-                    labels(&s.target, &[]),
-                    s.last_success_at.map_or(f64::NAN, secs),
-                )
-            }),
-        )?;
-        f.gauge(
-            "dbvigil_consecutive_failures",
-            "Failed probes in a row, 0 after a success.",
-            ts.iter()
-                .map(|s| (labels(&s.target, &[]), f64::from(s.consecutive_failures))),
-        )?;
-        f.counter(
-            "dbvigil_probes",
-            "Probes run, successful or not.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.probes)),
-        )?;
-        f.counter(
-            "dbvigil_probe_failures",
-            "Failed probes by the reason of their first failed check.",
-            ts.iter().flat_map(|s| {
-                Reason::ALL.iter().map(move |r| {
-                    (
-                        labels(&s.target, &[("reason", r.as_str())]),
-                        s.failures[r.index()],
-                    )
-                })
-            }),
-        )?;
-        f.histogram(
-            "dbvigil_phase_duration_seconds",
-            "Duration of each probe phase that ran (tcp, connect, read, write, read_only, identity).",
-            ts.iter().flat_map(|s| {
-                probe::phases(s.target.kind).iter().map(move |p: &Phase| {
-                    (labels(&s.target, &[("phase", p.as_str())]), &s.phase_durations[p.index()])
-                })
-            }),
-        )?;
-        f.gauge(
-            "dbvigil_server_info",
-            "Who answered the last probe that reached the database (value 1): version and an identity that changes on switchover or failover. Absent until the first connection.",
-            ts.iter().filter_map(|s| {
-                s.identity.as_ref().map(|i| {
-                    (labels(&s.target, &[("version", &i.version), ("identity", &i.key)]), 1.0)
-                })
-            }),
-        )?;
-        f.counter(
-            "dbvigil_identity_changes",
-            "Changes of server identity between two probes that reached the database: switchovers, failovers, a replaced file.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.identity_changes)),
-        )?;
-        f.counter(
-            "dbvigil_outages",
-            "Outage episodes started: from the first failed probe (once failure_threshold is reached) to the first successful one.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.outages)),
-        )?;
-        f.histogram(
-            "dbvigil_outage_duration_seconds",
-            "Durations of finished outage episodes.",
-            ts.iter()
-                .map(|s| (labels(&s.target, &[]), &s.outage_durations)),
-        )?;
+        f.target_families(ts)?;
         f.gauge(
             "dbvigil_current_outage_duration_seconds",
             "How long the outage in progress has lasted so far; 0 while the target is up.",
@@ -330,31 +236,170 @@ impl Scrape {
                 (labels(&s.target, &[]), d)
             }),
         )?;
-        f.gauge(
-            "dbvigil_last_outage_duration_seconds",
-            "Duration of the last finished outage episode; 0 if there was none.",
-            ts.iter().map(|s| {
-                (
-                    labels(&s.target, &[]),
-                    s.last_outage.map_or(0.0, |d| d.as_secs_f64()),
-                )
-            }),
-        )?;
-        f.histogram(
-            "dbvigil_probe_scheduling_lag_seconds",
-            "How late each probe started against its fixed schedule.",
-            ts.iter()
-                .map(|s| (labels(&s.target, &[]), &s.scheduling_lag)),
-        )?;
-        f.counter(
-            "dbvigil_probe_skipped_slots",
-            "Probe slots skipped because the previous probe overran its slot.",
-            ts.iter().map(|s| (labels(&s.target, &[]), s.skipped_slots)),
-        )?;
         self.write_groups(f)?;
         self.write_maintenance(f)?;
         self.write_migrations(f)
     }
+}
+
+/// The families that depend on nothing but each target's snapshot (not on the time of
+/// the scrape), written family by family for `ts`.
+fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Result {
+    f.gauge(
+        "dbvigil_target_info",
+        "Configured targets (value 1) with their kind.",
+        ts.iter()
+            .map(|s| (labels(&s.target, &[("kind", s.target.kind.as_str())]), 1.0)),
+    )?;
+    f.gauge(
+        "dbvigil_probe_interval_seconds",
+        "Configured probe interval. dbvigil probes continuously, not at scrape time, so that outages shorter than a scrape interval are still counted.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.target.interval.as_secs_f64())),
+    )?;
+    f.gauge(
+        "dbvigil_probe_timeout_seconds",
+        "Configured probe timeout; every phase of a probe ends within it.",
+        ts.iter()
+            .map(|s| (labels(&s.target, &[]), s.target.timeout.as_secs_f64())),
+    )?;
+    f.gauge(
+        "dbvigil_up",
+        "Whether the target is up (1) or down (0): every configured check of the last probe succeeded, debounced by failure_threshold. NaN before the first probe.",
+        ts.iter().map(|s| (labels(&s.target, &[]), bool_gauge(s.up))),
+    )?;
+    f.gauge(
+        "dbvigil_check_success",
+        "Whether each configured check succeeded in the last probe. NaN before the first probe.",
+        ts.iter().flat_map(|s| {
+            s.target.checks.iter().map(move |&c| {
+                let ok = s
+                    .last
+                    .as_ref()
+                    .map(|l| l.checks.iter().any(|&(k, ok)| k == c && ok));
+                (labels(&s.target, &[("check", c.as_str())]), bool_gauge(ok))
+            })
+        }),
+    )?;
+    f.gauge(
+        "dbvigil_read_only",
+        "Whether the database was read-only (1) or writable (0) at the last probe; NaN when that probe could not tell.",
+        ts.iter().map(|s| (labels(&s.target, &[]), bool_gauge(s.read_only))),
+    )?;
+    f.gauge(
+        "dbvigil_replication_lag_seconds",
+        "On a replica (replica_of), the age of the primary's heartbeat row as read on the replica. NaN while unknown.",
+        ts.iter().filter(|s| is_replica(&s.target)).map(|s| {
+            (labels(&s.target, &[]), s.replication_lag.map_or(f64::NAN, |d| d.as_secs_f64()))
+        }),
+    )?;
+    f.gauge(
+        "dbvigil_last_probe_timestamp_seconds",
+        "Start time of the last probe; a stale value means the exporter is not probing this target. NaN before the first probe.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.last.as_ref().map_or(f64::NAN, |l| secs(l.at)))),
+    )?;
+    f.gauge(
+        "dbvigil_last_probe_duration_seconds",
+        "How long the last probe took, all phases together. NaN before the first probe.",
+        ts.iter().map(|s| {
+            (
+                labels(&s.target, &[]),
+                s.last
+                    .as_ref()
+                    .map_or(f64::NAN, |l| l.duration.as_secs_f64()),
+            )
+        }),
+    )?;
+    f.gauge(
+        "dbvigil_last_success_timestamp_seconds",
+        "End time of the last successful probe. NaN if none has succeeded yet.",
+        ts.iter().map(|s| {
+            (
+                labels(&s.target, &[]),
+                s.last_success_at.map_or(f64::NAN, secs),
+            )
+        }),
+    )?;
+    f.gauge(
+        "dbvigil_consecutive_failures",
+        "Failed probes in a row, 0 after a success.",
+        ts.iter()
+            .map(|s| (labels(&s.target, &[]), f64::from(s.consecutive_failures))),
+    )?;
+    f.counter(
+        "dbvigil_probes",
+        "Probes run, successful or not.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.probes)),
+    )?;
+    f.counter(
+        "dbvigil_probe_failures",
+        "Failed probes by the reason of their first failed check.",
+        ts.iter().flat_map(|s| {
+            Reason::ALL.iter().map(move |r| {
+                (
+                    labels(&s.target, &[("reason", r.as_str())]),
+                    s.failures[r.index()],
+                )
+            })
+        }),
+    )?;
+    f.histogram(
+        "dbvigil_phase_duration_seconds",
+        "Duration of each probe phase that ran (tcp, connect, read, write, read_only, identity).",
+        ts.iter().flat_map(|s| {
+            probe::phases(s.target.kind).iter().map(move |p: &Phase| {
+                (
+                    labels(&s.target, &[("phase", p.as_str())]),
+                    &s.phase_durations[p.index()],
+                )
+            })
+        }),
+    )?;
+    f.gauge(
+        "dbvigil_server_info",
+        "Who answered the last probe that reached the database (value 1): version and an identity that changes on switchover or failover. Absent until the first connection.",
+        ts.iter().filter_map(|s| {
+            s.identity.as_ref().map(|i| {
+                (labels(&s.target, &[("version", &i.version), ("identity", &i.key)]), 1.0)
+            })
+        }),
+    )?;
+    f.counter(
+        "dbvigil_identity_changes",
+        "Changes of server identity between two probes that reached the database: switchovers, failovers, a replaced file.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.identity_changes)),
+    )?;
+    f.counter(
+        "dbvigil_outages",
+        "Outage episodes started: from the first failed probe (once failure_threshold is reached) to the first successful one.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.outages)),
+    )?;
+    f.histogram(
+        "dbvigil_outage_duration_seconds",
+        "Durations of finished outage episodes.",
+        ts.iter()
+            .map(|s| (labels(&s.target, &[]), &s.outage_durations)),
+    )?;
+    f.gauge(
+        "dbvigil_last_outage_duration_seconds",
+        "Duration of the last finished outage episode; 0 if there was none.",
+        ts.iter().map(|s| {
+            (
+                labels(&s.target, &[]),
+                s.last_outage.map_or(0.0, |d| d.as_secs_f64()),
+            )
+        }),
+    )?;
+    f.histogram(
+        "dbvigil_probe_scheduling_lag_seconds",
+        "How late each probe started against its fixed schedule.",
+        ts.iter()
+            .map(|s| (labels(&s.target, &[]), &s.scheduling_lag)),
+    )?;
+    f.counter(
+        "dbvigil_probe_skipped_slots",
+        "Probe slots skipped because the previous probe overran its slot.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.skipped_slots)),
+    )
 }
 
 /// What each configured name is: `target` or `group`.
@@ -437,7 +482,7 @@ impl Scrape {
                     (l, n)
                 }),
         )?;
-        let flagged: Vec<&Arc<TargetStats>> = self
+        let flagged: Vec<&Arc<Published>> = self
             .targets
             .iter()
             .filter(|t| t.target.maintenance_query.is_some())

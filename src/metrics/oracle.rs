@@ -191,7 +191,7 @@ fn scrape() -> Scrape {
                 stats.record(&down);
             }
             stats.record_lag(Duration::from_micros(300 * i as u64), i as u64);
-            Arc::new(stats)
+            Arc::new(crate::runner::Published::new(stats))
         })
         .collect::<Vec<_>>();
     let kinds: Vec<_> = config.targets.iter().map(|t| t.kind).collect();

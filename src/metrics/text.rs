@@ -62,11 +62,46 @@ impl<'a> SeriesLabels<'a> {
     }
 }
 
+/// One target's series of every family that depends only on its snapshot, rendered when
+/// the snapshot is published (in the probe task), so that a scrape copies them instead of
+/// rendering them: the scrape costs what its bytes cost, however many targets there are.
+/// The series lines are the same in both formats; only descriptors differ.
+#[derive(Debug, Clone, Default)]
+pub struct TargetText {
+    text: String,
+    families: Vec<FamilyText>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FamilyText {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    /// Where this family's series end in `text`; they start where the previous one's end.
+    end: usize,
+}
+
+impl TargetText {
+    /// Bytes of series, for sizing the scrape's buffer.
+    pub fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    fn family(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.families[i - 1].end };
+        &self.text[start..self.families[i].end]
+    }
+}
+
 /// Appends families to one buffer. A family is its `# HELP` and `# TYPE` lines followed
-/// by its series.
+/// by its series. A writer made by `for_target` records where each family's series end
+/// instead of writing descriptors, and becomes a `TargetText`.
 pub struct TextWriter {
     out: String,
     format: Format,
+    /// Set when rendering one target's `TargetText`.
+    families: Option<Vec<FamilyText>>,
+    open: Option<(&'static str, &'static str, &'static str)>,
     /// The escaped `target="…",k="…"` of the target whose series were written last: a
     /// target's series come in runs, so this is computed about once per target and family.
     target_labels: String,
@@ -83,12 +118,66 @@ impl TextWriter {
         TextWriter {
             out: String::with_capacity(capacity),
             format,
+            families: None,
+            open: None,
             target_labels: String::new(),
             target_labels_of: std::ptr::null(),
             bounds: Vec::new(),
             bounds_of: std::ptr::null(),
             scratch: dtoa::Buffer::new(),
         }
+    }
+
+    /// A writer for one target's `TargetText`.
+    pub fn for_target() -> Self {
+        TextWriter {
+            families: Some(Vec::new()),
+            ..TextWriter::new(Format::OpenMetrics, 8 * 1024)
+        }
+    }
+
+    pub fn into_target_text(mut self) -> TargetText {
+        // Kept until the next probe, once per target: no room to spare.
+        self.out.shrink_to_fit();
+        TargetText {
+            text: self.out,
+            families: self.families.unwrap_or_default(),
+        }
+    }
+
+    /// Begins a family: its descriptor, or for a `TargetText` a note of it.
+    pub fn open_family(&mut self, name: &'static str, help: &'static str, kind: &'static str) {
+        match self.families {
+            None => self.descriptor(name, help, kind),
+            Some(_) => self.open = Some((name, help, kind)),
+        }
+    }
+
+    pub fn close_family(&mut self) {
+        if let (Some(families), Some((name, help, kind))) = (&mut self.families, self.open.take()) {
+            families.push(FamilyText {
+                name,
+                help,
+                kind,
+                end: self.out.len(),
+            });
+        }
+    }
+
+    /// Every family of `texts`, each with its descriptor and then every target's series of
+    /// it. All `TargetText`s come from the same code, so they hold the same families in
+    /// the same order. False (and nothing written) when there is no text to join.
+    pub fn join(&mut self, texts: &[&TargetText]) -> bool {
+        let Some(first) = texts.first() else {
+            return false;
+        };
+        for (i, f) in first.families.iter().enumerate() {
+            self.descriptor(f.name, f.help, f.kind);
+            for t in texts {
+                self.out.push_str(t.family(i));
+            }
+        }
+        true
     }
 
     /// The exposition, closed as its format requires.
@@ -101,7 +190,7 @@ impl TextWriter {
 
     /// `# HELP` and `# TYPE`. Counters are named without `_total` (as OpenMetrics
     /// announces them); the classic format announces them with it.
-    pub fn descriptor(&mut self, name: &str, help: &str, kind: &str) {
+    fn descriptor(&mut self, name: &str, help: &str, kind: &str) {
         let suffix = if kind == "counter" && self.format == Format::Classic {
             "_total"
         } else {
