@@ -56,6 +56,43 @@ struct Inner {
     reload_lock: tokio::sync::Mutex<()>,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    probes: ProbeRuntime,
+}
+
+/// The threads every probe task runs on, apart from the HTTP server's. Sharing one runtime,
+/// a flood of 200 scraping connections queued so many HTTP tasks ahead of each probe's
+/// next step that server probes missed their 1 s deadline: the flood made databases look
+/// down. On threads of their own, probes get the CPU when they wake, whatever HTTP does.
+struct ProbeRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ProbeRuntime {
+    fn new() -> std::io::Result<ProbeRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("dbvigil-probe")
+            .enable_all()
+            .build()?;
+        Ok(ProbeRuntime {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("the probe runtime lives as long as the exporter")
+            .handle()
+    }
+}
+
+impl Drop for ProbeRuntime {
+    fn drop(&mut self) {
+        // The exporter may be dropped inside another runtime, where blocking is not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Exporter {
@@ -64,6 +101,8 @@ impl Exporter {
     pub fn start(settings: Settings, config: Config) -> Result<Exporter, String> {
         let maintenance = Maintenance::new(&settings.data_dir, &config.state)
             .map_err(|e| format!("cannot set up the maintenance state store: {e}"))?;
+        let probes = ProbeRuntime::new()
+            .map_err(|e| format!("cannot start the threads that probe the targets: {e}"))?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let groups = Arc::new(ArcSwap::from_pointee(GroupSet::new(&config, None)));
@@ -73,6 +112,7 @@ impl Exporter {
             .map(|t| {
                 spawn_target(
                     &tracker,
+                    probes.handle(),
                     &cancel,
                     &groups,
                     Arc::new(t.clone()),
@@ -95,6 +135,7 @@ impl Exporter {
                 reload_lock: tokio::sync::Mutex::new(()),
                 tracker,
                 cancel,
+                probes,
             }),
         };
         let looping = exporter.clone();
@@ -237,6 +278,7 @@ impl Exporter {
                     summary.started += 1;
                     spawn_target(
                         &self.inner.tracker,
+                        self.inner.probes.handle(),
                         &self.inner.cancel,
                         &self.inner.groups,
                         Arc::new(t.clone()),
@@ -269,6 +311,7 @@ impl Exporter {
 
 fn spawn_target(
     tracker: &TaskTracker,
+    probes: &tokio::runtime::Handle,
     cancel: &CancellationToken,
     groups: &Arc<ArcSwap<GroupSet>>,
     config: Arc<TargetConfig>,
@@ -276,9 +319,9 @@ fn spawn_target(
 ) -> Arc<TargetHandle> {
     let runner = TargetRunner::new(config, instance, cancel, groups.clone());
     let handle = runner.handle();
-    tracker.spawn(runner.run());
+    tracker.spawn_on(runner.run(), probes);
     if handle.config.migrations.is_some() {
-        tracker.spawn(handle.clone().watch_migrations());
+        tracker.spawn_on(handle.clone().watch_migrations(), probes);
     }
     handle
 }
