@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark. Installs what is missing (Debian's peer exporters, wrk and
+# perf; dbmate from npm; sqlx-cli from crates.io), builds dbvigil in release, starts
+# throwaway PostgreSQL and MariaDB servers, runs every tool against them and rewrites the
+# generated part of docs/benchmarks.md. Arguments go to bench/bench.py (--only 2,3, --smoke, ...).
+# Run as root on an otherwise idle machine: the figures are only as quiet as the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_missing=()
+for pkg in prometheus-postgres-exporter prometheus-mysqld-exporter prometheus-sql-exporter \
+           prometheus-blackbox-exporter wrk linux-perf postgresql-client mariadb-client python3; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
+done
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
+command -v mariadbd >/dev/null || apt_missing+=(mariadb-server)
+if ((${#apt_missing[@]})); then
+  echo "installing: ${apt_missing[*]}"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${apt_missing[@]}"
+fi
+
+smoke=false
+for a in "$@"; do [ "$a" = --smoke ] && smoke=true; done
+python3 -c "import sys; sys.path.insert(0, 'bench'); import migrations; migrations.install(smoke=$([ $smoke = true ] && echo True || echo False))"
+
+cargo build --release --locked
+exec python3 bench/bench.py "$@"

@@ -1,0 +1,219 @@
+"""Scenarios 1, 4 and 5: scrape latency by number of targets, the cost of continuous
+probing (CPU per probe cycle, RSS, a profile), and scheduling at scale under a scrape
+flood."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import measure
+from dbvigil import (Dbvigil, diff_buckets, histogram_sum, prepare, quantile_bound, server_target, sqlite_targets,
+                     tcp_targets, total)
+from measure import fmt_ms, fmt_range, ratio, table
+
+
+def _sizes(ctx):
+    """(targets, kind): one PostgreSQL target; PostgreSQL and MariaDB half each; then a
+    thousand tcp targets (a thousand server logins a second would measure the servers, not
+    dbvigil) and a thousand SQLite files (each probe opens, reads and writes its file)."""
+    if ctx.smoke:
+        return ((1, "server"), (10, "server"), (50, "tcp"), (50, "sqlite"))
+    return ((1, "server"), (100, "server"), (1000, "tcp"), (1000, "sqlite"))
+
+
+def _targets(ctx, n, kind, listener):
+    if kind == "tcp":
+        return tcp_targets(n, listener.port), "tcp, to a port that accepts"
+    if kind == "sqlite":
+        return sqlite_targets(n), "SQLite files"
+    if n == 1:
+        return [server_target("pg-0", ctx.pg)], "PostgreSQL"
+    half = n // 2
+    return ([server_target(f"pg-{i}", ctx.pg) for i in range(half)]
+            + [server_target(f"maria-{i}", ctx.maria) for i in range(n - half)]), "PostgreSQL and MariaDB, half each"
+
+
+def _scrape_stats(ctx, url, seconds=None):
+    return measure.wrk(url, connections=1, seconds=seconds or (2 if ctx.smoke else 15))
+
+
+def run(ctx):
+    """Returns the markdown of scenarios 1, 4 and 5, keyed by their number."""
+    prepare(ctx.maria)
+    rows1, rss_rows, rows5 = [], [], []
+    base = None
+    listener = measure.Listener()
+    for n, kind in _sizes(ctx):
+        targets, what = _targets(ctx, n, kind, listener)
+        d = Dbvigil(ctx, ctx.scratch(f"scale-{n}-{kind}"), targets)
+        try:
+            d.wait_all_probed(n, timeout=120)
+            time.sleep(2 if ctx.smoke else 5)
+            rss_idle = measure.rss_kib(d.pid)
+            s = _scrape_stats(ctx, d.url)
+            size = s["bytes"] / max(s["requests"], 1)
+            rss_after = measure.rss_kib(d.pid)
+            if n == 1:
+                base = s
+            rows1.append(["dbvigil", f"{n:,} ({what})", fmt_range(s), fmt_ms(s["p99"]),
+                          f"{size / 1024:,.0f} KiB", s["requests"], s["errors"], ratio(s["median"], base["median"])])
+            rss_rows.append(["dbvigil", f"{n:,} ({what})", f"{rss_idle / 1024:.1f} MiB", f"{rss_after / 1024:.1f} MiB"])
+            ctx.headlines[f"scrape_p99_ms_{n}_{kind}"] = s["p99"] * 1000
+            ctx.headlines[f"scrape_median_ms_{n}_{kind}"] = s["median"] * 1000
+            ctx.headlines[f"rss_mib_{n}_{kind}"] = rss_idle / 1024
+            if kind in ("tcp", "sqlite"):
+                rows5.append(_scheduling(ctx, d, n, what, kind))
+        finally:
+            d.stop()
+    listener.close()
+    peers = _peer_scrapes(ctx, base)
+    rows1 += peers["rows"]
+    rss_rows += peers["rss"]
+
+    s1 = "\n\n".join([
+        "### 1. Scrape latency of `/metrics`",
+        f"Each exporter probes its targets every second; wrk scrapes `/metrics` back to back on one "
+        f"connection for {2 if ctx.smoke else 15} s with the `Accept` header Prometheus sends. The peers "
+        "query their database at scrape time; dbvigil renders the last probes from memory. Ratios are "
+        "to dbvigil's median with one target.",
+        table(["exporter", "targets", "median (min-max)", "p99", "body", "scrapes", "errors", "ratio"], rows1),
+    ])
+    s4 = "\n\n".join([
+        "### 4. Resource cost of continuous probing",
+        "Resident memory after the first probes of every target (idle) and after the scrapes of scenario 1:",
+        table(["exporter", "targets", "RSS idle", "RSS after scraping"], rss_rows),
+        _cpu_per_cycle(ctx),
+    ])
+    s5 = "\n\n".join([
+        "### 5. Scheduling at scale under a scrape flood",
+        "While wrk scrapes `/metrics` with many connections, every target keeps its one-second schedule. "
+        "Scheduling lag is how late each probe started against its slot, from dbvigil's own "
+        "`dbvigil_probe_scheduling_lag_seconds` histogram over the flood (a quantile is given as the "
+        "bucket bound that holds it). Failures and outages are what the probes recorded during the "
+        "flood: a flood must not make a database look down.",
+        table(["probing", "scrape load", "scrapes", "failed scrapes", "throughput", "scrape median", "scrape p99",
+               "probes", "lag p50", "lag p99", "skipped slots", "failed probes", "outages"], rows5),
+    ])
+    return {1: s1, 4: s4, 5: s5}
+
+
+def _scheduling(ctx, d, n, what, kind):
+    """Scenario 5's row for one instance: a concurrent scrape flood while probing."""
+    seconds = 3 if ctx.smoke else 30
+    conns = 10 if ctx.smoke else 50
+    before = d.metrics()
+    w = measure.wrk(d.url, connections=conns, threads=2, seconds=seconds)
+    after = d.metrics()
+    lag = diff_buckets(histogram_sum(after, "dbvigil_probe_scheduling_lag_seconds"),
+                       histogram_sum(before, "dbvigil_probe_scheduling_lag_seconds"))
+    p50, count = quantile_bound(lag, 0.50)
+    p99, _ = quantile_bound(lag, 0.99)
+    skipped = total(after, "dbvigil_probe_skipped_slots_total") - total(before, "dbvigil_probe_skipped_slots_total")
+    outages = total(after, "dbvigil_outages_total") - total(before, "dbvigil_outages_total")
+    failures = total(after, "dbvigil_probe_failures_total") - total(before, "dbvigil_probe_failures_total")
+    ctx.headlines[f"lag_p99_bound_s_{kind}"] = p99
+    ctx.headlines["flood_errors"] = ctx.headlines.get("flood_errors", 0) + w["errors"]
+    ctx.headlines["flood_false_outages"] = ctx.headlines.get("flood_false_outages", 0) + outages
+    return [f"{n:,} ({what}), 1 s", f"{conns} connections, {seconds} s", w["requests"], w["errors"],
+            f"{w['requests'] / seconds:,.0f}/s", fmt_ms(w["median"]), fmt_ms(w["p99"]),
+            f"{int(count):,}", f"<= {fmt_ms(p50)}", f"<= {fmt_ms(p99)}", int(skipped), int(failures), int(outages)]
+
+
+def _peer_scrapes(ctx, base):
+    """postgres_exporter and mysqld_exporter, each scraped back to back against its one
+    database, as dbvigil was."""
+    rows, rss = [], []
+    try:
+        import peers
+    except ImportError:
+        return {"rows": rows, "rss": rss}
+    have = peers.installed()
+    for tool, server, start in (
+        ("postgres_exporter", ctx.pg, peers.start_postgres_exporter),
+        ("mysqld_exporter", ctx.maria, peers.start_mysqld_exporter),
+    ):
+        if not have.get(tool):
+            rows.append([tool, "1", "not installed", "", "", "", "", ""])
+            continue
+        proc, port, path = start(ctx, server, ctx.scratch(f"scrape-{tool}"))
+        try:
+            s = measure.wrk(f"http://127.0.0.1:{port}{path}", connections=1, seconds=2 if ctx.smoke else 15)
+            rows.append([tool, "1", fmt_range(s), fmt_ms(s["p99"]), f"{s['bytes'] / max(s['requests'], 1) / 1024:,.0f} KiB",
+                         s["requests"], s["errors"], ratio(s["median"], base["median"])])
+            r = measure.rss_kib(proc.pid)
+            rss.append([tool, "1", "", f"{r / 1024:.1f} MiB"])
+            ctx.headlines[f"scrape_ratio_{tool}"] = s["median"] / base["median"]
+        finally:
+            proc.stop()
+    return {"rows": rows, "rss": rss}
+
+
+def _cpu_per_cycle(ctx):
+    """CPU dbvigil spends per probe cycle (tcp, connect, read, write, read-only, identity)
+    on loopback without TLS, from /proc over a steady run, and a profile of the
+    PostgreSQL case."""
+    n = 5 if ctx.smoke else 20
+    seconds = 4 if ctx.smoke else 30
+    rows, profile = [], ""
+    for engine, server in (("PostgreSQL", ctx.pg), ("MariaDB", ctx.maria)):
+        for connection in ("fresh", "reuse"):
+            targets = [server_target(f"t{i}", server, interval="1s", connection=connection) for i in range(n)]
+            d = Dbvigil(ctx, ctx.scratch(f"cpu-{engine}-{connection}"), targets)
+            try:
+                d.wait_all_probed(n)
+                d.wait_up([f"t{i}" for i in range(n)])
+                m0, c0 = d.metrics(), measure.cpu_seconds(d.pid)
+                perf = None
+                if engine == "PostgreSQL" and connection == "fresh" and not ctx.smoke and shutil.which("perf"):
+                    perf = _perf_record(ctx, d.pid, seconds)
+                else:
+                    time.sleep(seconds)
+                m1, c1 = d.metrics(), measure.cpu_seconds(d.pid)
+                probes = total(m1, "dbvigil_probes_total") - total(m0, "dbvigil_probes_total")
+                fails = total(m1, "dbvigil_probe_failures_total") - total(m0, "dbvigil_probe_failures_total")
+                per = (c1 - c0) / max(probes, 1)
+                rows.append([engine, connection, n, int(probes), int(fails), f"{c1 - c0:.2f} s", fmt_ms(per)])
+                ctx.headlines[f"cpu_per_cycle_ms_{engine}_{connection}"] = per * 1000
+                if perf:
+                    profile = perf
+            finally:
+                d.stop()
+    parts = [
+        f"CPU per probe cycle: {n} targets each probed every second for {seconds} s (all checks, "
+        "trust login, loopback, no TLS); dbvigil's user and system CPU over the run divided by the "
+        "probes it finished. It includes the scrapes the harness made to count them.",
+        table(["engine", "connection", "targets", "probes", "failed", "CPU", "CPU per cycle"], rows),
+    ]
+    if profile:
+        parts += [profile]
+    return "\n\n".join(parts)
+
+
+def _perf_record(ctx, pid, seconds):
+    """perf's self-time by symbol for the process over `seconds`, as a table."""
+    data = os.path.join(ctx.scratch("perf"), "perf.data")
+    rec = subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", data, "--", "sleep", str(seconds)],
+                         capture_output=True, text=True)
+    if rec.returncode != 0 or not os.path.exists(data):
+        time.sleep(seconds)
+        return f"(perf record failed: {rec.stderr.strip()[:200]})"
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "-g", "none",
+                          "--stdio", "--percent-limit", "1.5"], capture_output=True, text=True)
+    rows = []
+    for line in rep.stdout.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "%" not in line:
+            continue
+        pct, rest = line.split("%", 1)
+        fields = rest.split(None, 1)
+        if len(fields) < 2:
+            continue
+        dso, sym = fields
+        sym = sym.replace("[.] ", "").replace("[k] ", "kernel: ").strip()
+        rows.append([f"{float(pct):.1f}%", dso, f"`{sym[:90]}`"])
+    return "\n\n".join([
+        f"Where that CPU goes (PostgreSQL, fresh connections): `perf record -F 999 -g` over {seconds} s, "
+        "self time by symbol, entries of 1.5% or more:",
+        table(["self", "object", "symbol"], rows[:25]),
+    ])

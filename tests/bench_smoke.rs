@@ -1,0 +1,91 @@
+//! The benchmark harness (bench/) in its smoke mode: every scenario, small and short,
+//! against throwaway servers, with this build's binary. The figures themselves belong to
+//! the full run (`bench/run.sh`, docs/benchmarks.md); this holds the harness to working,
+//! and dbvigil to the behaviour the benchmarks claim, with generous bounds.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::servers::skip_or_fail;
+
+fn tool_missing(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map_or(true, |o| !o.status.success())
+}
+
+#[test]
+fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
+    for tool in ["python3", "wrk", "psql", "mariadb"] {
+        if tool_missing(tool)
+            && skip_or_fail(&format!(
+                "{tool} is not installed: the benchmark harness needs it"
+            ))
+        {
+            return;
+        }
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let md = out_dir.path().join("bench.md");
+    let json = out_dir.path().join("bench.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = Command::new("python3")
+        .arg(root.join("bench/bench.py"))
+        .args(["--smoke", "--dbvigil", env!("CARGO_BIN_EXE_dbvigil")])
+        .arg("--out")
+        .arg(&md)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "bench.py --smoke failed:\n{stderr}");
+
+    let text = std::fs::read_to_string(&md).unwrap();
+    for n in 1..=6 {
+        assert!(
+            text.contains(&format!("### {n}. ")),
+            "scenario {n} missing from the smoke run's output:\n{text}"
+        );
+    }
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let h = &figures["headlines"];
+    let number = |key: &str| {
+        h[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("headline {key} missing or not a number in {h}"))
+    };
+
+    // Scenario 2: a frozen database does not slow dbvigil's scrape (the full run's bar is
+    // 1.2; a short run on a busy machine gets room).
+    let frozen = number("frozen_ratio_dbvigil");
+    assert!(
+        frozen < 3.0,
+        "a frozen database slowed the scrape {frozen:.2}x:\n{text}"
+    );
+    // Scenario 3: one outage episode per real outage, of about the right length.
+    assert_eq!(
+        h["outage_dbvigil_ok"],
+        serde_json::Value::Bool(true),
+        "dbvigil missed or misjudged a short outage:\n{text}"
+    );
+    // Scenario 5: a scrape flood fails no scrape and makes no database look down.
+    assert_eq!(
+        number("flood_errors"),
+        0.0,
+        "failed scrapes under a flood:\n{text}"
+    );
+    assert_eq!(
+        number("flood_false_outages"),
+        0.0,
+        "a scrape flood caused outages:\n{text}"
+    );
+    // Scenario 6: dbvigil applied the scripts on both engines.
+    for key in ["migrate_ratio_pg", "migrate_ratio_maria"] {
+        assert!(number(key) > 0.0, "{key}: {text}");
+    }
+}
