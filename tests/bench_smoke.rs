@@ -84,8 +84,16 @@ fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
         0.0,
         "a scrape flood caused outages:\n{text}"
     );
-    // Scenario 6: dbvigil applied the scripts on both engines.
+    // Scenario 6: dbvigil applied the scripts on both engines and was compared with
+    // another tool (dbmate, which .ci/run installs; sqlx-cli only in the full run).
     for key in ["migrate_ratio_pg", "migrate_ratio_maria"] {
+        if h[key].is_null()
+            && skip_or_fail(&format!(
+                "{key}: neither dbmate nor sqlx-cli is installed, nothing to compare with"
+            ))
+        {
+            continue;
+        }
         assert!(number(key) > 0.0, "{key}: {text}");
     }
 }
