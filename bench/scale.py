@@ -3,6 +3,7 @@ probing (CPU per probe cycle, RSS, a profile), and scheduling at scale under a s
 flood."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -62,7 +63,7 @@ def run(ctx):
             ctx.headlines[f"scrape_p99_ms_{n}_{kind}"] = s["p99"] * 1000
             ctx.headlines[f"scrape_median_ms_{n}_{kind}"] = s["median"] * 1000
             ctx.headlines[f"rss_mib_{n}_{kind}"] = rss_idle / 1024
-            if kind in ("tcp", "sqlite"):
+            if kind in ("tcp", "sqlite") and 5 in ctx.only:
                 rows5.append(_scheduling(ctx, d, n, what, kind))
         finally:
             d.stop()
@@ -83,7 +84,7 @@ def run(ctx):
         "### 4. Resource cost of continuous probing",
         "Resident memory after the first probes of every target (idle) and after the scrapes of scenario 1:",
         table(["exporter", "targets", "RSS idle", "RSS after scraping"], rss_rows),
-        _cpu_per_cycle(ctx),
+        _cpu_per_cycle(ctx) if 4 in ctx.only else "",
     ])
     s5 = "\n\n".join([
         "### 5. Scheduling at scale under a scrape flood",
@@ -210,7 +211,8 @@ def _perf_record(ctx, pid, seconds):
         if len(fields) < 2:
             continue
         dso, sym = fields
-        sym = sym.replace("[.] ", "").replace("[k] ", "kernel: ").strip()
+        # perf pads the symbol column and may append empty IPC columns ("-  -").
+        sym = re.sub(r"(\s+-)+\s*$", "", sym).replace("[.] ", "").replace("[k] ", "kernel: ").strip()
         rows.append([f"{float(pct):.1f}%", dso, f"`{sym[:90]}`"])
     return "\n\n".join([
         f"Where that CPU goes (PostgreSQL, fresh connections): `perf record -F 999 -g` over {seconds} s, "

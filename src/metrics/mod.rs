@@ -1,4 +1,5 @@
-//! Renders metrics from published snapshots at scrape time. Nothing here touches a
+//! Renders metrics from published snapshots: each target's own series when its probe task
+//! publishes (`render_target`), the rest at scrape time (`render`). Nothing here touches a
 //! database, waits on a lock or a prober: a scrape costs the same whatever the databases do.
 
 #[cfg(test)]
