@@ -3,12 +3,9 @@ metrics back."""
 
 import json
 import os
-import re
 import time
 
 import measure
-
-_SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)')
 
 
 def server_target(name, server, interval="1s", timeout=None, checks=None, connection=None):
@@ -100,19 +97,9 @@ class Dbvigil:
 def parse(text):
     """{metric name: [(labels dict, value)]} from classic or OpenMetrics text."""
     out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SERIES.match(line)
-        if not m:
-            continue
-        name, labels, value = m.groups()
-        out.setdefault(name, []).append((_labels(labels or ""), float(value)))
+    for name, labels, value in measure.parse_metrics(text):
+        out.setdefault(name, []).append((labels, value))
     return out
-
-
-def _labels(text):
-    return dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', text))
 
 
 def histogram_sum(metrics, name, where=lambda labels: True):

@@ -3,6 +3,7 @@
 
 import http.client
 import os
+import re
 import signal
 import socket
 import statistics
@@ -213,3 +214,25 @@ class Listener:
     def close(self):
         self._stop = True
         self.sock.close()
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(body):
+    """[(name, {label: value}, float)] from the text exposition format."""
+    out = []
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL.findall(m.group(3) or ""))
+        try:
+            value = float(m.group(4))
+        except ValueError:
+            continue
+        out.append((m.group(1), labels, value))
+    return out

@@ -33,6 +33,7 @@ import subprocess
 import time
 
 import measure
+from measure import parse_metrics
 
 # tool name -> (Debian package, binary)
 PEERS = {
@@ -157,28 +158,6 @@ def cold_scrape_latency(port, path, n, timeout=35.0):
         if status != 200:
             raise RuntimeError(f"GET {path} on :{port}: {status} {body[:200]}")
         out.append(seconds)
-    return out
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(body):
-    """[(name, {label: value}, float)] from the text exposition format."""
-    out = []
-    for line in body.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        labels = dict(_LABEL.findall(m.group(3) or ""))
-        try:
-            value = float(m.group(4))
-        except ValueError:
-            continue
-        out.append((m.group(1), labels, value))
     return out
 
 

@@ -118,6 +118,12 @@ class Server:
             os.kill(p, signal.SIGCONT)
         self.frozen = False
 
+    def ping(self):
+        try:
+            return self.sql("SELECT 1") == "1"
+        except Exception:
+            return False
+
     def accepting(self):
         try:
             with socket.create_connection((self.host, self.port), timeout=0.2):
@@ -170,12 +176,6 @@ class Postgres(Server):
         )
         return out.stdout.strip()
 
-    def ping(self):
-        try:
-            return self.sql("SELECT 1") == "1"
-        except Exception:
-            return False
-
 
 class MariaDB(Server):
     engine = "mariadb"
@@ -216,9 +216,3 @@ class MariaDB(Server):
             check=True, capture_output=True, text=True, timeout=60,
         )
         return out.stdout.strip()
-
-    def ping(self):
-        try:
-            return self.sql("SELECT 1") == "1"
-        except Exception:
-            return False
