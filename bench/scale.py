@@ -115,7 +115,7 @@ def _scheduling(ctx, d, n, what, kind):
     failures = total(after, "dbvigil_probe_failures_total") - total(before, "dbvigil_probe_failures_total")
     ctx.headlines[f"lag_p99_bound_s_{kind}"] = p99
     ctx.headlines["flood_errors"] = ctx.headlines.get("flood_errors", 0) + w["errors"]
-    ctx.headlines["flood_false_outages"] = ctx.headlines.get("flood_false_outages", 0) + outages
+    ctx.headlines[f"flood_false_outages_{kind}"] = outages
     return [f"{n:,} ({what}), 1 s", f"{conns} connections, {seconds} s", w["requests"], w["errors"],
             f"{w['requests'] / seconds:,.0f}/s", fmt_ms(w["median"]), fmt_ms(w["p99"]),
             f"{int(count):,}", f"<= {fmt_ms(p50)}", f"<= {fmt_ms(p99)}", int(skipped), int(failures), int(outages)]
