@@ -67,10 +67,12 @@ fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
         frozen < 3.0,
         "a frozen database slowed the scrape {frozen:.2}x:\n{text}"
     );
-    // Scenario 3: one outage episode per real outage, of about the right length.
-    assert_eq!(
-        h["outage_dbvigil_ok"],
-        serde_json::Value::Bool(true),
+    // Scenario 3: one outage episode per real outage, within one probe interval of the
+    // time logins were refused or of the wall time around the restart (a probe cut by the
+    // start of a shutdown can begin the episode a few ms before logins are refused).
+    let ok = |key: &str| h[key] == serde_json::Value::Bool(true);
+    assert!(
+        ok("outage_dbvigil_ok") || ok("outage_dbvigil_ok_vs_wall"),
         "dbvigil missed or misjudged a short outage:\n{text}"
     );
     // Scenario 5: a scrape flood fails no scrape, and makes no tcp target look down. The
