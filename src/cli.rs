@@ -46,7 +46,16 @@ pub enum Command {
     /// Validate a configuration file and exit: 0 when valid, 1 with the reason when not.
     CheckConfig {
         #[arg(long = "config.file", value_name = "FILE")]
-        config_file: PathBuf,
+        config_file: Option<PathBuf>,
+        /// Also check a web configuration file (TLS, basic auth), as --web.config.file reads it.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
+    },
+    /// Print the bcrypt hash of a password read from standard input, for basic_auth_users in --web.config.file.
+    HashPassword {
+        /// bcrypt cost: each step doubles the time a check takes (and a guess costs).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
     },
     /// Start, extend, end, list maintenance windows on a running exporter, or ask whether a scope is in maintenance.
     Maintenance(maintenance::MaintenanceArgs),
@@ -69,6 +78,13 @@ pub struct RunArgs {
     /// Address to listen on: host:port, or :port for every interface.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,
+    /// Web configuration file (exporter-toolkit format): TLS and basic auth for this port; re-read on reload.
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        env = "DBVIGIL_WEB_CONFIG_FILE"
+    )]
+    pub web_config_file: Option<PathBuf>,
     /// Path under which metrics are exposed.
     #[arg(
         long = "web.telemetry-path",
@@ -102,14 +118,81 @@ pub enum LogFormat {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { config_file }) => check_config(&config_file),
+        Some(Command::CheckConfig {
+            config_file,
+            web_config_file,
+        }) => check_config(config_file.as_deref(), web_config_file.as_deref()),
+        Some(Command::HashPassword { cost }) => hash_password(cost),
         Some(Command::Maintenance(args)) => maintenance::run(args),
         Some(Command::Migrate(args)) => migrate::run(args),
         None => run(cli.run),
     }
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: Option<&Path>, web: Option<&Path>) -> ExitCode {
+    if path.is_none() && web.is_none() {
+        eprintln!("nothing to check: pass --config.file FILE, --web.config.file FILE, or both");
+        return ExitCode::from(2);
+    }
+    let mut valid = true;
+    if let Some(web) = web {
+        match config::load_web_file(web) {
+            Ok(w) => println!(
+                "{}: valid web configuration: {}, {}",
+                web.display(),
+                if w.tls.is_some() { "TLS" } else { "plain HTTP" },
+                match &w.basic_auth {
+                    Some(a) => format!("basic auth for {} user(s)", a.user_count()),
+                    None => "no basic auth".to_owned(),
+                }
+            ),
+            Err(e) => {
+                eprintln!("invalid web configuration: {e}");
+                valid = false;
+            }
+        }
+    }
+    if let Some(path) = path
+        && !check_main_config(path)
+    {
+        valid = false;
+    }
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Reads one line, so `echo -n secret | dbvigil hash-password` and typing it both work;
+/// the password is never echoed back.
+fn hash_password(cost: u32) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("cannot read the password from standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!(
+            "empty password: pipe the password on standard input, e.g. `dbvigil hash-password < password.txt`"
+        );
+        return ExitCode::FAILURE;
+    }
+    match bcrypt::hash(password, cost) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_main_config(path: &Path) -> bool {
     match config::load_file(path, &hostname()) {
         Ok(c) => {
             println!("{}: valid, {} target(s):", path.display(), c.targets.len());
@@ -122,11 +205,11 @@ fn check_config(path: &Path) -> ExitCode {
                     config::format_duration(t.timeout)
                 );
             }
-            ExitCode::SUCCESS
+            true
         }
         Err(e) => {
             eprintln!("invalid configuration: {e}");
-            ExitCode::FAILURE
+            false
         }
     }
 }
@@ -205,6 +288,7 @@ fn run(args: RunArgs) -> ExitCode {
         source,
         default_instance: args.instance.clone().unwrap_or_else(hostname),
         data_dir: args.data_dir.clone(),
+        web_config_file: args.web_config_file.clone(),
     };
     let config = match settings.source.load(&settings.default_instance) {
         Ok(c) => c,
@@ -245,8 +329,8 @@ async fn serve(
         format!("cannot listen on {addr}: {e}; pass --web.listen-address with a free address")
     })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    announce(&settings, &config, local, &web);
     let exporter = Exporter::start(settings, config)?;
+    announce(&exporter, local, &web);
     // Read the stored windows before answering: right after a restart the gate and the
     // API must already know them, or a load balancer would be told "not in maintenance"
     // until the loop's first read finished. Bounded by the store's own timeout.
@@ -259,11 +343,15 @@ async fn serve(
     served.map_err(|e| format!("HTTP server failed: {e}"))
 }
 
-fn announce(settings: &Settings, config: &Config, local: SocketAddr, web: &WebSettings) {
+fn announce(exporter: &Exporter, local: SocketAddr, web: &WebSettings) {
+    let (settings, config, own) = (exporter.settings(), exporter.config(), exporter.web());
+    let scheme = if own.tls.is_some() { "https" } else { "http" };
     tracing::info!(
         version = LONG_VERSION,
         address = %local,
-        "listening; metrics at http://{local}{}", web.telemetry_path
+        tls = own.tls.is_some(),
+        basic_auth = own.basic_auth.is_some(),
+        "listening; metrics at {scheme}://{local}{}", web.telemetry_path
     );
     for t in &config.targets {
         tracing::info!(

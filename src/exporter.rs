@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigError, ConfigSource, TargetConfig};
+use crate::config::{self, Config, ConfigError, ConfigSource, TargetConfig, WebConfig};
 use crate::groups::GroupSet;
 use crate::maintenance::{self, AppFlag, Maintenance, Window};
 use crate::runner::{TargetHandle, TargetRunner};
@@ -23,6 +23,8 @@ pub struct Settings {
     pub default_instance: String,
     /// dbvigil's own files: the maintenance store when `state.url` is not set.
     pub data_dir: PathBuf,
+    /// `--web.config.file`: TLS and basic auth for dbvigil's own port, re-read on reload.
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +49,7 @@ pub struct Exporter {
 struct Inner {
     settings: Settings,
     config: ArcSwap<Config>,
+    web: ArcSwap<WebConfig>,
     /// In configuration order.
     targets: ArcSwap<Vec<Arc<TargetHandle>>>,
     groups: Arc<ArcSwap<GroupSet>>,
@@ -57,6 +60,15 @@ struct Inner {
     tracker: TaskTracker,
     cancel: CancellationToken,
     probes: ProbeRuntime,
+}
+
+impl Settings {
+    fn load_web(&self) -> Result<WebConfig, ConfigError> {
+        match &self.web_config_file {
+            Some(path) => config::load_web_file(path),
+            None => Ok(WebConfig::default()),
+        }
+    }
 }
 
 /// The threads every probe task runs on, apart from the HTTP server's. Sharing one runtime,
@@ -99,6 +111,9 @@ impl Exporter {
     /// Starts one probing task per target and the maintenance refresh loop. Must be called
     /// inside a Tokio runtime. Fails only when the state store cannot be set up.
     pub fn start(settings: Settings, config: Config) -> Result<Exporter, String> {
+        let web = settings
+            .load_web()
+            .map_err(|e| format!("invalid web configuration: {e}"))?;
         let maintenance = Maintenance::new(&settings.data_dir, &config.state)
             .map_err(|e| format!("cannot set up the maintenance state store: {e}"))?;
         let probes = ProbeRuntime::new()
@@ -124,6 +139,7 @@ impl Exporter {
             inner: Arc::new(Inner {
                 settings,
                 config: ArcSwap::from_pointee(config),
+                web: ArcSwap::from_pointee(web),
                 targets: ArcSwap::from_pointee(handles),
                 groups,
                 maintenance,
@@ -211,22 +227,30 @@ impl Exporter {
         self.inner.groups.load_full()
     }
 
+    /// TLS and basic auth for dbvigil's own port, as of the last successful (re)load.
+    pub fn web(&self) -> Arc<WebConfig> {
+        self.inner.web.load_full()
+    }
+
     pub fn reload_status(&self) -> Arc<ReloadStatus> {
         self.inner.reload_status.load_full()
     }
 
-    /// Re-reads the configuration. An invalid one changes nothing and is reported; a valid
-    /// one keeps the tasks (and history) of unchanged targets, starts new or changed ones
-    /// and stops removed ones.
+    /// Re-reads the configuration and the web configuration file. An invalid one of either
+    /// changes nothing and is reported; valid ones keep the tasks (and history) of unchanged
+    /// targets, start new or changed ones, stop removed ones, and apply to the next
+    /// connection and request on dbvigil's own port.
     pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
         let _guard = self.inner.reload_lock.lock().await;
         let settings = self.inner.settings.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || settings.source.load(&settings.default_instance))
-                .await
-                .expect("configuration loading does not panic");
-        let config = match loaded {
-            Ok(c) => c,
+        let loaded = tokio::task::spawn_blocking(move || {
+            let web = settings.load_web()?;
+            Ok::<_, ConfigError>((settings.source.load(&settings.default_instance)?, web))
+        })
+        .await
+        .expect("configuration loading does not panic");
+        let (config, web) = match loaded {
+            Ok(both) => both,
             Err(e) => {
                 let previous = self.reload_status();
                 self.inner.reload_status.store(Arc::new(ReloadStatus {
@@ -238,6 +262,7 @@ impl Exporter {
                 return Err(e);
             }
         };
+        self.inner.web.store(Arc::new(web));
         let summary = self.apply(config);
         self.inner.reload_status.store(Arc::new(ReloadStatus {
             successful: true,

@@ -53,6 +53,14 @@ pub struct MaintenanceArgs {
         conflicts_with = "token"
     )]
     pub token_file: Option<PathBuf>,
+    /// HTTP client configuration for an exporter with TLS or basic auth (basic_auth, tls_config; as amtool's).
+    #[arg(
+        long = "http.config.file",
+        value_name = "FILE",
+        env = "DBVIGIL_HTTP_CONFIG_FILE",
+        global = true
+    )]
+    pub http_config_file: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text", global = true)]
     pub output: Output,
     #[command(subcommand)]
@@ -235,8 +243,16 @@ async fn execute(args: MaintenanceArgs) -> u8 {
         );
         return exit::AUTH;
     }
+    let http = match client::HttpConfig::load(args.http_config_file.as_deref()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::REFUSED;
+        }
+    };
     let reply = match client::call(
         &args.url,
+        &http,
         method,
         &path,
         token.as_deref().filter(|_| needs_token),

@@ -150,6 +150,13 @@ pub struct RunArgs {
         conflicts_with = "token"
     )]
     pub token_file: Option<PathBuf>,
+    /// HTTP client configuration for an exporter with TLS or basic auth (basic_auth, tls_config; as amtool's).
+    #[arg(
+        long = "http.config.file",
+        value_name = "FILE",
+        env = "DBVIGIL_HTTP_CONFIG_FILE"
+    )]
+    pub http_config_file: Option<PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -635,8 +642,11 @@ async fn open_window(run: &RunArgs, scope: &str, label: &str) -> Result<Window, 
     if let Some(d) = &run.maintenance_for {
         body["duration"] = json!(d);
     }
+    let http =
+        client::HttpConfig::load(run.http_config_file.as_deref()).map_err(|e| e.to_string())?;
     let reply = client::call(
         &run.dbvigil_url,
+        &http,
         Method::POST,
         "/api/v1/maintenance",
         Some(&token),
@@ -658,8 +668,11 @@ async fn open_window(run: &RunArgs, scope: &str, label: &str) -> Result<Window, 
 async fn end_window(run: &RunArgs, w: &Window) -> Result<(), String> {
     let token = token(run)?;
     let body = json!({ "reason": "migration finished", "by": installed_by() });
+    let http =
+        client::HttpConfig::load(run.http_config_file.as_deref()).map_err(|e| e.to_string())?;
     let reply = client::call(
         &run.dbvigil_url,
+        &http,
         Method::POST,
         &format!("/api/v1/maintenance/{}/end", w.id),
         Some(&token),

@@ -8,6 +8,7 @@ mod error;
 mod groups;
 mod maintenance;
 mod values;
+mod web;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use maintenance::{
 };
 use values::{Expanded, HumanDuration};
 pub use values::{Secret, expand_env, format_duration};
+pub use web::{BasicAuth, WebConfig, load_web_file, parse_web};
 
 /// Shortest probe interval: below it a probe cycle is mostly connection overhead.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);

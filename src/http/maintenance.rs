@@ -40,8 +40,12 @@ fn refused(e: MaintenanceError) -> Response {
     }
 }
 
-/// The token that authorises a change. Every configured token is compared in full, in
-/// constant time, whichever matches.
+/// Carries the maintenance token when `Authorization` already carries basic-auth
+/// credentials for the port (web configuration `basic_auth_users`).
+pub const TOKEN_HEADER: &str = "X-Dbvigil-Token";
+
+/// The token that authorises a change, from `Authorization: Bearer` or `X-Dbvigil-Token`.
+/// Every configured token is compared in full, in constant time, whichever matches.
 fn authorize(tokens: &[Token], headers: &HeaderMap) -> Result<String, Refusal> {
     if tokens.is_empty() {
         return Err(Refusal {
@@ -51,16 +55,22 @@ fn authorize(tokens: &[Token], headers: &HeaderMap) -> Result<String, Refusal> {
             ),
         });
     }
-    let given = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
+    let given = bearer.or_else(|| {
+        headers
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    });
     let Some(given) = given else {
         return Err(unauthorized(
-            "missing bearer token: send `Authorization: Bearer TOKEN`",
+            "missing token: send `Authorization: Bearer TOKEN`, or `X-Dbvigil-Token: TOKEN` when Authorization carries basic-auth credentials",
         ));
     };
     let mut found: Option<&Token> = None;

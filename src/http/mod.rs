@@ -2,8 +2,10 @@
 //! read published snapshots; only `/probe` and `/-/reload` do work, and only when asked.
 
 mod api;
+mod auth;
 mod checks;
 mod exposition;
+mod listener;
 mod maintenance;
 
 use std::time::Duration;
@@ -43,6 +45,11 @@ struct AppState {
 
 pub fn router(exporter: Exporter, web: WebSettings) -> Router {
     let telemetry_path = web.telemetry_path.clone();
+    let state = AppState {
+        exporter,
+        web,
+        renders: Default::default(),
+    };
     Router::new()
         .route("/", get(landing))
         .route(&telemetry_path, get(exposition::metrics_handler))
@@ -63,13 +70,16 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/api/v1/maintenance/{id}/extend", post(maintenance::extend))
         .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
         .route("/maintenance/{scope}", get(maintenance::gate))
-        .with_state(AppState {
-            exporter,
-            web,
-            renders: Default::default(),
-        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_basic_auth,
+        ))
         .layer(axum::middleware::from_fn(bounded))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
@@ -93,9 +103,17 @@ async fn bounded(request: axum::extract::Request, next: axum::middleware::Next) 
 }
 
 /// Headers that keep browsers from sniffing types, framing the pages or leaking the URL;
-/// a handler's own value wins.
-async fn security_headers(mut response: Response) -> Response {
+/// a handler's own value wins, and `http_server_config.headers` replace these defaults.
+async fn security_headers(State(s): State<AppState>, mut response: Response) -> Response {
     let headers = response.headers_mut();
+    for (name, value) in &s.exporter.web().headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -112,13 +130,15 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests. TLS and basic
+/// auth follow the exporter's web configuration.
 pub async fn serve(
     exporter: Exporter,
     listener: tokio::net::TcpListener,
     web: WebSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let listener = listener::WebListener::new(listener, exporter.clone());
     axum::serve(listener, router(exporter, web))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -31,12 +31,18 @@ impl TestExporter {
     /// Writes `yaml` to `dir/dbvigil.yml`, loads it as the real CLI would, starts probing
     /// and serving.
     pub async fn start(dir: &Path, yaml: &str) -> TestExporter {
+        TestExporter::start_with_web(dir, yaml, None).await
+    }
+
+    /// [`TestExporter::start`] with `--web.config.file` (TLS, basic auth).
+    pub async fn start_with_web(dir: &Path, yaml: &str, web: Option<&Path>) -> TestExporter {
         let config_path = dir.join("dbvigil.yml");
         std::fs::write(&config_path, yaml).unwrap();
         let settings = Settings {
             source: ConfigSource::File(config_path.clone()),
             default_instance: "test-instance".to_owned(),
             data_dir: dir.to_owned(),
+            web_config_file: web.map(Path::to_owned),
         };
         let config = settings
             .source
@@ -105,6 +111,7 @@ impl TestExporter {
     }
 }
 
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -138,7 +145,26 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    exchange(stream, &addr.to_string(), method, path, headers, body)
+        .await
+        .unwrap()
+}
+
+/// One request over an open connection (plain or TLS), read to EOF; Err when the
+/// connection fails before a whole answer arrives.
+pub async fn exchange<S>(
+    mut stream: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Response>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let addr = host;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -148,11 +174,13 @@ pub async fn send(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    stream.write_all(req.as_bytes()).await.unwrap();
+    stream.write_all(req.as_bytes()).await?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8(raw).map_err(std::io::Error::other)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {text:?}")))?;
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -174,11 +202,11 @@ pub async fn send(
     } else {
         body.to_owned()
     };
-    Response {
+    Ok(Response {
         status,
         headers,
         body,
-    }
+    })
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -1,0 +1,908 @@
+//! `--web.config.file`: TLS, client certificates and basic auth on dbvigil's own port, the
+//! maintenance token on top of basic auth, reloads, the CLI as a client, and the file's
+//! errors. Certificates are made with openssl for each test; every accepted file is also
+//! checked by `promtool check web-config`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::monitoring::have;
+use common::{Metrics, Response, TestExporter, eventually, exchange, tempdir};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::TlsConnector;
+
+const PASSWORD: &str = "correct horse battery staple";
+const TOKEN: &str = "maintenance-token-0123456789abcdef";
+
+/// A CA, a server certificate for 127.0.0.1 and localhost, a client certificate from the
+/// same CA, and one from a CA dbvigil does not trust.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let pki = Pki {
+            dir: dir.to_owned(),
+        };
+        pki.ca("ca");
+        pki.ca("other-ca");
+        pki.leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+        pki.leaf("client", "ca", "extendedKeyUsage=clientAuth");
+        pki.leaf("stranger", "other-ca", "extendedKeyUsage=clientAuth");
+        pki
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(&self.dir)
+            .args(args)
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ca(&self, name: &str) {
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+    }
+
+    fn leaf(&self, name: &str, ca: &str, extension: &str) {
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        std::fs::write(
+            self.dir.join(format!("{name}.ext")),
+            format!("{extension}\n"),
+        )
+        .unwrap();
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// A client trusting our CA, limited to `versions`, presenting `cert` if given.
+    fn client(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        cert: Option<&str>,
+    ) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(self.path("ca.crt")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match cert {
+            None => builder.with_no_client_auth(),
+            Some(name) => {
+                let chain = CertificateDer::pem_file_iter(self.path(&format!("{name}.crt")))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let key = PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        };
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS12, &rustls::version::TLS13];
+
+/// One request over TLS; Err when the handshake or the connection fails.
+async fn https(
+    addr: SocketAddr,
+    client: &TlsConnector,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Response, String> {
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tls = client
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        exchange(tls, &addr.to_string(), method, path, headers, body)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(20), work)
+        .await
+        .map_err(|_| "no answer within 20s".to_owned())?
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+fn hash(password: &str, cost: u32) -> String {
+    bcrypt::hash(password, cost).unwrap()
+}
+
+/// The file must pass `promtool check web-config` as well as dbvigil's own check.
+fn promtool_accepts(file: &Path) {
+    if !have("promtool", "prometheus") {
+        return;
+    }
+    let out = Command::new("promtool")
+        .args(["check", "web-config"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check web-config {}: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write_web(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("web.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn sqlite_config(dir: &Path) -> String {
+    std::fs::write(dir.join("tokens"), format!("{TOKEN}\n")).unwrap();
+    "targets:\n  - {name: orders, kind: sqlite, path: orders.db, create: true, interval: 1s}\n\
+     maintenance:\n  tokens_file: tokens\n"
+        .to_owned()
+}
+
+async fn exporter(dir: &Path, web_yaml: &str) -> TestExporter {
+    let web = write_web(dir, web_yaml);
+    promtool_accepts(&web);
+    TestExporter::start_with_web(dir, &sqlite_config(dir), Some(&web)).await
+}
+
+fn tls_section(extra: &str) -> String {
+    format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}")
+}
+
+#[tokio::test]
+async fn tls_serves_https_and_a_plain_http_client_gets_no_answer() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = exporter(dir.path(), &tls_section("")).await;
+    let client = pki.client(BOTH, None);
+    let r = https(e.addr, &client, "GET", "/metrics", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(Metrics::parse(&r.body).has("dbvigil_up"), "{}", r.body);
+    // Plain HTTP on a TLS port must not be served (the handshake fails, the connection closes).
+    let tcp = tokio::net::TcpStream::connect(e.addr).await.unwrap();
+    let plain = exchange(tcp, "x", "GET", "/metrics", &[], "").await;
+    assert!(plain.is_err(), "plain HTTP was answered on the TLS port");
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn min_version_tls13_refuses_a_tls12_client() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = exporter(dir.path(), &tls_section("  min_version: TLS13\n")).await;
+    let old = pki.client(&[&rustls::version::TLS12], None);
+    let refused = https(e.addr, &old, "GET", "/-/healthy", &[], "").await;
+    assert!(
+        refused.as_ref().is_err_and(|m| m.contains("handshake")),
+        "{refused:?}"
+    );
+    let new = pki.client(&[&rustls::version::TLS13], None);
+    assert_eq!(
+        https(e.addr, &new, "GET", "/-/healthy", &[], "")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    e.stop().await;
+}
+
+/// Each client_auth_type against no certificate, one from another CA, and one from ours.
+#[tokio::test]
+async fn each_client_auth_type_serves_exactly_the_clients_it_should() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let ca = "  client_ca_file: ca.crt\n";
+    // (type, CA file, served with: none, stranger, ours)
+    let policies = [
+        ("RequireAndVerifyClientCert", ca, [false, false, true]),
+        ("VerifyClientCertIfGiven", ca, [true, false, true]),
+        ("RequireAnyClientCert", "", [false, true, true]),
+        ("RequestClientCert", "", [true, true, true]),
+        ("NoClientCert", "", [true, true, true]),
+    ];
+    for (policy, ca_line, served) in policies {
+        let pdir = dir.path().join(policy);
+        std::fs::create_dir_all(&pdir).unwrap();
+        for f in ["server.crt", "server.key", "ca.crt"] {
+            std::fs::copy(pki.path(f), pdir.join(f)).unwrap();
+        }
+        let e = exporter(
+            &pdir,
+            &tls_section(&format!("  client_auth_type: {policy}\n{ca_line}")),
+        )
+        .await;
+        for (cert, want) in [None, Some("stranger"), Some("client")]
+            .into_iter()
+            .zip(served)
+        {
+            let r = https(e.addr, &pki.client(BOTH, cert), "GET", "/metrics", &[], "").await;
+            let got = r.as_ref().is_ok_and(|r| r.status == 200);
+            assert_eq!(got, want, "{policy} with certificate {cert:?}: {r:?}");
+        }
+        e.stop().await;
+    }
+}
+
+/// Every endpoint but `/-/healthy` needs the credentials, including unknown paths.
+#[tokio::test]
+async fn basic_auth_guards_every_endpoint_but_healthy() {
+    let dir = tempdir();
+    let e = exporter(
+        dir.path(),
+        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 4)),
+    )
+    .await;
+    let paths = [
+        ("GET", "/"),
+        ("GET", "/metrics"),
+        ("GET", "/-/ready"),
+        ("POST", "/-/reload"),
+        ("GET", "/probe?target=orders"),
+        ("GET", "/api/v1/targets"),
+        ("GET", "/api/v1/groups"),
+        ("GET", "/api/v1/maintenance"),
+        ("GET", "/maintenance/orders"),
+        ("GET", "/targets/orders/up"),
+        ("GET", "/no-such-page"),
+    ];
+    let good = basic("alice", PASSWORD);
+    let wrong = [
+        basic("alice", "wrong password"),
+        basic("mallory", PASSWORD),
+        format!("Bearer {TOKEN}"),
+        "Basic !!!not-base64".to_owned(),
+    ];
+    for (method, path) in paths {
+        let bare = common::request(e.addr, method, path, &[]).await;
+        assert_eq!(bare.status, 401, "{method} {path} without credentials");
+        assert_eq!(
+            bare.header("www-authenticate"),
+            Some("Basic realm=\"dbvigil\"")
+        );
+        assert_eq!(
+            bare.header("x-frame-options"),
+            Some("DENY"),
+            "401s carry the security headers too"
+        );
+        for w in &wrong {
+            let r = common::request(e.addr, method, path, &[("Authorization", w)]).await;
+            assert_eq!(r.status, 401, "{method} {path} with {w:?}");
+        }
+        let r = common::request(e.addr, method, path, &[("Authorization", &good)]).await;
+        assert_ne!(
+            r.status, 401,
+            "{method} {path} with the right password: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        common::request(e.addr, "GET", "/-/healthy", &[])
+            .await
+            .status,
+        200
+    );
+    // After the right password passed (and was cached), a wrong one is still refused.
+    let r = common::request(e.addr, "GET", "/metrics", &[("Authorization", &wrong[0])]).await;
+    assert_eq!(r.status, 401);
+    e.stop().await;
+}
+
+/// bcrypt at cost 12 takes a noticeable fraction of a second: with the cache, only the
+/// first request pays it.
+#[tokio::test]
+async fn a_password_that_passed_is_not_checked_with_bcrypt_again() {
+    let dir = tempdir();
+    let e = exporter(
+        dir.path(),
+        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 12)),
+    )
+    .await;
+    let good = basic("alice", PASSWORD);
+    let timed = || async {
+        let started = Instant::now();
+        let r = common::request(e.addr, "GET", "/-/ready", &[("Authorization", &good)]).await;
+        assert_eq!(r.status, 200);
+        started.elapsed()
+    };
+    let first = timed().await;
+    let mut rest = Duration::ZERO;
+    for _ in 0..20 {
+        rest += timed().await;
+    }
+    // Without the cache the 20 would take about 20 times the first.
+    assert!(
+        rest < first * 5,
+        "20 cached checks took {rest:?}, the first (bcrypt) one {first:?}"
+    );
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn maintenance_changes_need_the_token_on_top_of_basic_auth() {
+    let dir = tempdir();
+    let e = exporter(
+        dir.path(),
+        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 4)),
+    )
+    .await;
+    let body = r#"{"scope":"orders","reason":"upgrade","duration":"5m"}"#;
+    let good = basic("alice", PASSWORD);
+    let send = |headers: Vec<(&'static str, String)>| {
+        let addr = e.addr;
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            common::send(addr, "POST", "/api/v1/maintenance", &h, body).await
+        }
+    };
+    let json = ("Content-Type", "application/json".to_owned());
+    let only_basic = send(vec![json.clone(), ("Authorization", good.clone())]).await;
+    assert_eq!(only_basic.status, 401, "{}", only_basic.body);
+    assert!(
+        only_basic.body.contains("X-Dbvigil-Token"),
+        "{}",
+        only_basic.body
+    );
+    let only_token = send(vec![json.clone(), ("X-Dbvigil-Token", TOKEN.to_owned())]).await;
+    assert_eq!(
+        only_token.status, 401,
+        "the token alone gets past basic auth"
+    );
+    let wrong_token = send(vec![
+        json.clone(),
+        ("Authorization", good.clone()),
+        ("X-Dbvigil-Token", "not-the-token-0123456789".to_owned()),
+    ])
+    .await;
+    assert_eq!(wrong_token.status, 401, "{}", wrong_token.body);
+    let listed = common::request(
+        e.addr,
+        "GET",
+        "/api/v1/maintenance",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert!(
+        !listed.body.contains("upgrade"),
+        "a refused start stored a window: {}",
+        listed.body
+    );
+    let both = send(vec![
+        json,
+        ("Authorization", good.clone()),
+        ("X-Dbvigil-Token", TOKEN.to_owned()),
+    ])
+    .await;
+    assert_eq!(both.status, 201, "{}", both.body);
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_applies_a_new_web_config_and_keeps_the_old_one_when_the_new_one_is_bad() {
+    let dir = tempdir();
+    let e = exporter(
+        dir.path(),
+        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 4)),
+    )
+    .await;
+    let (alice, bob) = (basic("alice", PASSWORD), basic("bob", PASSWORD));
+    let status = |auth: String| {
+        let addr = e.addr;
+        async move {
+            common::request(addr, "GET", "/-/ready", &[("Authorization", &auth)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(status(alice.clone()).await, 200);
+    write_web(
+        dir.path(),
+        &format!("basic_auth_users:\n  bob: '{}'\n", hash(PASSWORD, 4)),
+    );
+    let r = common::request(e.addr, "POST", "/-/reload", &[("Authorization", &alice)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        status(alice.clone()).await,
+        401,
+        "alice's cached check outlived her removal"
+    );
+    assert_eq!(status(bob.clone()).await, 200);
+
+    let web = write_web(dir.path(), "basic_auth_users:\n  bob: hunter2\n");
+    let r = common::request(e.addr, "POST", "/-/reload", &[("Authorization", &bob)]).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let expected = format!(
+        "{}:2:8: the password of user \"bob\" is not a bcrypt hash",
+        web.display()
+    );
+    assert!(r.body.contains(&expected), "{}", r.body);
+    assert_eq!(
+        status(bob.clone()).await,
+        200,
+        "the bad file replaced the good one"
+    );
+    assert_eq!(status(alice).await, 401);
+    let m = common::request(e.addr, "GET", "/metrics", &[("Authorization", &bob)]).await;
+    assert_eq!(
+        Metrics::parse(&m.body).value("dbvigil_config_last_reload_successful", &[]),
+        0.0
+    );
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_can_turn_tls_on_for_the_next_connection() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = exporter(dir.path(), "").await;
+    assert_eq!(
+        common::request(e.addr, "GET", "/-/healthy", &[])
+            .await
+            .status,
+        200
+    );
+    write_web(dir.path(), &tls_section(""));
+    assert_eq!(
+        common::request(e.addr, "POST", "/-/reload", &[])
+            .await
+            .status,
+        200
+    );
+    let r = https(
+        e.addr,
+        &pki.client(BOTH, None),
+        "GET",
+        "/-/healthy",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.unwrap().status, 200);
+    e.stop().await;
+}
+
+/// A client that opens a connection and never sends a ClientHello holds its own slot only.
+#[tokio::test]
+async fn a_silent_client_does_not_stall_other_handshakes() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = exporter(dir.path(), &tls_section("")).await;
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(tokio::net::TcpStream::connect(e.addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let r = https(
+        e.addr,
+        &pki.client(BOTH, None),
+        "GET",
+        "/-/healthy",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.unwrap().status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a good client waited {:?} behind silent ones (the handshake timeout is 10s)",
+        started.elapsed()
+    );
+    drop(silent);
+    e.stop().await;
+}
+
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DBVIGIL_MAINTENANCE_TOKEN")
+        .env_remove("DBVIGIL_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI reaches an exporter with TLS, a client certificate and basic auth through an
+/// HTTP client configuration file, as amtool does.
+#[tokio::test]
+async fn the_cli_starts_a_window_over_tls_with_basic_auth_and_a_client_certificate() {
+    let dir = tempdir();
+    let _pki = Pki::new(dir.path());
+    let e = exporter(
+        dir.path(),
+        &format!(
+            "{}basic_auth_users:\n  alice: '{}'\n",
+            tls_section(
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+            ),
+            hash(PASSWORD, 4)
+        ),
+    )
+    .await;
+    std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("client.yml"),
+        "basic_auth:\n  username: alice\n  password_file: password\n\
+         tls_config:\n  ca_file: ca.crt\n  cert_file: client.crt\n  key_file: client.key\n",
+    )
+    .unwrap();
+    let url = format!("https://{}", e.addr);
+    let dir_path = dir.path().to_owned();
+    let run = move |args: Vec<String>| {
+        let dir = dir_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&dir, &a)
+        })
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            "maintenance",
+            "--url",
+            &url,
+            "--http.config.file",
+            "client.yml",
+            "--token",
+            TOKEN,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let (code, out, err) = run(args(&[
+        "start", "--scope", "orders", "--reason", "upgrade", "--for", "5m",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(args(&["list"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("upgrade"), "{out}");
+    // Without the client file the certificate cannot be checked: exit 4, saying why.
+    let bare: Vec<String> = ["maintenance", "--url", &url, "list"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (code, _, err) = run(bare).await.unwrap();
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("TLS handshake failed"), "{err}");
+    assert!(!err.contains(PASSWORD) && !err.contains(TOKEN));
+    e.stop().await;
+}
+
+/// Each mistake, with the message dbvigil gives (file:line:column first); promtool refuses
+/// the same files, so the two tools agree on what is valid.
+#[test]
+fn invalid_web_configs_are_refused_with_what_to_do() {
+    let dir = tempdir();
+    let _pki = Pki::new(dir.path());
+    let cases: &[(&str, &str)] = &[
+        (
+            "tls_server_config:\n  cert_file: server.crt\n",
+            "web.yml:2:14: cert_file is set but key_file is not: add key_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n",
+            "2:14: cannot read certificates from",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n",
+            "key_file does not go with cert_file",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n",
+            "4:19: client_ca_file is set but client_auth_type is NoClientCert",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: Sometimes\n",
+            "4:21: unknown client_auth_type \"Sometimes\"",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS11\n",
+            "4:16: TLS11 is not offered",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+            "4:19: cipher suite \"TLS_RSA_WITH_RC4_128_SHA\" is not offered",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cert: inline\n",
+            "unknown field `cert`",
+        ),
+        (
+            "basic_auth_users:\n  alice: secret\n",
+            "2:10: the password of user \"alice\" is not a bcrypt hash",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Set-Cookie: a=b\n",
+            "3:5: header \"Set-Cookie\" cannot be set here",
+        ),
+    ];
+    let promtool = have("promtool", "prometheus");
+    for (yaml, expected) in cases {
+        let file = write_web(dir.path(), yaml);
+        let (code, _, err) = cli(
+            dir.path(),
+            &["check-config", "--web.config.file", "web.yml"],
+        );
+        assert_eq!(code, 1, "{yaml}");
+        assert!(
+            err.contains(&format!("invalid web configuration: {}", file.display()))
+                || err.contains("invalid web configuration: web.yml"),
+            "{err}"
+        );
+        assert!(
+            err.contains(expected),
+            "{yaml}\nwanted {expected:?} in {err}"
+        );
+        // Go still offers TLS 1.1; rustls does not, so only dbvigil refuses it.
+        if promtool && !expected.contains("TLS11") {
+            let out = Command::new("promtool")
+                .args(["check", "web-config"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                !out.status.success(),
+                "promtool accepted what dbvigil refuses:\n{yaml}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hash_password_makes_a_hash_that_dbvigil_and_promtool_accept() {
+    let dir = tempdir();
+    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{PASSWORD}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let hashed = String::from_utf8(out.stdout).unwrap();
+    let hashed = hashed.trim();
+    assert!(bcrypt::verify(PASSWORD, hashed).unwrap(), "{hashed}");
+    let file = write_web(
+        dir.path(),
+        &format!("basic_auth_users:\n  alice: '{hashed}'\n"),
+    );
+    promtool_accepts(&file);
+    let (code, out, err) = cli(
+        dir.path(),
+        &["check-config", "--web.config.file", "web.yml"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("basic auth for 1 user(s)"), "{out}");
+}
+
+/// The real binary: its startup line says https (the address a user copies), and neither
+/// the password nor its hash reaches the debug log, whatever clients send.
+#[tokio::test]
+async fn the_binary_announces_https_and_logs_no_credentials() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let hashed = hash(PASSWORD, 4);
+    write_web(
+        dir.path(),
+        &format!(
+            "{}basic_auth_users:\n  alice: '{hashed}'\n",
+            tls_section("")
+        ),
+    );
+    let port = common::servers::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+        .current_dir(dir.path())
+        .args([
+            "--web.config.file",
+            "web.yml",
+            "--data.dir",
+            "data",
+            "--log.level",
+            "debug",
+        ])
+        .args(["--web.listen-address", &addr.to_string()])
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let client = pki.client(BOTH, None);
+    eventually(
+        Duration::from_secs(15),
+        "dbvigil answers over TLS",
+        || async {
+            https(addr, &client, "GET", "/-/healthy", &[], "")
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    for auth in [
+        basic("alice", PASSWORD),
+        basic("alice", "wrong"),
+        basic(PASSWORD, PASSWORD),
+    ] {
+        https(
+            addr,
+            &client,
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await
+        .unwrap();
+    }
+    // A plain-HTTP client on the TLS port: a failed handshake, logged at debug level.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = exchange(
+        tcp,
+        "x",
+        "GET",
+        "/metrics",
+        &[("Authorization", &basic("alice", PASSWORD))],
+        "",
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert!(
+        text.contains(&format!("metrics at https://{addr}/metrics")),
+        "{text}"
+    );
+    assert!(
+        text.contains("level=debug"),
+        "the log is not at debug level: {text}"
+    );
+    assert!(
+        !text.contains(PASSWORD) && !text.contains(&hashed),
+        "a credential reached the log: {text}"
+    );
+}
+
+/// examples/web/: the web configuration passes promtool and dbvigil, and the client file
+/// next to it reaches an exporter that loaded it.
+#[tokio::test]
+async fn the_shipped_examples_work_together() {
+    let dir = tempdir();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let pki = Pki::new(&secrets);
+    for (from, to) in [
+        ("server.crt", "dbvigil.crt"),
+        ("server.key", "dbvigil.key"),
+        ("ca.crt", "clients-ca.crt"),
+        ("ca.crt", "dbvigil-ca.crt"),
+        ("client.crt", "operator.crt"),
+        ("client.key", "operator.key"),
+    ] {
+        std::fs::copy(pki.path(from), secrets.join(to)).unwrap();
+    }
+    // The example's hash is of "change-me".
+    std::fs::write(secrets.join("dbvigil.password"), "change-me\n").unwrap();
+    for file in ["web-config.yml", "http-client.yml"] {
+        std::fs::copy(Path::new("examples/web").join(file), dir.path().join(file)).unwrap();
+    }
+    let web = dir.path().join("web-config.yml");
+    promtool_accepts(&web);
+    let e = TestExporter::start_with_web(dir.path(), &sqlite_config(dir.path()), Some(&web)).await;
+    let url = format!("https://{}", e.addr);
+    let d = dir.path().to_owned();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(
+            &d,
+            &[
+                "maintenance",
+                "--url",
+                &url,
+                "--http.config.file",
+                "http-client.yml",
+                "status",
+                "orders",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    e.stop().await;
+}
