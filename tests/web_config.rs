@@ -906,3 +906,54 @@ async fn the_shipped_examples_work_together() {
     assert_eq!(code, 0, "{out}{err}");
     e.stop().await;
 }
+
+/// Text shaped like a web configuration: the loader answers every one with a value or an
+/// error naming a place in the file, never a panic. `PROPTEST_CASES` scales the run.
+fn webish() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let token = prop_oneof![
+        Just("tls_server_config:\n".to_owned()),
+        Just("basic_auth_users:\n".to_owned()),
+        Just("http_server_config:\n  headers:\n".to_owned()),
+        Just("  cert_file: server.crt\n".to_owned()),
+        Just("  key_file: server.key\n".to_owned()),
+        Just("  client_ca_file: ca.crt\n".to_owned()),
+        Just("  client_auth_type: ".to_owned()),
+        Just("RequireAndVerifyClientCert\n".to_owned()),
+        Just("  min_version: ".to_owned()),
+        Just("  max_version: ".to_owned()),
+        Just("TLS13\n".to_owned()),
+        Just("  cipher_suites: [".to_owned()),
+        Just("  curve_preferences: [X25519, ".to_owned()),
+        Just("]\n".to_owned()),
+        Just("  alice: ".to_owned()),
+        Just("'$2b$04$".to_owned()),
+        Just("    X-Frame-Options: ".to_owned()),
+        Just("&a ".to_owned()),
+        Just("*a".to_owned()),
+        "[ -~]{0,8}".prop_map(|s| s),
+        any::<String>(),
+    ];
+    prop::collection::vec(token, 0..30).prop_map(|t| t.concat())
+}
+
+#[test]
+fn the_web_config_loader_never_panics() {
+    use proptest::test_runner::{Config, TestRunner};
+    let dir = tempdir();
+    let _pki = Pki::new(dir.path());
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let mut runner = TestRunner::new(Config::with_cases(cases));
+    runner
+        .run(&webish(), |text| {
+            if let Err(e) = dbvigil::config::parse_web(&text, "web.yml", dir.path()) {
+                let shown = e.to_string();
+                proptest::prop_assert!(shown.starts_with("web.yml:"), "{shown}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}
