@@ -61,10 +61,6 @@ pub struct BasicAuth {
 /// scrapers and operators never get near it.
 const MAX_CACHED_CREDENTIALS: usize = 1024;
 
-/// Checked against when the user is unknown, so an unknown user costs what a known one
-/// does and the timing does not tell which names exist (any valid cost-10 hash will do).
-const UNKNOWN_USER_HASH: &str = "$2b$10$jqQ/aFJOdpvJ3DVLaq0ymubcopGs9k7oa.6fXTJPhhZv/AkBKylWe";
-
 impl BasicAuth {
     pub fn user_count(&self) -> usize {
         self.users.len()
@@ -78,9 +74,11 @@ impl BasicAuth {
     /// The full bcrypt check; slow on purpose (tens of milliseconds), so callers run it off
     /// the async threads. Success is cached.
     pub fn verify(&self, user: &str, password: &str) -> bool {
+        // An unknown user is checked against some user's hash all the same, so the time an
+        // answer takes does not tell which names exist.
         let (hash, known) = match self.users.get(user) {
             Some(h) => (h.as_str(), true),
-            None => (UNKNOWN_USER_HASH, false),
+            None => (self.users.values().next().map_or("", String::as_str), false),
         };
         let ok = bcrypt::verify(password, hash).unwrap_or(false) && known;
         if ok {
