@@ -957,3 +957,66 @@ fn the_web_config_loader_never_panics() {
         })
         .unwrap();
 }
+
+/// A real Prometheus (Go's TLS and HTTP client) scrapes dbvigil over mutual TLS with basic
+/// auth, configured the way README.md says; a job without the password gets 401.
+#[tokio::test]
+async fn prometheus_scrapes_over_mutual_tls_with_basic_auth() {
+    if !have("prometheus", "prometheus") {
+        return;
+    }
+    let dir = tempdir();
+    let _pki = Pki::new(dir.path());
+    let e = exporter(
+        dir.path(),
+        &format!(
+            "{}basic_auth_users:\n  prometheus: '{}'\n",
+            tls_section(
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+            ),
+            hash(PASSWORD, 10)
+        ),
+    )
+    .await;
+    let d = dir.path().display();
+    let job = |name: &str, auth: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    scrape_interval: 1s\n    tls_config:\n      ca_file: {d}/ca.crt\n      cert_file: {d}/client.crt\n      key_file: {d}/client.key\n{auth}    static_configs:\n      - targets: ['{}']\n",
+            e.addr
+        )
+    };
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
+        job(
+            "dbvigil",
+            &format!("    basic_auth:\n      username: prometheus\n      password: '{PASSWORD}'\n")
+        ),
+        job("no-password", "")
+    );
+    let prom = common::monitoring::prometheus(dir.path(), &config).await;
+    let up = |job: &'static str| {
+        let addr = prom.addr;
+        async move {
+            common::monitoring::series(addr, &format!("up{{job=\"{job}\"}}"))
+                .await
+                .first()
+                .and_then(|s| s["value"][1].as_str().map(str::to_owned))
+        }
+    };
+    eventually(
+        Duration::from_secs(30),
+        "Prometheus scraped dbvigil over TLS",
+        || async { (up("dbvigil").await.as_deref() == Some("1")).then_some(()) },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the job without a password is down",
+        || async { (up("no-password").await.as_deref() == Some("0")).then_some(()) },
+    )
+    .await;
+    let samples = common::monitoring::series(prom.addr, "dbvigil_up{job=\"dbvigil\"}").await;
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    drop(prom);
+    e.stop().await;
+}
