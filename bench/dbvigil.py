@@ -45,11 +45,12 @@ def prepare(server):
 class Dbvigil:
     """A dbvigil process with the given target lines, on a free loopback port."""
 
-    def __init__(self, ctx, workdir, targets, extra_env=None):
+    def __init__(self, ctx, workdir, targets, extra_env=None, extra_yaml=""):
         os.makedirs(os.path.join(workdir, "files"), exist_ok=True)
         config = os.path.join(workdir, "dbvigil.yml")
+        self.config = config
         with open(config, "w") as f:
-            f.write("targets:\n" + "".join(f"  - {t}\n" for t in targets))
+            f.write(config_text(targets, extra_yaml))
         self.port = measure.free_port()
         self.proc = measure.Proc(
             "dbvigil",
@@ -92,6 +93,11 @@ class Dbvigil:
 
     def stop(self):
         self.proc.stop()
+
+
+def config_text(targets, extra_yaml=""):
+    """A configuration of target lines (YAML flow mappings), and more top-level YAML."""
+    return "targets:\n" + "".join(f"  - {t}\n" for t in targets) + extra_yaml
 
 
 def parse(text):

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -34,6 +35,33 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
+/// How many target probe tasks are running: each holds a guard from its spawn until it
+/// has ended, so a task that a reload cancelled counts until it really stops, and one that
+/// a reload forgot to stop counts for ever (`dbvigil_probe_tasks` above the number of
+/// configured targets).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeTasks(Arc<AtomicUsize>);
+
+impl ProbeTasks {
+    pub fn running(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self) -> ProbeTaskGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ProbeTaskGuard(self.0.clone())
+    }
+}
+
+/// Moved into a probe task's future: dropped when the task ends (or its future is dropped).
+struct ProbeTaskGuard(Arc<AtomicUsize>);
+
+impl Drop for ProbeTaskGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReloadSummary {
     pub kept: usize,
@@ -60,6 +88,7 @@ struct Inner {
     tracker: TaskTracker,
     cancel: CancellationToken,
     probes: ProbeRuntime,
+    probe_tasks: ProbeTasks,
 }
 
 impl Settings {
@@ -120,6 +149,7 @@ impl Exporter {
             .map_err(|e| format!("cannot start the threads that probe the targets: {e}"))?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let probe_tasks = ProbeTasks::default();
         let groups = Arc::new(ArcSwap::from_pointee(GroupSet::new(&config, None)));
         let handles = config
             .targets
@@ -128,6 +158,7 @@ impl Exporter {
                 spawn_target(
                     &tracker,
                     probes.handle(),
+                    &probe_tasks,
                     &cancel,
                     &groups,
                     Arc::new(t.clone()),
@@ -152,6 +183,7 @@ impl Exporter {
                 tracker,
                 cancel,
                 probes,
+                probe_tasks,
             }),
         };
         let looping = exporter.clone();
@@ -236,6 +268,11 @@ impl Exporter {
         self.inner.reload_status.load_full()
     }
 
+    /// Target probe tasks running now, including any a reload stopped that has not ended yet.
+    pub fn probe_tasks(&self) -> usize {
+        self.inner.probe_tasks.running()
+    }
+
     /// Re-reads the configuration and the web configuration file. An invalid one of either
     /// changes nothing and is reported; valid ones keep the tasks (and history) of unchanged
     /// targets, start new or changed ones, stop removed ones, and apply to the next
@@ -304,6 +341,7 @@ impl Exporter {
                     spawn_target(
                         &self.inner.tracker,
                         self.inner.probes.handle(),
+                        &self.inner.probe_tasks,
                         &self.inner.cancel,
                         &self.inner.groups,
                         Arc::new(t.clone()),
@@ -337,6 +375,7 @@ impl Exporter {
 fn spawn_target(
     tracker: &TaskTracker,
     probes: &tokio::runtime::Handle,
+    probe_tasks: &ProbeTasks,
     cancel: &CancellationToken,
     groups: &Arc<ArcSwap<GroupSet>>,
     config: Arc<TargetConfig>,
@@ -344,7 +383,14 @@ fn spawn_target(
 ) -> Arc<TargetHandle> {
     let runner = TargetRunner::new(config, instance, cancel, groups.clone());
     let handle = runner.handle();
-    tracker.spawn_on(runner.run(), probes);
+    let counted = probe_tasks.enter();
+    tracker.spawn_on(
+        async move {
+            let _counted = counted;
+            runner.run().await;
+        },
+        probes,
+    );
     if handle.config.migrations.is_some() {
         tracker.spawn_on(handle.clone().watch_migrations(), probes);
     }

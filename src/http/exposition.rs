@@ -88,6 +88,7 @@ fn scrape(exporter: &Exporter) -> Scrape {
         targets: exporter.targets().iter().map(|t| t.snapshot()).collect(),
         groups: exporter.groups().snapshots(),
         reload: exporter.reload_status(),
+        probe_tasks: exporter.probe_tasks(),
         maintenance: MaintenanceScrape {
             windows: exporter.maintenance_windows(&config, now_ms),
             started: exporter.maintenance().started(),

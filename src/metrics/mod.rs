@@ -39,6 +39,8 @@ pub struct Scrape {
     pub targets: Vec<Arc<Published>>,
     pub groups: Vec<Arc<GroupState>>,
     pub reload: Arc<ReloadStatus>,
+    /// Probe tasks running (`Exporter::probe_tasks`).
+    pub probe_tasks: usize,
     pub maintenance: MaintenanceScrape,
     /// Targets with `migrations` configured.
     pub migrations: Vec<MigrationScrape>,
@@ -224,6 +226,11 @@ impl Scrape {
             "dbvigil_config_last_reload_success_timestamp_seconds",
             "Time of the last successful configuration load.",
             secs(self.reload.last_success_at),
+        )?;
+        f.single(
+            "dbvigil_probe_tasks",
+            "Target probe tasks running now: one per configured target, plus any that a reload stopped and that has not ended yet.",
+            self.probe_tasks as f64,
         )?;
         f.target_families(ts)?;
         f.gauge(

@@ -220,6 +220,7 @@ fn scrape() -> Scrape {
             last_success_at: at,
             last_error: Some("bad".into()),
         }),
+        probe_tasks: 5,
         maintenance: MaintenanceScrape {
             windows: vec![
                 window("1", "orders-pair", Source::Api, Some(1_796_000_600_000)),

@@ -385,6 +385,11 @@ impl Running {
         Metrics::parse(&request(self.addr, "GET", "/metrics", &[]).await.body)
     }
 
+    /// The process id, to read /proc/PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, sig: i32) {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
