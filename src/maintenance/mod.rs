@@ -520,10 +520,11 @@ impl Maintenance {
         };
         let max = config.maintenance.max_duration;
         let end = match req.length {
-            Length::Default => start + config.maintenance.default_duration.as_millis() as i64,
+            Length::Default => start.saturating_add(millis(config.maintenance.default_duration)),
             Length::For(d) if d.is_zero() => {
                 return Err(invalid("duration", "must be greater than zero"));
             }
+            Length::For(d) if d < MIN_STEP => return Err(below_a_millisecond(d)),
             Length::For(d) if d > max => {
                 return Err(invalid(
                     "duration",
@@ -534,14 +535,14 @@ impl Maintenance {
                     ),
                 ));
             }
-            Length::For(d) => start + d.as_millis() as i64,
+            Length::For(d) => start.saturating_add(millis(d)),
             Length::Until(t) if t <= start => {
                 return Err(invalid(
                     "ends_at",
                     format!("{} is not after the start ({})", rfc3339(t), rfc3339(start)),
                 ));
             }
-            Length::Until(t) if t - start > max.as_millis() as i64 => {
+            Length::Until(t) if t - start > millis(max) => {
                 return Err(invalid(
                     "ends_at",
                     format!(
@@ -588,7 +589,20 @@ impl Maintenance {
             Extension::By(d) if d.is_zero() => {
                 return Err(invalid("duration", "must be greater than zero"));
             }
-            Extension::By(d) => ("duration", planned + d.as_millis() as i64),
+            Extension::By(d) if d < MIN_STEP => return Err(below_a_millisecond(d)),
+            Extension::By(d) if d > max => {
+                return Err(invalid(
+                    "duration",
+                    format!(
+                        "{} is longer than the maximum of {} (maintenance.max_duration) for a whole window: start a new window when this one ends",
+                        crate::config::format_duration(d),
+                        crate::config::format_duration(max)
+                    ),
+                ));
+            }
+            // Saturating: a duration of millions of years must be refused by the check
+            // below, not wrap around into a small extension or overflow.
+            Extension::By(d) => ("duration", planned.saturating_add(millis(d))),
             Extension::Until(t) if t <= planned => {
                 return Err(invalid(
                     "ends_at",
@@ -601,7 +615,7 @@ impl Maintenance {
             }
             Extension::Until(t) => ("ends_at", t),
         };
-        if new_end - current.starts_at_ms > max.as_millis() as i64 {
+        if new_end - current.starts_at_ms > millis(max) {
             return Err(invalid(
                 field,
                 format!(
@@ -619,7 +633,7 @@ impl Maintenance {
             now_ms,
         };
         if !store
-            .extend(api_id(id)?, new_end, max.as_millis() as i64, &change)
+            .extend(api_id(id)?, new_end, millis(max), &change)
             .await?
         {
             // Someone else changed it between the read and the update.
@@ -694,6 +708,25 @@ fn not_found(id: &str) -> MaintenanceError {
     MaintenanceError::NotFound(format!(
         "no maintenance window {id:?}: list them with GET /api/v1/maintenance"
     ))
+}
+
+/// Windows are kept to the millisecond: a shorter duration would plan an end equal to
+/// the start (or leave an end where it was).
+const MIN_STEP: Duration = Duration::from_millis(1);
+
+fn below_a_millisecond(d: Duration) -> MaintenanceError {
+    invalid(
+        "duration",
+        format!(
+            "{} is shorter than a millisecond, the finest step windows are kept in: give at least 1ms",
+            crate::config::format_duration(d)
+        ),
+    )
+}
+
+/// Milliseconds of `d`, saturating instead of wrapping for durations beyond any window.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// API windows have numeric ids; schedule and app windows are changed at their source.
