@@ -77,6 +77,27 @@ impl TargetHandle {
             }
             _ => {}
         }
+        // A tool's table of another shape (or a failed query on it) leaves that tool's
+        // series out; say why once, when it starts and when it stops.
+        let secrets = self.config.secrets();
+        for read in &snapshot.tools {
+            let before = previous
+                .as_ref()
+                .and_then(|p| p.tools.iter().find(|r| r.tool == read.tool))
+                .map(|r| r.result.as_ref().err());
+            match (&read.result, before) {
+                (Err(e), before) if before.is_none_or(|b| b != Some(e)) => tracing::warn!(
+                    target = %self.config.name, tool = read.tool,
+                    error = %probe::redact(e, &secrets),
+                    "cannot read a migration history table; its tool's series are left out until it can be read"
+                ),
+                (Ok(_), Some(Some(_))) => tracing::info!(
+                    target = %self.config.name, tool = read.tool,
+                    "migration history table readable again"
+                ),
+                _ => {}
+            }
+        }
         if let Some(e) = &snapshot.scripts_error {
             if previous
                 .as_ref()
