@@ -1,13 +1,14 @@
 //! Answers dbvigil does not expect, from small TCP servers written here (no real server
-//! behaves this way on purpose) and from a real server with a table of another shape. Each
-//! is a labelled failure of its own target, never a panic or a stuck task.
+//! behaves this way on purpose) and from real servers with tables of another shape (a
+//! heartbeat table, another tool's history table). Each is a labelled failure of its own
+//! target or tool, never a panic or a stuck task.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::db::{Db, Engine, config, target};
-use common::{TestExporter, eventually, tempdir};
+use common::db::{Db, Engine, block, config, target};
+use common::{Running, TestExporter, eventually, tempdir};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -155,4 +156,154 @@ async fn a_postgres_heartbeat_table_of_another_shape_says_what_to_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mariadb_heartbeat_table_of_another_shape_says_what_to_do() {
     a_heartbeat_table_of_another_shape(Engine::MariaDb).await;
+}
+
+/// Flyway's history table as Flyway creates it, with one successful migration.
+fn flyway_table(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => {
+            "SET ROLE probe;
+             DROP TABLE flyway_schema_history;
+             CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL, version VARCHAR(50), description VARCHAR(200) NOT NULL, type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INTEGER, installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT now(), execution_time INTEGER NOT NULL, success BOOLEAN NOT NULL, CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank));
+             INSERT INTO flyway_schema_history VALUES (1, '1', 'init', 'SQL', 'V1__init.sql', 42, 'app', '2024-05-01 12:00:00', 5, true);"
+        }
+        Engine::MariaDb => {
+            "DROP TABLE flyway_schema_history;
+             CREATE TABLE `flyway_schema_history` (`installed_rank` INT NOT NULL, `version` VARCHAR(50), `description` VARCHAR(200) NOT NULL, `type` VARCHAR(20) NOT NULL, `script` VARCHAR(1000) NOT NULL, `checksum` INT, `installed_by` VARCHAR(100) NOT NULL, `installed_on` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, `execution_time` INT NOT NULL, `success` BOOL NOT NULL, CONSTRAINT `flyway_schema_history_pk` PRIMARY KEY (`installed_rank`)) ENGINE=InnoDB;
+             INSERT INTO flyway_schema_history VALUES (1, '1', 'init', 'SQL', 'V1__init.sql', 42, 'app', '2024-05-01 12:00:00', 5, 1);"
+        }
+    }
+}
+
+/// Someone else's `flyway_schema_history` next to a readable Alembic table, watched by the
+/// real binary: the Flyway table is a labelled failure of its own tool (and a log line
+/// saying which columns are missing), everything else about the target keeps being
+/// reported, and once the table is fixed its series appear.
+async fn a_history_table_of_another_shape(engine: Engine) {
+    let Some(db) = Db::start(engine) else {
+        return;
+    };
+    let role = match engine {
+        Engine::Postgres => "SET ROLE probe;",
+        Engine::MariaDb => "",
+    };
+    block(|| {
+        db.sql(&format!(
+            "{role}
+             CREATE TABLE flyway_schema_history (id int PRIMARY KEY, script varchar(200) NOT NULL, applied_at timestamp NULL);
+             INSERT INTO flyway_schema_history VALUES (1, 'V1__init.sql', NULL);
+             CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
+             INSERT INTO alembic_version VALUES ('1975ea83b712');"
+        ))
+    });
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("dbvigil.yml"),
+        config(&[target(
+            "orders",
+            &db,
+            "300ms",
+            "    migrations: {interval: 1s}\n",
+        )]),
+    )
+    .unwrap();
+    let run = Running::start(dir.path(), &["--config.file", "dbvigil.yml"], &[]).await;
+    let tool = |tool: &'static str| [("target", "orders"), ("tool", tool)];
+    let m = eventually(WAIT, "both history tables read, the probe up", || async {
+        let m = run.metrics().await;
+        (m.get("dbvigil_migration_table_readable", &tool("alembic")) == Some(1.0)
+            && m.get("dbvigil_migration_table_readable", &tool("flyway"))
+                .is_some()
+            && m.get("dbvigil_up", &[("target", "orders")]) == Some(1.0))
+        .then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.get("dbvigil_migration_table_readable", &tool("flyway")),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("dbvigil_migration_read_success", &[("target", "orders")]),
+        Some(1.0),
+        "the database was read: only one table is at fault"
+    );
+    let flyway_series: Vec<_> = m
+        .samples
+        .iter()
+        .filter(|(name, labels, _)| {
+            name != "dbvigil_migration_table_readable"
+                && labels.iter().any(|(k, v)| k == "tool" && v == "flyway")
+        })
+        .collect();
+    assert!(
+        flyway_series.is_empty(),
+        "nothing is guessed from a table of another shape: {flyway_series:?}"
+    );
+    let version = [
+        ("target", "orders"),
+        ("tool", "alembic"),
+        ("version", "1975ea83b712"),
+    ];
+    assert_eq!(m.get("dbvigil_migration_version_info", &version), Some(1.0));
+    for check in ["connect", "read", "write"] {
+        assert_eq!(
+            m.get(
+                "dbvigil_check_success",
+                &[("target", "orders"), ("check", check)]
+            ),
+            Some(1.0),
+            "{check}"
+        );
+    }
+    let log = run.log();
+    let why = log
+        .lines()
+        .find(|l| l.contains("cannot read a migration history table") && l.contains("tool=flyway"))
+        .unwrap_or_else(|| panic!("no log line says why flyway is unreadable:\n{log}"));
+    assert!(
+        why.contains("flyway_schema_history has unexpected columns: missing installed_rank")
+            && why.contains("target=orders"),
+        "{why}"
+    );
+
+    block(|| db.sql(flyway_table(engine)));
+    let flyway_version = [("target", "orders"), ("tool", "flyway"), ("version", "1")];
+    let m = eventually(WAIT, "the fixed Flyway table is read", || async {
+        let m = run.metrics().await;
+        (m.get("dbvigil_migration_table_readable", &tool("flyway")) == Some(1.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.get("dbvigil_migration_version_info", &flyway_version),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("dbvigil_migration_applied", &tool("flyway")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("dbvigil_migration_failed", &tool("flyway")),
+        Some(0.0)
+    );
+    assert_eq!(m.get("dbvigil_migration_version_info", &version), Some(1.0));
+    let log = run.terminate();
+    assert!(
+        log.contains("migration history table readable again") && !log.contains("panicked"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("cannot read a migration history table").count(),
+        1,
+        "said once, not at every read: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_history_table_of_another_shape_is_its_tools_failure_until_fixed() {
+    a_history_table_of_another_shape(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_history_table_of_another_shape_is_its_tools_failure_until_fixed() {
+    a_history_table_of_another_shape(Engine::MariaDb).await;
 }
