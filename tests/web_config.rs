@@ -1020,3 +1020,29 @@ async fn prometheus_scrapes_over_mutual_tls_with_basic_auth() {
     drop(prom);
     e.stop().await;
 }
+
+/// `http_server_config.headers` are added to every answer and replace dbvigil's defaults.
+#[tokio::test]
+async fn configured_headers_replace_the_defaults_on_every_answer() {
+    let dir = tempdir();
+    let e = exporter(
+        dir.path(),
+        "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n",
+    )
+    .await;
+    for path in ["/", "/metrics", "/api/v1/targets", "/no-such-page"] {
+        let r = common::request(e.addr, "GET", path, &[]).await;
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("sameorigin"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}: the other defaults stay"
+        );
+    }
+    e.stop().await;
+}
