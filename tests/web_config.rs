@@ -207,6 +207,11 @@ fn promtool_accepts(file: &Path) {
     );
 }
 
+/// A web configuration with one user, alice, whose hash has `cost`.
+fn alice(cost: u32) -> String {
+    format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, cost))
+}
+
 fn write_web(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("web.yml");
     std::fs::write(&path, yaml).unwrap();
@@ -311,11 +316,7 @@ async fn each_client_auth_type_serves_exactly_the_clients_it_should() {
 #[tokio::test]
 async fn basic_auth_guards_every_endpoint_but_healthy() {
     let dir = tempdir();
-    let e = exporter(
-        dir.path(),
-        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 4)),
-    )
-    .await;
+    let e = exporter(dir.path(), &alice(4)).await;
     let paths = [
         ("GET", "/"),
         ("GET", "/metrics"),
@@ -376,11 +377,7 @@ async fn basic_auth_guards_every_endpoint_but_healthy() {
 #[tokio::test]
 async fn a_password_that_passed_is_not_checked_with_bcrypt_again() {
     let dir = tempdir();
-    let e = exporter(
-        dir.path(),
-        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 12)),
-    )
-    .await;
+    let e = exporter(dir.path(), &alice(12)).await;
     let good = basic("alice", PASSWORD);
     let timed = || async {
         let started = Instant::now();
@@ -404,11 +401,7 @@ async fn a_password_that_passed_is_not_checked_with_bcrypt_again() {
 #[tokio::test]
 async fn maintenance_changes_need_the_token_on_top_of_basic_auth() {
     let dir = tempdir();
-    let e = exporter(
-        dir.path(),
-        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 4)),
-    )
-    .await;
+    let e = exporter(dir.path(), &alice(4)).await;
     let body = r#"{"scope":"orders","reason":"upgrade","duration":"5m"}"#;
     let good = basic("alice", PASSWORD);
     let send = |headers: Vec<(&'static str, String)>| {
@@ -463,11 +456,7 @@ async fn maintenance_changes_need_the_token_on_top_of_basic_auth() {
 #[tokio::test]
 async fn a_reload_applies_a_new_web_config_and_keeps_the_old_one_when_the_new_one_is_bad() {
     let dir = tempdir();
-    let e = exporter(
-        dir.path(),
-        &format!("basic_auth_users:\n  alice: '{}'\n", hash(PASSWORD, 4)),
-    )
-    .await;
+    let e = exporter(dir.path(), &alice(4)).await;
     let (alice, bob) = (basic("alice", PASSWORD), basic("bob", PASSWORD));
     let status = |auth: String| {
         let addr = e.addr;
