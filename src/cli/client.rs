@@ -138,8 +138,7 @@ impl HttpConfig {
                 let mut roots = rustls::RootCertStore::empty();
                 match &t.ca_file {
                     Some(ca) => {
-                        let certs = rustls::pki_types::CertificateDer::pem_file_iter(base.join(ca))
-                            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                        let certs = read_certs(&base.join(ca))
                             .map_err(|e| bad(format!("cannot read ca_file {ca:?}: {e}")))?;
                         for c in certs {
                             roots
@@ -149,17 +148,11 @@ impl HttpConfig {
                     }
                     None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
                 }
-                let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| bad(e.to_string()))?
-                .with_root_certificates(roots);
+                let builder = trusting(roots);
                 let config = match (&t.cert_file, &t.key_file) {
                     (None, None) => builder.with_no_client_auth(),
                     (Some(c), Some(k)) => {
-                        let certs = rustls::pki_types::CertificateDer::pem_file_iter(base.join(c))
-                            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                        let certs = read_certs(&base.join(c))
                             .map_err(|e| bad(format!("cannot read cert_file {c:?}: {e}")))?;
                         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(base.join(k))
                             .map_err(|e| bad(format!("cannot read key_file {k:?}: {e}")))?;
@@ -187,14 +180,23 @@ impl HttpConfig {
 fn public_roots_connector() -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(trusting(roots).with_no_client_auth()))
+}
+
+/// A client configuration (ring, TLS 1.2 and 1.3) that trusts `roots`.
+fn trusting(
+    roots: rustls::RootCertStore,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+}
+
+fn read_certs(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    rustls::pki_types::CertificateDer::pem_file_iter(path)?.collect()
 }
 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
