@@ -831,6 +831,17 @@ async fn the_binary_announces_https_and_logs_no_credentials() {
         "",
     )
     .await;
+    // The failed handshake is logged by its own task: wait for the line, not for luck.
+    let log = dir.path().join("log");
+    eventually(
+        Duration::from_secs(15),
+        "the failed handshake in the debug log",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("TLS handshake failed").then_some(())
+        },
+    )
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     let text = std::fs::read_to_string(dir.path().join("log")).unwrap();
