@@ -622,7 +622,7 @@ async fn app_sql(path: &Path, statements: &str) {
         .connect()
         .await
         .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statements.to_owned()))
+    sqlx::raw_sql(statements)
         .execute(&mut conn)
         .await
         .unwrap();

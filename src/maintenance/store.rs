@@ -59,10 +59,10 @@ impl Store {
             .acquire_timeout(OPERATION_TIMEOUT)
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::raw_sql(
+                    sqlx::Executor::execute(
+                        &mut *conn,
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON",
                     )
-                    .execute(&mut *conn)
                     .await
                     .map(|_| ())
                 })
@@ -166,7 +166,7 @@ impl Store {
                 "INSERT INTO dbvigil_state_schema (version) VALUES (1)".to_owned(),
             ];
             for statement in ddl {
-                sqlx::query(sqlx::AssertSqlSafe(statement))
+                sqlx::query(&statement)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnection, MySqlRow};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::config::{Endpoint, Kind};
 use crate::probe;
@@ -165,7 +165,6 @@ impl DbConn {
     /// Runs SQL through the engine's simple (text) protocol, which accepts any statement,
     /// including those that cannot be prepared (procedures, `DELIMITER`-free bodies).
     pub async fn execute(&mut self, sql: &str) -> Result<u64, sqlx::Error> {
-        let sql = AssertSqlSafe(sql.to_owned());
         Ok(match self {
             DbConn::Postgres(c) => sqlx::raw_sql(sql).execute(c).await?.rows_affected(),
             DbConn::MySql(c) => sqlx::raw_sql(sql).execute(c).await?.rows_affected(),
@@ -185,7 +184,6 @@ impl DbConn {
         sql: &str,
         params: &[&str],
     ) -> Result<Vec<Vec<Cell>>, sqlx::Error> {
-        let sql = AssertSqlSafe(sql.to_owned());
         match self {
             DbConn::Postgres(c) => {
                 let mut q = sqlx::query(sql);
@@ -217,7 +215,6 @@ impl DbConn {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<u64, sqlx::Error> {
-        let sql = AssertSqlSafe(sql.to_owned());
         macro_rules! bound {
             ($query:expr) => {{
                 let mut q = $query;

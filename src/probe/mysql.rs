@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection};
 
 use super::server::{Dialect, HeartbeatSql, Session};
 use super::{Beat, Failure, FlagValue, Identity, Reason, net};
@@ -130,7 +130,7 @@ impl Dialect for MySql {
                 timeout.as_millis().max(1)
             ),
         };
-        if let Err(e) = sqlx::query(AssertSqlSafe(limit)).execute(&mut conn).await {
+        if let Err(e) = sqlx::query(&limit).execute(&mut conn).await {
             // Another flavour behind the same address (after a switchover): learn it again.
             self.flavour = None;
             return Err(failure(e));
@@ -170,7 +170,7 @@ impl Session for MySqlSession {
     }
 
     async fn heartbeat_exists(&mut self) -> Result<bool, Failure> {
-        let n: i64 = sqlx::query_scalar(AssertSqlSafe(self.sql.exists.clone()))
+        let n: i64 = sqlx::query_scalar(&self.sql.exists)
             .fetch_one(&mut self.conn)
             .await
             .map_err(failure)?;
@@ -178,7 +178,7 @@ impl Session for MySqlSession {
     }
 
     async fn read_beat(&mut self, target: &str, instance: &str) -> Result<Option<Beat>, Failure> {
-        let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(self.sql.read.clone()))
+        let row: Option<(i64, i64)> = sqlx::query_as(&self.sql.read)
             .bind(target)
             .bind(instance)
             .fetch_optional(&mut self.conn)
@@ -188,7 +188,7 @@ impl Session for MySqlSession {
     }
 
     async fn create_heartbeat(&mut self) -> Result<(), Failure> {
-        sqlx::query(AssertSqlSafe(self.sql.create.clone()))
+        sqlx::query(&self.sql.create)
             .execute(&mut self.conn)
             .await
             .map_err(|e| self.heartbeat_failure(e, "CREATE"))?;
@@ -201,7 +201,7 @@ impl Session for MySqlSession {
         instance: &str,
         beat: Beat,
     ) -> Result<(), Failure> {
-        sqlx::query(AssertSqlSafe(self.sql.write.clone()))
+        sqlx::query(&self.sql.write)
             .bind(target)
             .bind(instance)
             .bind(beat.seq)
@@ -245,7 +245,7 @@ impl Session for MySqlSession {
     }
 
     async fn maintenance_flag(&mut self, sql: &str) -> Result<FlagValue, Failure> {
-        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
+        let row = sqlx::query(sql)
             .fetch_optional(&mut self.conn)
             .await
             .map_err(failure)?;

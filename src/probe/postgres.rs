@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection};
 
 use super::server::{Dialect, HeartbeatSql, Session};
 use super::{Beat, Failure, FlagValue, Identity, Reason, net};
@@ -121,14 +121,14 @@ impl Session for PgSession {
     }
 
     async fn heartbeat_exists(&mut self) -> Result<bool, Failure> {
-        sqlx::query_scalar(AssertSqlSafe(self.sql.exists.clone()))
+        sqlx::query_scalar(&self.sql.exists)
             .fetch_one(&mut self.conn)
             .await
             .map_err(failure)
     }
 
     async fn read_beat(&mut self, target: &str, instance: &str) -> Result<Option<Beat>, Failure> {
-        let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(self.sql.read.clone()))
+        let row: Option<(i64, i64)> = sqlx::query_as(&self.sql.read)
             .bind(target)
             .bind(instance)
             .fetch_optional(&mut self.conn)
@@ -138,7 +138,7 @@ impl Session for PgSession {
     }
 
     async fn create_heartbeat(&mut self) -> Result<(), Failure> {
-        sqlx::query(AssertSqlSafe(self.sql.create.clone()))
+        sqlx::query(&self.sql.create)
             .execute(&mut self.conn)
             .await
             .map_err(|e| self.heartbeat_failure(e, "CREATE ON SCHEMA"))?;
@@ -151,7 +151,7 @@ impl Session for PgSession {
         instance: &str,
         beat: Beat,
     ) -> Result<(), Failure> {
-        sqlx::query(AssertSqlSafe(self.sql.write.clone()))
+        sqlx::query(&self.sql.write)
             .bind(target)
             .bind(instance)
             .bind(beat.seq)
@@ -190,7 +190,7 @@ impl Session for PgSession {
     }
 
     async fn maintenance_flag(&mut self, sql: &str) -> Result<FlagValue, Failure> {
-        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
+        let row = sqlx::query(sql)
             .fetch_optional(&mut self.conn)
             .await
             .map_err(failure)?;

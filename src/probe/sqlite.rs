@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection};
 
 use super::{
     Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober,
@@ -184,7 +184,7 @@ impl SqliteProber {
         let mut flag = None;
         if let (Some(open), Some(sql)) = (self.open.as_mut(), &self.maintenance_query) {
             let query = async {
-                let row = sqlx::query(AssertSqlSafe(sql.clone()))
+                let row = sqlx::query(sql.as_str())
                     .fetch_optional(&mut open.conn)
                     .await
                     .map_err(failure)?;
