@@ -622,10 +622,7 @@ async fn app_sql(path: &Path, statements: &str) {
         .connect()
         .await
         .unwrap();
-    sqlx::raw_sql(statements)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
 }
 

@@ -166,9 +166,7 @@ impl Store {
                 "INSERT INTO dbvigil_state_schema (version) VALUES (1)".to_owned(),
             ];
             for statement in ddl {
-                sqlx::query(&statement)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(&statement).execute(&mut *tx).await?;
             }
         }
         tx.commit().await

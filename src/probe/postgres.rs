@@ -1,12 +1,17 @@
 //! PostgreSQL: SQL, connect options and SQLSTATE codes for the shared server flow.
 //! Identity is the system identifier, timeline and the server's own address and port, so a
 //! restart is not a change but a promoted standby or another cluster is.
+//!
+//! Every statement goes through the simple query protocol, each prefixed with its own
+//! `SET LOCAL statement_timeout`: that is what PgBouncer accepts in `transaction` pooling,
+//! where a startup `options` parameter is refused and a named prepared statement made on one
+//! server connection is missing (or already there) on the next.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgSslMode};
+use sqlx::{ConnectOptions, Connection, Row};
 
 use super::server::{Dialect, HeartbeatSql, Session};
 use super::{Beat, Failure, FlagValue, Identity, Reason, net};
@@ -47,21 +52,26 @@ pub fn connect_options(server: &Server, application_name: &str) -> PgConnectOpti
 
 impl Postgres {
     pub fn new(server: &Server) -> Self {
-        let options = connect_options(server, "dbvigil");
+        // Pooled connections must not carry per-session settings that PgBouncer does not
+        // track: the probe decodes no floats, so it sends no `extra_float_digits`.
+        let options = connect_options(server, "dbvigil").extra_float_digits(None);
         let table = match &server.heartbeat_schema {
             Some(schema) => format!("{schema}.dbvigil_heartbeat"),
             None => "dbvigil_heartbeat".to_owned(),
         };
         let sql = HeartbeatSql {
-            exists: format!("SELECT to_regclass('{table}') IS NOT NULL").into(),
-            read: format!("SELECT seq, beat_at_ms FROM {table} WHERE target = $1 AND instance = $2").into(),
+            exists: format!("SELECT to_regclass({}) IS NOT NULL", literal(&table)).into(),
+            read: format!(
+                "SELECT seq, beat_at_ms FROM {table} WHERE target = {{target}} AND instance = {{instance}}"
+            )
+            .into(),
             create: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (target text NOT NULL, instance text NOT NULL, \
                  seq bigint NOT NULL, beat_at_ms bigint NOT NULL, PRIMARY KEY (target, instance))"
             )
             .into(),
             write: format!(
-                "INSERT INTO {table} (target, instance, seq, beat_at_ms) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO {table} (target, instance, seq, beat_at_ms) VALUES ({{target}}, {{instance}}, {{seq}}, {{at_ms}}) \
                  ON CONFLICT (target, instance) DO UPDATE SET seq = EXCLUDED.seq, beat_at_ms = EXCLUDED.beat_at_ms"
             )
             .into(),
@@ -79,18 +89,16 @@ impl Dialect for Postgres {
     type Session = PgSession;
 
     async fn connect(&mut self, timeout: Duration) -> Result<PgSession, Failure> {
-        // The server aborts any statement that outlives the probe, so a stuck probe query
-        // never lingers on the server after the client gave up.
-        let options = self.options.clone().options([(
-            "statement_timeout",
-            format!("{}ms", timeout.as_millis().max(1)),
-        )]);
-        let conn = PgConnection::connect_with(&options)
+        let conn = PgConnection::connect_with(&self.options)
             .await
-            .map_err(failure)?;
+            .map_err(connect_failure)?;
         Ok(PgSession {
             conn,
             sql: self.sql.clone(),
+            limit: format!(
+                "SET LOCAL statement_timeout = {}; ",
+                timeout.as_millis().max(1)
+            ),
         })
     }
 
@@ -102,14 +110,32 @@ impl Dialect for Postgres {
 pub struct PgSession {
     conn: PgConnection,
     sql: Arc<HeartbeatSql>,
+    /// Prefixed to every statement: the server aborts any statement that outlives the
+    /// probe, so a stuck probe query never lingers after the client gave up. `LOCAL` keeps
+    /// it inside the statement's own transaction, never on a pooled server connection.
+    limit: String,
+}
+
+impl PgSession {
+    /// Runs one statement through the simple query protocol (no named prepared statement,
+    /// nothing left on the session) under the probe's time limit, and returns its rows.
+    async fn query(&mut self, sql: &str) -> Result<Vec<PgRow>, sqlx::Error> {
+        // Without arguments, sqlx sends the text as one simple Query message.
+        let sql = format!("{}{sql}", self.limit);
+        sqlx::Executor::fetch_all(&mut self.conn, sql.as_str()).await
+    }
+
+    fn heartbeat_statement(&self, template: &str, target: &str, instance: &str) -> String {
+        template
+            .replace("{target}", &literal(target))
+            .replace("{instance}", &literal(instance))
+    }
 }
 
 impl Session for PgSession {
     async fn select_one(&mut self) -> Result<(), Failure> {
-        let one: i32 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(failure)?;
+        let rows = self.query("SELECT 1").await.map_err(failure)?;
+        let one: i32 = first(&rows).map_err(failure)?;
         if one == 1 {
             Ok(())
         } else {
@@ -121,25 +147,31 @@ impl Session for PgSession {
     }
 
     async fn heartbeat_exists(&mut self) -> Result<bool, Failure> {
-        sqlx::query_scalar(&self.sql.exists)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(failure)
+        let sql = self.sql.exists.clone();
+        let rows = self.query(&sql).await.map_err(failure)?;
+        first(&rows).map_err(failure)
     }
 
     async fn read_beat(&mut self, target: &str, instance: &str) -> Result<Option<Beat>, Failure> {
-        let row: Option<(i64, i64)> = sqlx::query_as(&self.sql.read)
-            .bind(target)
-            .bind(instance)
-            .fetch_optional(&mut self.conn)
+        let sql = self.heartbeat_statement(&self.sql.read, target, instance);
+        let rows = self
+            .query(&sql)
             .await
             .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE ON"))?;
-        Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
+        rows.first()
+            .map(|row| {
+                Ok(Beat {
+                    seq: row.try_get(0)?,
+                    at_ms: row.try_get(1)?,
+                })
+            })
+            .transpose()
+            .map_err(failure)
     }
 
     async fn create_heartbeat(&mut self) -> Result<(), Failure> {
-        sqlx::query(&self.sql.create)
-            .execute(&mut self.conn)
+        let sql = self.sql.create.clone();
+        self.query(&sql)
             .await
             .map_err(|e| self.heartbeat_failure(e, "CREATE ON SCHEMA"))?;
         Ok(())
@@ -151,38 +183,54 @@ impl Session for PgSession {
         instance: &str,
         beat: Beat,
     ) -> Result<(), Failure> {
-        sqlx::query(&self.sql.write)
-            .bind(target)
-            .bind(instance)
-            .bind(beat.seq)
-            .bind(beat.at_ms)
-            .execute(&mut self.conn)
+        let sql = self
+            .heartbeat_statement(&self.sql.write, target, instance)
+            .replace("{seq}", &beat.seq.to_string())
+            .replace("{at_ms}", &beat.at_ms.to_string());
+        self.query(&sql)
             .await
             .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE ON"))?;
         Ok(())
     }
 
     async fn read_only(&mut self) -> Result<bool, Failure> {
-        let (recovery, read_only): (bool, bool) = sqlx::query_as(
-            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
-        )
-        .fetch_one(&mut self.conn)
-        .await
-        .map_err(failure)?;
-        Ok(recovery || read_only)
+        let rows = self
+            .query("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'")
+            .await
+            .map_err(failure)?;
+        first(&rows).map_err(failure)
     }
 
     async fn identity(&mut self) -> Result<Identity, Failure> {
-        let (sysid, timeline, addr, port, version): (String, i32, String, i32, String) =
-            sqlx::query_as(
+        // The timeline a promotion starts is read where it shows at once: the WAL being
+        // written (a primary) or received (a standby). The last checkpoint's timeline would
+        // change only when the first checkpoint after the promotion completes, seconds to
+        // minutes later.
+        let rows = self
+            .query(
                 "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
-             (SELECT timeline_id FROM pg_control_checkpoint()), \
-             coalesce(host(inet_server_addr()), 'socket'), coalesce(inet_server_port(), 0), \
-             current_setting('server_version')",
+                 CASE WHEN pg_is_in_recovery() \
+                   THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), \
+                                 (SELECT timeline_id FROM pg_control_checkpoint())) \
+                   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
+                 coalesce(host(inet_server_addr()), 'socket'), coalesce(inet_server_port(), 0), \
+                 current_setting('server_version')",
             )
-            .fetch_one(&mut self.conn)
             .await
             .map_err(failure)?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Failure::new(Reason::Query, "the identity query returned no row"))?;
+        let decoded = (|| -> Result<(String, i32, String, i32, String), sqlx::Error> {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ))
+        })();
+        let (sysid, timeline, addr, port, version) = decoded.map_err(failure)?;
         Ok(Identity {
             key: format!("sysid={sysid} timeline={timeline} addr={addr}:{port}"),
             version,
@@ -190,11 +238,8 @@ impl Session for PgSession {
     }
 
     async fn maintenance_flag(&mut self, sql: &str) -> Result<FlagValue, Failure> {
-        let row = sqlx::query(sql)
-            .fetch_optional(&mut self.conn)
-            .await
-            .map_err(failure)?;
-        row.as_ref()
+        let rows = self.query(sql).await.map_err(failure)?;
+        rows.first()
             .map_or(Ok(FlagValue::Missing), super::flag_value)
     }
 
@@ -233,6 +278,35 @@ impl PgSession {
         }
         f
     }
+}
+
+/// The first column of the first row.
+fn first<T>(rows: &[PgRow]) -> Result<T, sqlx::Error>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    rows.first().ok_or(sqlx::Error::RowNotFound)?.try_get(0)
+}
+
+/// A string literal for the simple query protocol, escaped as libpq's `PQescapeLiteral`
+/// does, so it means the same whatever `standard_conforming_strings` says.
+fn literal(value: &str) -> String {
+    let quoted = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+/// A failed login: whatever the server (or a pooler in front of it) answered, it is the
+/// connect that failed, never a query.
+fn connect_failure(err: sqlx::Error) -> Failure {
+    let mut f = failure(err);
+    if f.reason == Reason::Query {
+        f.reason = Reason::Auth;
+    }
+    f
 }
 
 fn failure(err: sqlx::Error) -> Failure {
