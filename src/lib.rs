@@ -6,6 +6,7 @@ pub mod config;
 pub mod exporter;
 pub mod groups;
 pub mod http;
+pub mod labels;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrate;

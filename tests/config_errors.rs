@@ -101,6 +101,12 @@ const CASES: &[(&str, &str)] = &[
         "7:7: label name \"target\" is reserved by dbvigil or Prometheus: choose another name",
     ),
     (
+        // `tool` labels every migration series: a target label of that name would make
+        // Prometheus reject the whole scrape for a duplicate label.
+        "reserved_tool_label.yml",
+        "6:7: label name \"tool\" is reserved by dbvigil or Prometheus: choose another name",
+    ),
+    (
         "invalid_label_name.yml",
         "6:7: label name \"team-name\" is not a valid Prometheus label name: use letters, digits and '_', not starting with a digit or '__'",
     ),

@@ -31,10 +31,6 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// The default timeout is min(interval, this).
 pub const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Labels dbvigil puts on its own series; a target's extra labels may not reuse them.
-const RESERVED_LABELS: &[&str] = &[
-    "target", "kind", "check", "phase", "reason", "le", "version", "identity", "instance", "job",
-];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -687,7 +683,7 @@ impl Validator<'_> {
                     format!("label name {k:?} is not a valid Prometheus label name: use letters, digits and '_', not starting with a digit or '__'"),
                 ));
             }
-            if RESERVED_LABELS.contains(&k.as_str()) {
+            if crate::labels::is_reserved(k) {
                 return Err(self.err(
                     key.referenced,
                     format!(

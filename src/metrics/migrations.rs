@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{Scrape, SeriesLabels, Sink, labels};
 use crate::config::TargetConfig;
+use crate::labels::Label;
 use crate::migrate::history::ToolState;
 use crate::migrate::watch::MigrationSnapshot;
 
@@ -39,15 +40,18 @@ impl Scrape {
         f.gauge(
             "dbvigil_migration_table_readable",
             "Per tool whose history table exists: 1 when dbvigil could read it, 0 when its shape or a query error stopped it.",
-            reads(ms).map(|(t, tool, state)| (labels(t, &[("tool", tool)]), if state.is_some() { 1.0 } else { 0.0 })),
+            reads(ms).map(|(t, tool, state)| (labels(t, &[(Label::Tool, tool)]), if state.is_some() { 1.0 } else { 0.0 })),
         )?;
         f.gauge(
             "dbvigil_migration_version_info",
             "The current version per migration tool, as a label.",
             states(ms).filter_map(|(t, s)| {
-                s.version
-                    .as_deref()
-                    .map(|v| (labels(t, &[("tool", s.tool), ("version", v)]), 1.0))
+                s.version.as_deref().map(|v| {
+                    (
+                        labels(t, &[(Label::Tool, s.tool), (Label::Version, v)]),
+                        1.0,
+                    )
+                })
             }),
         )?;
         f.gauge(
@@ -61,7 +65,7 @@ impl Scrape {
             ms.iter().filter_map(|(t, s)| {
                 s.as_ref()
                     .and_then(|s| s.pending)
-                    .map(|p| (labels(t, &[("tool", "dbvigil")]), p as f64))
+                    .map(|p| (labels(t, &[(Label::Tool, "dbvigil")]), p as f64))
             }),
         )?;
         f.gauge(
@@ -70,7 +74,7 @@ impl Scrape {
             ms.iter().filter_map(|(t, s)| {
                 s.as_ref()
                     .and_then(|s| s.drift)
-                    .map(|d| (labels(t, &[("tool", "dbvigil")]), d as f64))
+                    .map(|d| (labels(t, &[(Label::Tool, "dbvigil")]), d as f64))
             }),
         )?;
         f.gauge(
@@ -126,7 +130,7 @@ impl Scrape {
 }
 
 fn tool_labels<'a>(t: &'a TargetConfig, s: &'a ToolState) -> SeriesLabels<'a> {
-    labels(t, &[("tool", s.tool)])
+    labels(t, &[(Label::Tool, s.tool)])
 }
 
 /// Every tool table read, readable or not.

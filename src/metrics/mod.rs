@@ -20,6 +20,7 @@ use text::{SeriesLabels, TextWriter};
 use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
 use crate::exporter::ReloadStatus;
 use crate::groups::GroupState;
+use crate::labels::Label;
 use crate::maintenance::{self, Source, Stored, Window};
 use crate::probe::{self, Phase, ProbeReport, Reason};
 use crate::runner::Published;
@@ -93,12 +94,12 @@ fn bool_gauge(v: Option<bool>) -> f64 {
 }
 
 /// `target` plus the target's extra labels, then `extra`.
-fn labels<'a>(t: &'a TargetConfig, extra: &[(&'a str, &'a str)]) -> SeriesLabels<'a> {
+fn labels<'a>(t: &'a TargetConfig, extra: &[(Label, &'a str)]) -> SeriesLabels<'a> {
     SeriesLabels::new(Some(t), extra)
 }
 
 /// Labels of a series that belongs to no target.
-fn pairs<'a>(extra: &[(&'a str, &'a str)]) -> SeriesLabels<'a> {
+fn pairs<'a>(extra: &[(Label, &'a str)]) -> SeriesLabels<'a> {
     SeriesLabels::new(None, extra)
 }
 
@@ -215,7 +216,10 @@ impl Scrape {
         f.gauge(
             "dbvigil_build_info",
             "Build of this exporter (value 1).",
-            [(pairs(&[("version", VERSION), ("revision", REVISION)]), 1.0)],
+            [(
+                pairs(&[(Label::Version, VERSION), (Label::Revision, REVISION)]),
+                1.0,
+            )],
         )?;
         f.single(
             "dbvigil_config_last_reload_successful",
@@ -256,8 +260,12 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
     f.gauge(
         "dbvigil_target_info",
         "Configured targets (value 1) with their kind.",
-        ts.iter()
-            .map(|s| (labels(&s.target, &[("kind", s.target.kind.as_str())]), 1.0)),
+        ts.iter().map(|s| {
+            (
+                labels(&s.target, &[(Label::Kind, s.target.kind.as_str())]),
+                1.0,
+            )
+        }),
     )?;
     f.gauge(
         "dbvigil_probe_interval_seconds",
@@ -284,7 +292,10 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
                     .last
                     .as_ref()
                     .map(|l| l.checks.iter().any(|&(k, ok)| k == c && ok));
-                (labels(&s.target, &[("check", c.as_str())]), bool_gauge(ok))
+                (
+                    labels(&s.target, &[(Label::Check, c.as_str())]),
+                    bool_gauge(ok),
+                )
             })
         }),
     )?;
@@ -344,7 +355,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         ts.iter().flat_map(|s| {
             Reason::ALL.iter().map(move |r| {
                 (
-                    labels(&s.target, &[("reason", r.as_str())]),
+                    labels(&s.target, &[(Label::Reason, r.as_str())]),
                     s.failures[r.index()],
                 )
             })
@@ -356,7 +367,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         ts.iter().flat_map(|s| {
             probe::phases(s.target.kind).iter().map(move |p: &Phase| {
                 (
-                    labels(&s.target, &[("phase", p.as_str())]),
+                    labels(&s.target, &[(Label::Phase, p.as_str())]),
                     &s.phase_durations[p.index()],
                 )
             })
@@ -367,7 +378,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         "Who answered the last probe that reached the database (value 1): version and an identity that changes on switchover or failover. Absent until the first connection.",
         ts.iter().filter_map(|s| {
             s.identity.as_ref().map(|i| {
-                (labels(&s.target, &[("version", &i.version), ("identity", &i.key)]), 1.0)
+                (labels(&s.target, &[(Label::Version, &i.version), (Label::Identity, &i.key)]), 1.0)
             })
         }),
     )?;
@@ -411,11 +422,17 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
 }
 
 /// What each configured name is: `target` or `group`.
-type ScopeKinds<'a> = HashMap<&'a str, &'static str>;
+type ScopeKinds<'a> = HashMap<&'a str, Label>;
 
 fn scope_kinds(config: &Config) -> ScopeKinds<'_> {
-    let targets = config.targets.iter().map(|t| (t.name.as_str(), "target"));
-    let groups = config.groups.iter().map(|g| (g.name.as_str(), "group"));
+    let targets = config
+        .targets
+        .iter()
+        .map(|t| (t.name.as_str(), Label::Target));
+    let groups = config
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), Label::Group));
     targets.chain(groups).collect()
 }
 
@@ -423,8 +440,8 @@ fn scope_kinds(config: &Config) -> ScopeKinds<'_> {
 /// `unless on(target) dbvigil_maintenance_active == 1`.
 fn scope_labels<'a>(kinds: &ScopeKinds<'_>, scope: &'a str) -> SeriesLabels<'a> {
     match kinds.get(scope) {
-        Some(kind) => pairs(&[("scope", scope), (kind, scope)]),
-        None => pairs(&[("scope", scope)]),
+        Some(kind) => pairs(&[(Label::Scope, scope), (*kind, scope)]),
+        None => pairs(&[(Label::Scope, scope)]),
     }
 }
 
@@ -457,7 +474,7 @@ impl Scrape {
             coverage.iter().flat_map(|(s, c)| {
                 let kinds = &kinds;
                 Source::ALL.iter().map(move |source| {
-                    let l = scope_labels(kinds, s).with("source", source.as_str());
+                    let l = scope_labels(kinds, s).with(Label::Source, source.as_str());
                     let n = c.windows.iter().filter(|w| w.source == *source).count();
                     (l, n as f64)
                 })
@@ -481,7 +498,7 @@ impl Scrape {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .map(|(s, source)| {
-                    let l = scope_labels(&kinds, s).with("source", source.as_str());
+                    let l = scope_labels(&kinds, s).with(Label::Source, source.as_str());
                     let n = m
                         .started
                         .get(&(s.to_owned(), source))
@@ -531,9 +548,9 @@ impl Scrape {
 }
 
 fn group_labels<'a>(g: &'a GroupState, member: Option<&'a str>) -> SeriesLabels<'a> {
-    let l = pairs(&[("group", g.config.name.as_str())]);
+    let l = pairs(&[(Label::Group, g.config.name.as_str())]);
     match member {
-        Some(m) => l.with("member", m),
+        Some(m) => l.with(Label::Member, m),
         None => l,
     }
 }
@@ -620,7 +637,7 @@ impl ProbeScrape<'_> {
             "Duration of each phase of this probe that ran.",
             r.phases.iter().map(|p| {
                 (
-                    labels(t, &[("phase", p.phase.as_str())]),
+                    labels(t, &[(Label::Phase, p.phase.as_str())]),
                     p.duration.as_secs_f64(),
                 )
             }),
@@ -630,7 +647,7 @@ impl ProbeScrape<'_> {
             "Whether each configured check of this probe succeeded.",
             r.check_results(&t.checks).map(|(c, ok)| {
                 (
-                    labels(t, &[("check", c.as_str())]),
+                    labels(t, &[(Label::Check, c.as_str())]),
                     if ok { 1.0 } else { 0.0 },
                 )
             }),
@@ -639,7 +656,7 @@ impl ProbeScrape<'_> {
             "dbvigil_probe_failure_info",
             "Why this probe failed (value 1); absent when it succeeded.",
             r.failure(&t.checks)
-                .map(|fl| (labels(t, &[("reason", fl.reason.as_str())]), 1.0)),
+                .map(|fl| (labels(t, &[(Label::Reason, fl.reason.as_str())]), 1.0)),
         )?;
         f.gauge(
             "dbvigil_probe_read_only",
@@ -652,7 +669,10 @@ impl ProbeScrape<'_> {
             "Who answered this probe (value 1); absent when it did not reach the database.",
             r.identity.as_ref().map(|i| {
                 (
-                    labels(t, &[("version", &i.version), ("identity", &i.key)]),
+                    labels(
+                        t,
+                        &[(Label::Version, &i.version), (Label::Identity, &i.key)],
+                    ),
                     1.0,
                 )
             }),

@@ -26,8 +26,8 @@ impl EncodeLabelSet for SeriesLabels<'_> {
                 (k.as_str(), v.as_str()).encode(enc.encode_label())?;
             }
         }
-        for pair in self.pairs() {
-            pair.encode(enc.encode_label())?;
+        for (k, v) in self.pairs() {
+            (k.as_str(), *v).encode(enc.encode_label())?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! format is written directly instead of converted afterwards.
 
 use crate::config::TargetConfig;
+use crate::labels::Label;
 
 /// Which text format a scrape asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub enum Format {
 pub struct SeriesLabels<'a> {
     /// `target` and the target's extra labels come first when set.
     pub target: Option<&'a TargetConfig>,
-    pairs: [(&'a str, &'a str); MAX_PAIRS],
+    pairs: [(Label, &'a str); MAX_PAIRS],
     len: usize,
 }
 
@@ -33,12 +34,12 @@ pub struct SeriesLabels<'a> {
 const MAX_PAIRS: usize = 3;
 
 impl<'a> SeriesLabels<'a> {
-    pub fn new(target: Option<&'a TargetConfig>, extra: &[(&'a str, &'a str)]) -> Self {
+    pub fn new(target: Option<&'a TargetConfig>, extra: &[(Label, &'a str)]) -> Self {
         assert!(
             extra.len() <= MAX_PAIRS,
             "a series has at most {MAX_PAIRS} labels of its own"
         );
-        let mut pairs = [("", ""); MAX_PAIRS];
+        let mut pairs = [(Label::Target, ""); MAX_PAIRS];
         pairs[..extra.len()].copy_from_slice(extra);
         SeriesLabels {
             target,
@@ -47,7 +48,7 @@ impl<'a> SeriesLabels<'a> {
         }
     }
 
-    pub fn with(mut self, key: &'a str, value: &'a str) -> Self {
+    pub fn with(mut self, key: Label, value: &'a str) -> Self {
         assert!(
             self.len < MAX_PAIRS,
             "a series has at most {MAX_PAIRS} labels of its own"
@@ -57,7 +58,7 @@ impl<'a> SeriesLabels<'a> {
         self
     }
 
-    pub fn pairs(&self) -> &[(&'a str, &'a str)] {
+    pub fn pairs(&self) -> &[(Label, &'a str)] {
         &self.pairs[..self.len]
     }
 }
@@ -285,7 +286,7 @@ impl TextWriter {
                     if !first {
                         self.out.push(',');
                     }
-                    push_label(&mut self.out, k, v);
+                    push_label(&mut self.out, k.as_str(), v);
                     first = false;
                 }
             }
@@ -306,7 +307,7 @@ impl TextWriter {
 }
 
 fn write_target_labels(out: &mut String, t: &TargetConfig) {
-    push_label(out, "target", &t.name);
+    push_label(out, Label::Target.as_str(), &t.name);
     for (k, v) in &t.labels {
         out.push(',');
         push_label(out, k, v);
