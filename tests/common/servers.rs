@@ -281,6 +281,8 @@ pub struct PgServer {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     tls: ServerTls,
+    /// Launch with `ssl=on` and the harness certificate (false: PostgreSQL's defaults).
+    ssl: bool,
     /// (uid, gid) of the `postgres` user when we run as root.
     run_as: Option<(u32, u32)>,
     /// Declared last: removed after the server has been stopped.
@@ -298,7 +300,20 @@ impl PgServer {
     /// waits until it accepts connections. `None` (after printing `SKIPPED: ...`) when
     /// the PostgreSQL binaries are missing and `CI` is not `"true"`.
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with_ssl(true)
+    }
+
+    /// [`PgServer::start`] without any `ssl` setting on the command line, so the server
+    /// offers no TLS until a test turns it on (`ALTER SYSTEM SET ssl = on` with its own
+    /// `server.crt`/`server.key` in the data directory). pg_hba.conf is the same: password
+    /// roles can log in only once TLS is on.
+    pub fn start_without_tls() -> Option<PgServer> {
+        PgServer::start_with_ssl(false)
+    }
+
+    fn start_with_ssl(ssl: bool) -> Option<PgServer> {
         let mut server = PgServer::prepare("PostgreSQL")?;
+        server.ssl = ssl;
         fs::set_permissions(&server.data_dir, fs::Permissions::from_mode(0o700))
             .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", server.data_dir.display()));
 
@@ -429,6 +444,7 @@ impl PgServer {
             data_dir,
             socket_dir,
             tls,
+            ssl: true,
             run_as,
             dir,
         })
@@ -626,10 +642,6 @@ impl PgServer {
             .arg(&self.data_dir)
             .args(["-p", &self.port.to_string(), "-k"])
             .arg(&self.socket_dir)
-            .args(["-c", "ssl=on", "-c"])
-            .arg(format!("ssl_cert_file={}", self.tls.cert.display()))
-            .arg("-c")
-            .arg(format!("ssl_key_file={}", self.tls.key.display()))
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -640,6 +652,12 @@ impl PgServer {
                 "-c",
                 "synchronous_commit=off",
             ]);
+        if self.ssl {
+            cmd.args(["-c", "ssl=on", "-c"])
+                .arg(format!("ssl_cert_file={}", self.tls.cert.display()))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", self.tls.key.display()));
+        }
         as_user(&mut cmd, self.run_as);
         // A standby's walreceiver is a libpq client that reads ~/.postgresql/: not root's.
         cmd.env("HOME", self.dir.path());
