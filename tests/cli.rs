@@ -267,19 +267,19 @@ async fn secrets_never_reach_an_output() {
     .unwrap();
     let server = |extra: &str| {
         format!(
-            "    kind: postgres\n    host: 127.0.0.1\n    port: {pg}\n    user: vault\n    database: vaultdb\n    tls: {{mode: disable}}\n    interval: 300ms\n{extra}"
+            "    kind: postgres\n    host: 127.0.0.1\n    port: {pg}\n    user: vault\n    database: vaultdb\n    tls: {{mode: require}}\n    interval: 300ms\n{extra}"
         )
     };
     let valid = format!(
         "targets:\n\
          \x20 - name: good\n{good}\
-         \x20 - name: wrong-url\n    kind: postgres\n    url: postgres://vault:{url}@127.0.0.1:{pg}/vaultdb?sslmode=disable\n    interval: 300ms\n\
+         \x20 - name: wrong-url\n    kind: postgres\n    url: postgres://vault:{url}@127.0.0.1:{pg}/vaultdb?sslmode=require\n    interval: 300ms\n\
          \x20 - name: wrong-file\n{file}\
          \x20 - name: closed\n    kind: mysql\n    url: mysql://vault:{url}@127.0.0.1:{closed}/x\n    interval: 300ms\n\
          \x20 - {{name: a, kind: sqlite, path: a.db, create: true, interval: 300ms}}\n\
          groups:\n  - {{name: g, members: [good, wrong-url]}}\n\
          maintenance:\n  tokens_file: tokens\n\
-         state:\n  url: postgres://vault:${{DBVIGIL_TEST_SECRET}}@127.0.0.1:{pg}/vaultdb?sslmode=disable\n",
+         state:\n  url: postgres://vault:${{DBVIGIL_TEST_SECRET}}@127.0.0.1:{pg}/vaultdb?sslmode=require\n",
         good = server(
             "    password: ${DBVIGIL_TEST_SECRET}\n    migrations: {directory: migrations, interval: 1s}\n"
         ),

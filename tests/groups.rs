@@ -270,7 +270,7 @@ async fn a_member_flapping_faster_than_the_hysteresis_causes_no_switch() {
     let fwd = Forwarder::start(a.port()).await;
     let dir = tempdir();
     let a_target = format!(
-        "  - name: a\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=disable\n    interval: 200ms\n    checks: [connect, read, write]\n",
+        "  - name: a\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=require\n    interval: 200ms\n    checks: [connect, read, write]\n",
         fwd.port
     );
     let yaml = format!(

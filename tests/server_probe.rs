@@ -317,7 +317,7 @@ async fn a_switchover_is_one_outage_and_one_identity_change() {
     // in one timeout even on a loaded two-core CI machine, or a slow first probe would
     // read as a second outage.
     let yaml = format!(
-        "targets:\n  - name: app\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=disable\n    interval: 250ms\n",
+        "targets:\n  - name: app\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=require\n    interval: 250ms\n",
         fwd.port
     );
     let e = TestExporter::start(dir.path(), &yaml).await;
@@ -452,7 +452,7 @@ async fn a_missing_grant_is_a_query_failure_that_names_it() {
     // revoked CREATE on schema public from PUBLIC).
     let dir = tempdir();
     let yaml = format!(
-        "targets:\n  - name: db\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/postgres?sslmode=disable\n    interval: 200ms\n",
+        "targets:\n  - name: db\n    kind: postgres\n    url: postgres://probe:probe-pw@127.0.0.1:{}/postgres?sslmode=require\n    interval: 200ms\n",
         db.port()
     );
     let e = TestExporter::start(dir.path(), &yaml).await;
@@ -626,7 +626,8 @@ fn make_certificates(dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_modes_are_enforced_against_a_real_tls_server() {
-    let Some(Db::Pg(pg)) = Db::start(Engine::Postgres) else {
+    // Starts without TLS (unlike the harness default) to see each mode fail first.
+    let Some(Db::Pg(pg)) = Db::start_without_tls(Engine::Postgres) else {
         return;
     };
     let dir = tempdir();

@@ -1,9 +1,16 @@
 //! Smoke tests of the throwaway-server harness in tests/common/servers.rs: real
 //! PostgreSQL and MariaDB servers are started, queried, stopped, restarted, frozen and
 //! thawed, and the effects are checked from the outside (TCP, wire protocol, /proc).
+//! Then the production shape: TLS and password logins, PgBouncer in both pool modes
+//! (common/topology.rs), a streaming standby, a MariaDB replica, and lost packets
+//! (common/netfault.rs).
 
+#[path = "common/netfault.rs"]
+mod netfault;
 #[path = "common/servers.rs"]
 mod servers;
+#[path = "common/topology.rs"]
+mod topology;
 
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
@@ -398,9 +405,10 @@ fn pg_freeze_stops_every_process_and_thaw_resumes_them() {
     assert_read_times_out(&mut session, "query on a frozen backend");
 
     pg.thaw();
+    // `S`: TLS is on (the harness default), so the postmaster accepts the SSLRequest.
     assert_eq!(
         read_exact_timeout(&mut during, 1, THAWED_READ),
-        b"N",
+        b"S",
         "answer to the SSLRequest sent while frozen"
     );
     assert_eq!(
@@ -410,7 +418,7 @@ fn pg_freeze_stops_every_process_and_thaw_resumes_them() {
     );
     assert_eq!(
         read_exact_timeout(&mut pg_ssl_request(port), 1, THAWED_READ),
-        b"N"
+        b"S"
     );
     assert_eq!(pg.psql("select 1"), "1");
     for pid in std::iter::once(postmaster).chain(tree.iter().copied()) {
@@ -629,4 +637,310 @@ fn mariadb_two_servers_at_once_are_independent() {
     a.thaw();
     assert_eq!(a.sql("select 1"), "1");
     timed("mariadb_two_servers_at_once_are_independent", t);
+}
+
+// ---------------------------------------------------------------------------------------
+// Production shape: TLS, password logins, PgBouncer, standby, replica, lost packets
+// ---------------------------------------------------------------------------------------
+
+/// A libpq connection string to 127.0.0.1:`port`.
+fn conninfo(port: u16, user: &str, sslmode: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={port} user={user} dbname=postgres sslmode={sslmode} sslrootcert={}",
+        servers::test_certs().ca_file.display()
+    )
+}
+
+fn assert_err_contains(r: Result<String, String>, want: &str, what: &str) {
+    match r {
+        Ok(out) => panic!("{what}: expected a refusal containing {want:?}, got Ok({out:?})"),
+        Err(e) => assert!(e.contains(want), "{what}: expected {want:?} in: {e}"),
+    }
+}
+
+#[test]
+fn pg_requires_tls_and_scram_for_password_roles() {
+    let t = Instant::now();
+    let Some(pg) = PgServer::start() else { return };
+    assert_eq!(pg.psql("show ssl"), "on");
+    pg.psql("create role carol login password 'carol-pw'");
+    assert_eq!(
+        pg.psql("select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'carol'"),
+        "t"
+    );
+    let port = pg.port();
+    let ssl_query = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
+    // A plain login is refused by pg_hba.conf (hostssl only).
+    assert_err_contains(
+        pg.psql_conninfo(
+            &conninfo(port, "carol", "disable"),
+            Some("carol-pw"),
+            ssl_query,
+        ),
+        "no encryption",
+        "plain login",
+    );
+    // TLS with the certificate verified against the test CA (IP SAN 127.0.0.1).
+    assert_eq!(
+        pg.psql_conninfo(
+            &conninfo(port, "carol", "verify-full"),
+            Some("carol-pw"),
+            ssl_query
+        ),
+        Ok("t".to_owned())
+    );
+    assert_err_contains(
+        pg.psql_conninfo(
+            &conninfo(port, "carol", "require"),
+            Some("wrong-pw"),
+            "select 1",
+        ),
+        "password authentication failed",
+        "wrong password",
+    );
+    timed("pg_requires_tls_and_scram_for_password_roles", t);
+}
+
+#[test]
+fn mariadb_offers_tls_and_require_ssl_users_need_it() {
+    let t = Instant::now();
+    let Some(db) = MariaDbServer::start() else {
+        return;
+    };
+    assert_eq!(db.sql("select @@have_ssl"), "YES");
+    db.sql("create user 'dave'@'127.0.0.1' identified by 'dave-pw' require ssl");
+    let ca = format!("--ssl-ca={}", servers::test_certs().ca_file.display());
+    let verified = ["--ssl", &ca, "--ssl-verify-server-cert"];
+    assert_err_contains(
+        db.client_tcp("dave", "dave-pw", &["--skip-ssl"], "select 1"),
+        "Access denied",
+        "plain login of a REQUIRE SSL user",
+    );
+    let cipher = db
+        .client_tcp(
+            "dave",
+            "dave-pw",
+            &verified,
+            "show status like 'Ssl_version'",
+        )
+        .unwrap_or_else(|e| panic!("TLS login: {e}"));
+    assert!(cipher.starts_with("Ssl_version\tTLSv1."), "{cipher}");
+    assert_err_contains(
+        db.client_tcp("dave", "wrong-pw", &verified, "select 1"),
+        "Access denied",
+        "wrong password",
+    );
+    timed("mariadb_offers_tls_and_require_ssl_users_need_it", t);
+}
+
+#[test]
+fn pgbouncer_answers_over_tls_in_both_pool_modes() {
+    let t = Instant::now();
+    let Some(pg) = PgServer::start() else { return };
+    pg.psql("create role app_user login password 'app-pw'");
+    for mode in [topology::PoolMode::Session, topology::PoolMode::Transaction] {
+        let Some(mut bouncer) = topology::PgBouncer::start(&pg, mode, &["app_user"]) else {
+            return;
+        };
+        let port = bouncer.port();
+        assert_ne!(port, pg.port());
+        let want_mode = format!("{mode:?}").to_lowercase();
+        assert!(
+            bouncer
+                .admin("SHOW CONFIG")
+                .lines()
+                .any(|l| l.starts_with(&format!("pool_mode|{want_mode}|"))),
+            "{mode:?}: {}",
+            bouncer.admin("SHOW CONFIG")
+        );
+        assert_eq!(
+            pg.psql_conninfo(
+                &conninfo(port, "app_user", "verify-full"),
+                Some("app-pw"),
+                "select 1"
+            ),
+            Ok("1".to_owned()),
+            "{mode:?}: SELECT 1 through PgBouncer"
+        );
+        assert_err_contains(
+            pg.psql_conninfo(
+                &conninfo(port, "app_user", "disable"),
+                Some("app-pw"),
+                "select 1",
+            ),
+            "SSL required",
+            "plain login to PgBouncer",
+        );
+        assert_err_contains(
+            pg.psql_conninfo(
+                &conninfo(port, "app_user", "require"),
+                Some("wrong"),
+                "select 1",
+            ),
+            "SASL authentication failed",
+            "wrong password through PgBouncer",
+        );
+        // PgBouncer's own connection to PostgreSQL uses TLS too.
+        assert_eq!(
+            pg.psql(
+                "select bool_and(s.ssl) and count(*) > 0 from pg_stat_activity a \
+                 join pg_stat_ssl s using (pid) where a.usename = 'app_user'"
+            ),
+            "t",
+            "{mode:?}: PgBouncer's server connections"
+        );
+        assert!(
+            bouncer.admin("SHOW POOLS").contains("app_user"),
+            "{mode:?}: {}",
+            bouncer.admin("SHOW POOLS")
+        );
+        bouncer.stop();
+        assert_refused(port);
+    }
+    timed("pgbouncer_answers_over_tls_in_both_pool_modes", t);
+}
+
+#[test]
+fn pg_standby_streams_over_tls_and_promotes() {
+    let t = Instant::now();
+    let Some(primary) = PgServer::start() else {
+        return;
+    };
+    let standby = PgServer::start_standby_of(&primary);
+    assert_ne!(standby.port(), primary.port());
+    assert!(standby.is_in_recovery());
+    assert!(!primary.is_in_recovery());
+    assert_eq!(
+        primary.psql(
+            "select r.state, s.ssl from pg_stat_replication r join pg_stat_ssl s using (pid)"
+        ),
+        "streaming|t"
+    );
+    primary.psql("create table t (v text); insert into t values ('from the primary')");
+    standby.wait_replay_caught_up(&primary);
+    assert_eq!(standby.replay_lag_bytes(&primary), 0);
+    assert_eq!(standby.psql("select v from t"), "from the primary");
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        standby.psql("insert into t values ('on the standby')")
+    }));
+    let msg = *err
+        .expect_err("a write on a standby must fail")
+        .downcast::<String>()
+        .unwrap();
+    assert!(msg.contains("read-only transaction"), "{msg}");
+
+    standby.promote();
+    assert!(!standby.is_in_recovery());
+    standby.psql("insert into t values ('after promotion')");
+    assert_eq!(
+        standby.psql("select string_agg(v, ',' order by v) from t"),
+        "after promotion,from the primary"
+    );
+    timed("pg_standby_streams_over_tls_and_promotes", t);
+}
+
+#[test]
+fn mariadb_replica_replays_over_tls_and_is_read_only() {
+    let t = Instant::now();
+    let Some(primary) = MariaDbServer::start_primary() else {
+        return;
+    };
+    let replica = MariaDbServer::start_replica_of(&primary);
+    assert_eq!(replica.sql("select @@read_only"), "1");
+    assert_ne!(
+        replica.sql("select @@server_id"),
+        primary.sql("select @@server_id")
+    );
+    primary.sql(
+        "create database app; create table app.t (id int primary key, v text); \
+         insert into app.t values (1, 'from the primary')",
+    );
+    replica.wait_caught_up(&primary);
+    assert_eq!(replica.sql("select v from app.t"), "from the primary");
+    assert_eq!(replica.seconds_behind_master(), Some(0));
+    let status = replica.replica_status();
+    let field = |k: &str| {
+        status
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Master_SSL_Allowed"), "Yes");
+    assert_eq!(field("Master_SSL_Verify_Server_Cert"), "Yes");
+    assert_eq!(field("Using_Gtid"), "Slave_Pos");
+    // read_only refuses writes from a user without SUPER / READ ONLY ADMIN.
+    replica.sql(
+        "create user 'w'@'127.0.0.1' identified by 'w-pw'; grant all on app.* to 'w'@'127.0.0.1'",
+    );
+    assert_err_contains(
+        replica.client_tcp("w", "w-pw", &["--ssl"], "insert into app.t values (2, 'x')"),
+        "read-only",
+        "a write on the replica",
+    );
+    timed("mariadb_replica_replays_over_tls_and_is_read_only", t);
+}
+
+#[test]
+fn dropped_packets_make_connects_time_out_until_the_guard_goes() {
+    let t = Instant::now();
+    let Some(pg) = PgServer::start() else { return };
+    let port = pg.port();
+    let connect_fails_silently = || {
+        let started = Instant::now();
+        match TcpStream::connect_timeout(&addr(port), Duration::from_millis(500)) {
+            Ok(_) => panic!("connect to {port} succeeded while its packets are dropped"),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::TimedOut, "connect to {port}: {e}");
+                assert!(started.elapsed() >= Duration::from_millis(450));
+            }
+        }
+    };
+    let mut session = connect(port);
+    {
+        let Some(guard) = netfault::DropPackets::start(port) else {
+            return;
+        };
+        assert_eq!(guard.port(), port);
+        assert_eq!(
+            netfault::tagged_rules()
+                .iter()
+                .filter(|r| r.contains(guard.comment()))
+                .count(),
+            2
+        );
+        connect_fails_silently();
+        // An open connection stalls: the SSLRequest gets no answer (nor a RST).
+        session
+            .write_all(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f])
+            .unwrap();
+        assert_read_times_out(&mut session, "SSLRequest while packets are dropped");
+    }
+    // The guard is gone: the stalled request is retransmitted and answered.
+    assert_eq!(read_exact_timeout(&mut session, 1, THAWED_READ), b"S");
+    connect(port);
+    assert_eq!(
+        pg.psql_conninfo(&conninfo(port, "postgres", "require"), None, "select 1"),
+        Ok("1".to_owned())
+    );
+
+    // A test that panics with the guard alive must not leave the rules behind.
+    let panicked = thread::spawn(move || {
+        let _guard = netfault::DropPackets::start(port);
+        panic!("test failure while packets are dropped");
+    })
+    .join();
+    assert!(panicked.is_err());
+    assert!(
+        !netfault::tagged_rules()
+            .iter()
+            .any(|r| r.contains(&format!("-{port} "))),
+        "rules left behind: {:?}",
+        netfault::tagged_rules()
+    );
+    connect(port);
+    timed(
+        "dropped_packets_make_connects_time_out_until_the_guard_goes",
+        t,
+    );
 }

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use super::servers::{MariaDbServer, PgServer};
+use super::servers::{MariaDbServer, PgServer, test_certs};
 use super::{TestExporter, eventually};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A throwaway server of either kind, with a database `app` and a login `probe` that owns
 /// it (PostgreSQL) or has every privilege on it (MariaDB) but is no superuser.
-/// On PostgreSQL `probe` is in the `trusted` group (no SCRAM exchange): scenarios at 100 ms
-/// measure outages, not logins, and a debug-build SCRAM login on a loaded two-core machine
-/// takes a large share of 100 ms. Password logins are tested with their own role.
+/// Production-shaped: `probe` logs in with its password over TLS only (PostgreSQL: SCRAM
+/// on a `hostssl` line; MariaDB: `REQUIRE SSL`), and [`Db::probe_settings`] verifies the
+/// server certificate against the test CA.
 pub enum Db {
     Pg(PgServer),
     Maria(MariaDbServer),
@@ -26,19 +26,34 @@ pub enum Engine {
 
 impl Db {
     pub fn start(engine: Engine) -> Option<Db> {
+        Db::start_with(engine, true)
+    }
+
+    /// [`Db::start`], but a PostgreSQL server offers no TLS until the test turns it on
+    /// (see `PgServer::start_without_tls`); MariaDB servers always offer it.
+    pub fn start_without_tls(engine: Engine) -> Option<Db> {
+        Db::start_with(engine, false)
+    }
+
+    fn start_with(engine: Engine, tls: bool) -> Option<Db> {
+        let start_pg = if tls {
+            PgServer::start
+        } else {
+            PgServer::start_without_tls
+        };
         block(|| {
             match engine {
-            Engine::Postgres => PgServer::start().map(|pg| {
+            Engine::Postgres => start_pg().map(|pg| {
                 pg.psql(
-                    "CREATE ROLE probe LOGIN PASSWORD 'probe-pw' IN ROLE trusted; CREATE DATABASE app OWNER probe;",
+                    "CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;",
                 );
                 Db::Pg(pg)
             }),
             Engine::MariaDb => MariaDbServer::start().map(|m| {
                 m.sql(
                     "CREATE DATABASE app; \
-                     CREATE USER 'probe'@'127.0.0.1' IDENTIFIED BY 'probe-pw'; \
-                     CREATE USER 'probe'@'localhost' IDENTIFIED BY 'probe-pw'; \
+                     CREATE USER 'probe'@'127.0.0.1' IDENTIFIED BY 'probe-pw' REQUIRE SSL; \
+                     CREATE USER 'probe'@'localhost' IDENTIFIED BY 'probe-pw' REQUIRE SSL; \
                      GRANT ALL ON app.* TO 'probe'@'127.0.0.1'; GRANT ALL ON app.* TO 'probe'@'localhost';",
                 );
                 Db::Maria(m)
@@ -61,10 +76,25 @@ impl Db {
         }
     }
 
-    /// Connection settings of the `probe` login as YAML lines of a target.
+    /// Connection settings of the `probe` login as YAML lines of a target: TLS with the
+    /// certificate verified against the test CA (`verify-full`), as production runs.
     pub fn probe_settings(&self) -> String {
+        self.probe_settings_tls(&format!(
+            "{{mode: verify-full, ca_file: {}}}",
+            test_certs().ca_file.display()
+        ))
+    }
+
+    /// [`Db::probe_settings`] without TLS (`mode: disable`), for tests about plain
+    /// connections: the server refuses them for `probe`.
+    pub fn probe_settings_plain(&self) -> String {
+        self.probe_settings_tls("{mode: disable}")
+    }
+
+    /// [`Db::probe_settings`] with the given YAML `tls:` value.
+    pub fn probe_settings_tls(&self, tls: &str) -> String {
         format!(
-            "    kind: {}\n    host: 127.0.0.1\n    port: {}\n    user: probe\n    password: probe-pw\n    database: app\n    tls: {{mode: disable}}\n",
+            "    kind: {}\n    host: 127.0.0.1\n    port: {}\n    user: probe\n    password: probe-pw\n    database: app\n    tls: {tls}\n",
             self.kind(),
             self.port()
         )

@@ -1,11 +1,14 @@
 //! Shared test harness: an in-process exporter on port 0, a small HTTP client, metric
-//! parsing, and throwaway database servers (see servers.rs).
+//! parsing, and throwaway database servers (see servers.rs), the topologies around them
+//! (topology.rs: PgBouncer) and lost packets (netfault.rs).
 #![allow(dead_code)]
 
 pub mod db;
 pub mod forwarder;
 pub mod monitoring;
+pub mod netfault;
 pub mod servers;
+pub mod topology;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -28,21 +28,21 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// How long a server may take to accept connections after being launched.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `stop()` waits for the server process to exit before SIGKILLing it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The same, in `Drop` (which must never hang for long).
-const DROP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DROP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a SIGKILLed process gets to be reaped.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline for one-shot commands: initdb, mariadb-install-db.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Deadline for `psql()` / `sql()` (a query against a frozen server would otherwise hang).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `freeze()` waits for every process to be reported as stopped.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Polling interval for readiness and exit.
-const POLL: Duration = Duration::from_millis(25);
+pub(crate) const POLL: Duration = Duration::from_millis(25);
 /// Launch attempts when the chosen port was taken between `free_port()` and the bind.
 const START_ATTEMPTS: usize = 3;
 /// Lines of a server log quoted in panic messages.
@@ -92,13 +92,185 @@ pub fn skip_or_fail(reason: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
+// TLS material
+// ---------------------------------------------------------------------------------------
+
+/// The test process's certificate authority and the one server certificate it signed
+/// (subject alternative names `IP:127.0.0.1` and `DNS:localhost`), made once per process
+/// with the `openssl` command line. Every throwaway server (PostgreSQL, MariaDB,
+/// PgBouncer) presents this certificate, so a client configured with `ca_file` =
+/// [`TestCerts::ca_file`] can use `verify-full`. The files are removed when the process exits.
+pub struct TestCerts {
+    /// CA certificate (PEM), world-readable.
+    pub ca_file: PathBuf,
+    /// Server certificate (PEM), world-readable.
+    pub cert_file: PathBuf,
+    /// Server private key (PEM), readable by the test process only: servers get copies.
+    pub key_file: PathBuf,
+}
+
+static CERTS: LazyLock<TestCerts> = LazyLock::new(make_certs);
+static CERTS_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The process-wide test certificates (made on first use). Panics when `openssl` is
+/// missing or fails: TLS is not optional in this harness.
+pub fn test_certs() -> &'static TestCerts {
+    &CERTS
+}
+
+extern "C" fn remove_certs_dir() {
+    if let Some(dir) = CERTS_DIR.get() {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+fn make_certs() -> TestCerts {
+    let openssl = find_program("openssl")
+        .or_else(|| find_in("openssl", [PathBuf::from("/usr/bin")]))
+        .unwrap_or_else(|| panic!("`openssl` not found: the test servers need certificates"));
+    let dir = server_tempdir("dbvigil-tls-").keep();
+    let _ = CERTS_DIR.set(dir.clone());
+    // SAFETY: registers a plain extern "C" function; it only touches a OnceLock.
+    unsafe {
+        libc::atexit(remove_certs_dir);
+    }
+    let p = |name: &str| dir.join(name);
+    fs::write(
+        p("server.ext"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n\
+         basicConstraints = critical, CA:FALSE\n\
+         keyUsage = critical, digitalSignature, keyEncipherment\n\
+         extendedKeyUsage = serverAuth\n",
+    )
+    .unwrap_or_else(|e| panic!("cannot write {}: {e}", p("server.ext").display()));
+    let path = |name: &str| p(name).to_string_lossy().into_owned();
+    let steps: [Vec<String>; 3] = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=dbvigil test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path("ca.key"), "-out".into(), path("ca.pem")])
+        .collect(),
+        [
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path("server.key"), "-out".into(), path("server.csr")])
+        .collect(),
+        ["x509", "-req", "-days", "3650", "-set_serial", "2", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                path("server.csr"),
+                "-CA".into(),
+                path("ca.pem"),
+                "-CAkey".into(),
+                path("ca.key"),
+                "-extfile".into(),
+                path("server.ext"),
+                "-out".into(),
+                path("server.pem"),
+            ])
+            .collect(),
+    ];
+    for (i, args) in steps.iter().enumerate() {
+        let mut cmd = Command::new(&openssl);
+        cmd.args(args);
+        let log = p(&format!("openssl-{i}.log"));
+        run_logged(cmd, &log, SETUP_TIMEOUT)
+            .unwrap_or_else(|e| panic!("openssl {args:?} failed: {e}\n{}", tail(&log)));
+    }
+    for (name, mode) in [
+        ("ca.pem", 0o644),
+        ("server.pem", 0o644),
+        ("ca.key", 0o600),
+        ("server.key", 0o600),
+    ] {
+        fs::set_permissions(p(name), fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", p(name).display()));
+    }
+    TestCerts {
+        ca_file: p("ca.pem"),
+        cert_file: p("server.pem"),
+        key_file: p("server.key"),
+    }
+}
+
+/// A server's own copies of the test CA, certificate and key in `dir` (`ca.pem`,
+/// `server.crt`, `server.key` with mode 0600), owned by the server's user: PostgreSQL
+/// refuses a key file that others can read or that it does not own.
+#[derive(Clone)]
+pub(crate) struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub(crate) fn install_server_tls(dir: &Path, owner: Option<(u32, u32)>) -> ServerTls {
+    let certs = test_certs();
+    let tls = ServerTls {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+    };
+    for (from, to, mode) in [
+        (&certs.ca_file, &tls.ca, 0o644),
+        (&certs.cert_file, &tls.cert, 0o644),
+        (&certs.key_file, &tls.key, 0o600),
+    ] {
+        fs::copy(from, to)
+            .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", from.display(), to.display()));
+        fs::set_permissions(to, fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", to.display()));
+        if let Some(ids) = owner {
+            chown(to, ids).unwrap_or_else(|e| panic!("cannot chown {}: {e}", to.display()));
+        }
+    }
+    tls
+}
+
+// ---------------------------------------------------------------------------------------
 // PostgreSQL
 // ---------------------------------------------------------------------------------------
 
+/// Password of the `replicator` role every [`PgServer`] has (REPLICATION, SCRAM over TLS).
+pub const PG_REPLICATOR_PASSWORD: &str = "replicator-pw";
+
 /// A throwaway PostgreSQL cluster: `initdb -U postgres`, listening on 127.0.0.1 at its own
-/// port and on a Unix socket in its own directory, with fsync off. The superuser `postgres`
-/// and members of the group role `trusted` log in without a password; every other role
-/// must give its password over TCP (SCRAM), so that wrong passwords are really refused.
+/// port and on a Unix socket in its own directory, with fsync off and TLS on (the
+/// [`test_certs`] certificate).
+///
+/// pg_hba.conf, production-shaped: Unix-socket logins are trusted (the harness's own
+/// psql); over TCP the superuser `postgres` and members of the group role `trusted` log in
+/// without a password, with or without TLS (tests that speak the wire protocol by hand);
+/// every other role, `replicator` for streaming replication included, must use TLS and
+/// give its password (SCRAM), so that plain logins and wrong passwords are really refused.
 pub struct PgServer {
     daemon: Daemon,
     port: u16,
@@ -108,17 +280,115 @@ pub struct PgServer {
     pg_isready: PathBuf,
     data_dir: PathBuf,
     socket_dir: PathBuf,
+    tls: ServerTls,
+    /// Launch with `ssl=on` and the harness certificate (false: PostgreSQL's defaults).
+    ssl: bool,
     /// (uid, gid) of the `postgres` user when we run as root.
     run_as: Option<(u32, u32)>,
     /// Declared last: removed after the server has been stopped.
     dir: TempDir,
 }
 
+const PG_HBA: &str = "local all all trust\n\
+                      local replication all trust\n\
+                      host all postgres,+trusted 127.0.0.1/32 trust\n\
+                      hostssl replication replicator 127.0.0.1/32 scram-sha-256\n\
+                      hostssl all all 127.0.0.1/32 scram-sha-256\n";
+
 impl PgServer {
     /// Creates a cluster in a new temporary directory, starts it on a free port and
     /// waits until it accepts connections. `None` (after printing `SKIPPED: ...`) when
     /// the PostgreSQL binaries are missing and `CI` is not `"true"`.
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with_ssl(true)
+    }
+
+    /// [`PgServer::start`] without any `ssl` setting on the command line, so the server
+    /// offers no TLS until a test turns it on (`ALTER SYSTEM SET ssl = on` with its own
+    /// `server.crt`/`server.key` in the data directory). pg_hba.conf is the same: password
+    /// roles can log in only once TLS is on.
+    pub fn start_without_tls() -> Option<PgServer> {
+        PgServer::start_with_ssl(false)
+    }
+
+    fn start_with_ssl(ssl: bool) -> Option<PgServer> {
+        let mut server = PgServer::prepare("PostgreSQL")?;
+        server.ssl = ssl;
+        fs::set_permissions(&server.data_dir, fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", server.data_dir.display()));
+
+        let mut initdb = Command::new(server.bindir.join("initdb"));
+        initdb.arg("-D").arg(&server.data_dir).args([
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        as_user(&mut initdb, server.run_as);
+        let initdb_log = server.dir.path().join("initdb.log");
+        run_logged(initdb, &initdb_log, SETUP_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "initdb failed: {e}\n--- {} ---\n{}",
+                initdb_log.display(),
+                tail(&initdb_log)
+            )
+        });
+        fs::write(server.data_dir.join("pg_hba.conf"), PG_HBA)
+            .unwrap_or_else(|e| panic!("cannot write pg_hba.conf: {e}"));
+
+        // If this panics, Drop stops whatever was launched and removes the directory.
+        server.launch_on_free_port();
+        server.psql(&format!(
+            "CREATE ROLE trusted NOLOGIN; \
+             CREATE ROLE replicator LOGIN REPLICATION PASSWORD {}",
+            sql_literal(PG_REPLICATOR_PASSWORD)
+        ));
+        Some(server)
+    }
+
+    /// A hot standby of `primary`, streaming from it over TLS as `replicator`: made with
+    /// `pg_basebackup -R -X stream` (so it is a copy of the primary, roles and pg_hba.conf
+    /// included), started on its own free port, and returned once it accepts connections.
+    /// See [`PgServer::wait_replay_caught_up`], [`PgServer::replay_lag_bytes`] and
+    /// [`PgServer::promote`].
+    pub fn start_standby_of(primary: &PgServer) -> PgServer {
+        let mut server = PgServer::prepare("PostgreSQL standby")
+            .expect("the primary's binaries are installed, so the standby's are too");
+        let mut backup = Command::new(server.bindir.join("pg_basebackup"));
+        backup
+            .arg("-D")
+            .arg(&server.data_dir)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-d"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user=replicator sslmode=verify-full sslrootcert={} \
+                 connect_timeout=10",
+                primary.port,
+                server.tls.ca.display(),
+            ));
+        clear_pg_env(&mut backup);
+        // libpq reads ~/.postgresql/postgresql.crt: not root's home as the postgres user.
+        backup
+            .env("PGPASSWORD", PG_REPLICATOR_PASSWORD)
+            .env("HOME", server.dir.path());
+        as_user(&mut backup, server.run_as);
+        let log = server.dir.path().join("pg_basebackup.log");
+        run_logged(backup, &log, SETUP_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "pg_basebackup from port {} failed: {e}\n--- {} ---\n{}",
+                primary.port,
+                log.display(),
+                tail(&log)
+            )
+        });
+        server.launch_on_free_port();
+        server
+    }
+
+    /// Finds the binaries and lays out a temporary directory (data and socket
+    /// directories owned by the server's user, TLS files); launches nothing.
+    fn prepare(name: &'static str) -> Option<PgServer> {
         let Some(bindir) = pg_bindir() else {
             skip_or_fail(
                 "PostgreSQL server binaries (initdb, postgres) not found under \
@@ -163,49 +433,95 @@ impl PgServer {
         }
         fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
             .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", data_dir.display()));
-
-        let mut initdb = Command::new(bindir.join("initdb"));
-        initdb.arg("-D").arg(&data_dir).args([
-            "--auth=trust",
-            "-U",
-            "postgres",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]);
-        as_user(&mut initdb, run_as);
-        let initdb_log = dir.path().join("initdb.log");
-        run_logged(initdb, &initdb_log, SETUP_TIMEOUT).unwrap_or_else(|e| {
-            panic!(
-                "initdb failed: {e}\n--- {} ---\n{}",
-                initdb_log.display(),
-                tail(&initdb_log)
-            )
-        });
-        fs::write(
-            data_dir.join("pg_hba.conf"),
-            "local all all trust\n\
-             host all postgres,+trusted 127.0.0.1/32 trust\n\
-             host all all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .unwrap_or_else(|e| panic!("cannot write pg_hba.conf: {e}"));
-
+        let tls = install_server_tls(dir.path(), run_as);
         let log = dir.path().join("postgres.log");
-        let mut server = PgServer {
-            daemon: Daemon::new("PostgreSQL", libc::SIGINT, log),
+        Some(PgServer {
+            daemon: Daemon::new(name, libc::SIGINT, log),
             port: 0,
             bindir,
             psql,
             pg_isready,
             data_dir,
             socket_dir,
+            tls,
+            ssl: true,
             run_as,
             dir,
-        };
-        // If this panics, Drop stops whatever was launched and removes the directory.
-        server.launch_on_free_port();
-        server.psql("CREATE ROLE trusted NOLOGIN");
-        Some(server)
+        })
+    }
+
+    /// True while the server is a standby (`pg_is_in_recovery()`).
+    pub fn is_in_recovery(&self) -> bool {
+        self.psql("select pg_is_in_recovery()") == "t"
+    }
+
+    /// Waits until this standby has replayed everything `primary` had written when the
+    /// call began (`pg_last_wal_replay_lsn() >= pg_current_wal_lsn()` of the primary);
+    /// panics with both positions after READY_TIMEOUT.
+    pub fn wait_replay_caught_up(&self, primary: &PgServer) {
+        let target = primary.psql("select pg_current_wal_lsn()");
+        let start = Instant::now();
+        loop {
+            let query = format!(
+                "select pg_last_wal_replay_lsn() >= {}::pg_lsn, pg_last_wal_replay_lsn()",
+                sql_literal(&target)
+            );
+            let out = self.psql(&query);
+            if out.starts_with("t|") {
+                return;
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                panic!(
+                    "standby on port {} has not replayed up to {target} within \
+                     {READY_TIMEOUT:?} (replayed: {out})\n{}",
+                    self.port,
+                    self.daemon.log_tail()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Bytes of WAL this standby has still to replay compared with `primary`'s current
+    /// write position (0 when caught up).
+    pub fn replay_lag_bytes(&self, primary: &PgServer) -> i64 {
+        let primary_lsn = primary.psql("select pg_current_wal_lsn()");
+        let out = self.psql(&format!(
+            "select greatest(0, pg_wal_lsn_diff({}::pg_lsn, pg_last_wal_replay_lsn()))::bigint",
+            sql_literal(&primary_lsn)
+        ));
+        out.parse()
+            .unwrap_or_else(|e| panic!("unexpected lag {out:?}: {e}"))
+    }
+
+    /// Promotes this standby (`pg_promote(wait => true)`): returns once it has left
+    /// recovery and accepts writes. Panics when it is not a standby or does not finish.
+    pub fn promote(&self) {
+        let out = self.psql("select pg_promote(true, 60)");
+        assert_eq!(out, "t", "pg_promote on port {} did not finish", self.port);
+    }
+
+    /// This server's copy of the CA that signed its certificate.
+    pub fn ca_file(&self) -> &Path {
+        &self.tls.ca
+    }
+
+    /// The psql binary this server's harness uses.
+    pub fn psql_program(&self) -> &Path {
+        &self.psql
+    }
+
+    /// Runs psql over TCP with a libpq connection string (`host=127.0.0.1 port=...
+    /// sslmode=...`), `password` in PGPASSWORD; `Ok(stdout)` (trimmed, `-A -t`) or
+    /// `Err(stderr)` when psql fails. For login tests: the server's rules apply as for any
+    /// client.
+    pub fn psql_conninfo(
+        &self,
+        conninfo: &str,
+        password: Option<&str>,
+        sql: &str,
+    ) -> Result<String, String> {
+        psql_with(&self.psql, conninfo, password, sql)
     }
 
     /// The TCP port on 127.0.0.1 (stays the same across restarts).
@@ -336,7 +652,15 @@ impl PgServer {
                 "-c",
                 "synchronous_commit=off",
             ]);
+        if self.ssl {
+            cmd.args(["-c", "ssl=on", "-c"])
+                .arg(format!("ssl_cert_file={}", self.tls.cert.display()))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", self.tls.key.display()));
+        }
         as_user(&mut cmd, self.run_as);
+        // A standby's walreceiver is a libpq client that reads ~/.postgresql/: not root's.
+        cmd.env("HOME", self.dir.path());
         self.daemon.launch(cmd);
         let (pg_isready, port) = (&self.pg_isready, self.port);
         self.daemon
@@ -414,7 +738,40 @@ fn pg_accepting(pg_isready: &Path, port: u16) -> bool {
     quiet_status(cmd)
 }
 
-fn clear_pg_env(cmd: &mut Command) {
+/// psql over TCP with a connection string; see [`PgServer::psql_conninfo`].
+pub(crate) fn psql_with(
+    psql: &Path,
+    conninfo: &str,
+    password: Option<&str>,
+    sql: &str,
+) -> Result<String, String> {
+    let mut cmd = Command::new(psql);
+    cmd.args([
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        conninfo,
+        "-f",
+        "-",
+    ])
+    .env("PGCONNECT_TIMEOUT", "10");
+    clear_pg_env(&mut cmd);
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = run_client(cmd, sql, CLIENT_TIMEOUT).map_err(|e| format!("psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+pub(crate) fn clear_pg_env(cmd: &mut Command) {
     for var in [
         "PGHOST",
         "PGHOSTADDR",
@@ -440,11 +797,18 @@ fn clear_pg_env(cmd: &mut Command) {
 
 /// A throwaway MariaDB server: `mariadb-install-db` into a temporary directory, root
 /// without password, listening on 127.0.0.1 at its own port and on a Unix socket, with
-/// `--skip-name-resolve` (create users for both 'u'@'127.0.0.1' and 'u'@'localhost').
+/// `--skip-name-resolve` (create users for both 'u'@'127.0.0.1' and 'u'@'localhost') and
+/// TLS on (the [`test_certs`] certificate; create users `REQUIRE SSL` to enforce it).
+///
+/// [`MariaDbServer::start_primary`] adds a binary log, and
+/// [`MariaDbServer::start_replica_of`] a read-only replica replicating from it over TLS.
 pub struct MariaDbServer {
     daemon: Daemon,
     port: u16,
     bins: MariaDbBins,
+    tls: ServerTls,
+    /// Options of the topology role (server id, binary log, read_only), after the rest.
+    role_options: Vec<String>,
     data_dir: PathBuf,
     socket: PathBuf,
     pid_file: PathBuf,
@@ -462,6 +826,9 @@ struct MariaDbBins {
     admin: PathBuf,
 }
 
+/// Password of the replication user `repl` of a [`MariaDbServer::start_primary`] server.
+pub const MARIADB_REPL_PASSWORD: &str = "repl-pw";
+
 /// Options for a fast, small server. `--no-defaults` must come first.
 const MARIADB_SPEED_OPTIONS: &[&str] = &[
     "--innodb-buffer-pool-size=32M",
@@ -477,6 +844,158 @@ impl MariaDbServer {
     /// port and waits until it accepts connections. `None` (after printing
     /// `SKIPPED: ...`) when the MariaDB binaries are missing and `CI` is not `"true"`.
     pub fn start() -> Option<MariaDbServer> {
+        MariaDbServer::start_with(Vec::new())
+    }
+
+    /// [`MariaDbServer::start`] with a binary log (`--log-bin --server-id=1`, row format)
+    /// and a user `repl` (password [`MARIADB_REPL_PASSWORD`], REPLICATION SLAVE,
+    /// `REQUIRE SSL`) for replicas.
+    pub fn start_primary() -> Option<MariaDbServer> {
+        let server = MariaDbServer::start_with(
+            [
+                "--log-bin=mariadb-bin",
+                "--server-id=1",
+                "--binlog-format=ROW",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )?;
+        let pw = sql_literal(MARIADB_REPL_PASSWORD);
+        server.sql(&format!(
+            "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY {pw} REQUIRE SSL; \
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';"
+        ));
+        Some(server)
+    }
+
+    /// A new server replicating from `primary` (made with [`MariaDbServer::start_primary`])
+    /// with its own server id, `read_only=ON`, over TLS verified against the test CA
+    /// (`MASTER_SSL_VERIFY_SERVER_CERT=1`), from the start of the primary's binary log by
+    /// GTID (`MASTER_USE_GTID=slave_pos`). Returns once both replication threads run.
+    pub fn start_replica_of(primary: &MariaDbServer) -> MariaDbServer {
+        assert_eq!(
+            primary.sql("select @@log_bin"),
+            "1",
+            "start_replica_of: the primary on port {} has no binary log (use start_primary)",
+            primary.port
+        );
+        static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(2);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let server = MariaDbServer::start_with(vec![
+            format!("--server-id={id}"),
+            "--read-only".into(),
+            "--relay-log=relay-bin".into(),
+        ])
+        .expect("the primary's binaries are installed, so the replica's are too");
+        server.sql(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
+             MASTER_PASSWORD={}, MASTER_SSL=1, MASTER_SSL_CA={}, \
+             MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_CONNECT_RETRY=1, \
+             MASTER_USE_GTID=slave_pos; START SLAVE;",
+            primary.port,
+            sql_literal(MARIADB_REPL_PASSWORD),
+            sql_literal(&server.tls.ca.to_string_lossy()),
+        ));
+        let start = Instant::now();
+        loop {
+            let status = server.replica_status();
+            let field = |k: &str| status.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            if field("Slave_IO_Running") == Some("Yes") && field("Slave_SQL_Running") == Some("Yes")
+            {
+                break;
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                panic!(
+                    "replica on port {} did not start replicating from port {} within \
+                     {READY_TIMEOUT:?}: {status:?}",
+                    server.port, primary.port
+                );
+            }
+            thread::sleep(POLL);
+        }
+        server
+    }
+
+    /// `SHOW SLAVE STATUS` as (column, value) pairs; empty when not a replica.
+    pub fn replica_status(&self) -> Vec<(String, String)> {
+        let out = self.client(&["-B"], "SHOW SLAVE STATUS");
+        let mut lines = out.lines();
+        match (lines.next(), lines.next()) {
+            (Some(head), Some(values)) => head
+                .split('\t')
+                .map(String::from)
+                .zip(values.split('\t').map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `Seconds_Behind_Master` of this replica (`None` when NULL: not replicating).
+    pub fn seconds_behind_master(&self) -> Option<i64> {
+        self.replica_status()
+            .into_iter()
+            .find(|(k, _)| k == "Seconds_Behind_Master")
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// Waits until this replica has applied every transaction in `primary`'s binary log
+    /// at the time of the call (`MASTER_GTID_WAIT(@@gtid_binlog_pos of the primary)`);
+    /// panics with the replica status after READY_TIMEOUT.
+    pub fn wait_caught_up(&self, primary: &MariaDbServer) {
+        let pos = primary.sql("select @@gtid_binlog_pos");
+        let out = self.sql(&format!(
+            "select master_gtid_wait({}, {})",
+            sql_literal(&pos),
+            READY_TIMEOUT.as_secs()
+        ));
+        assert_eq!(
+            out,
+            "0",
+            "replica on port {} did not reach GTID {pos} of port {} within {READY_TIMEOUT:?}: {:?}",
+            self.port,
+            primary.port,
+            self.replica_status()
+        );
+    }
+
+    /// This server's copy of the CA that signed its certificate.
+    pub fn ca_file(&self) -> &Path {
+        &self.tls.ca
+    }
+
+    /// Runs the `mariadb` client over TCP to 127.0.0.1 at `port` as `user` with extra
+    /// client `args` (e.g. `--ssl`, `--ssl-verify-server-cert`, `--skip-ssl`) in batch mode;
+    /// `Ok(stdout)` or `Err(stderr)`. For login tests: the server's rules apply.
+    pub fn client_tcp(
+        &self,
+        user: &str,
+        password: &str,
+        args: &[&str],
+        sql: &str,
+    ) -> Result<String, String> {
+        let mut cmd = Command::new(&self.bins.client);
+        cmd.arg("--no-defaults")
+            .args([
+                "--protocol=TCP",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+            ])
+            .arg(format!("--user={user}"))
+            .arg(format!("--password={password}"))
+            .args(["-N", "-B", "--connect-timeout=10"])
+            .args(args);
+        clear_mysql_env(&mut cmd);
+        let out = run_client(cmd, sql, CLIENT_TIMEOUT).map_err(|e| format!("mariadb: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    fn start_with(role_options: Vec<String>) -> Option<MariaDbServer> {
         let extra = [
             "/usr/sbin",
             "/usr/local/sbin",
@@ -552,11 +1071,14 @@ impl MariaDbServer {
                 .unwrap_or_else(|e| panic!("cannot chown {}: {e}", data_dir.display()));
         }
 
+        let tls = install_server_tls(dir.path(), mysql_ids);
         let log = dir.path().join("mariadbd.log");
         let mut server = MariaDbServer {
             daemon: Daemon::new("MariaDB", libc::SIGTERM, log),
             port: 0,
             bins,
+            tls,
+            role_options,
             data_dir,
             socket: run_dir.join("mariadbd.sock"),
             tmp_dir,
@@ -582,11 +1104,16 @@ impl MariaDbServer {
     /// (`-N -B`: tab-separated rows, no column names). Returns the trimmed stdout. Panics
     /// with stderr when the client fails.
     pub fn sql(&self, sql: &str) -> String {
+        self.client(&["-N", "-B"], sql)
+    }
+
+    fn client(&self, args: &[&str], sql: &str) -> String {
         let mut cmd = Command::new(&self.bins.client);
         cmd.arg("--no-defaults")
             .arg("-uroot")
             .arg(format!("--socket={}", self.socket.display()))
-            .args(["-N", "-B", "--connect-timeout=10"]);
+            .arg("--connect-timeout=10")
+            .args(args);
         clear_mysql_env(&mut cmd);
         let out = run_client(cmd, sql, CLIENT_TIMEOUT).unwrap_or_else(|e| {
             panic!(
@@ -680,6 +1207,11 @@ impl MariaDbServer {
             .arg(format!("--pid-file={}", self.pid_file.display()))
             .arg("--skip-name-resolve")
             .args(MARIADB_SPEED_OPTIONS)
+            .arg(format!("--ssl-ca={}", self.tls.ca.display()))
+            .arg(format!("--ssl-cert={}", self.tls.cert.display()))
+            .arg(format!("--ssl-key={}", self.tls.key.display()))
+            // After --skip-log-bin, so that a primary's --log-bin wins.
+            .args(&self.role_options)
             .current_dir("/");
         if self.as_mysql {
             cmd.arg("--user=mysql");
@@ -731,7 +1263,7 @@ fn clear_mysql_env(cmd: &mut Command) {
 // A daemon process we own: launch, readiness, stop, freeze, thaw
 // ---------------------------------------------------------------------------------------
 
-struct Daemon {
+pub(crate) struct Daemon {
     name: &'static str,
     /// Signal requesting a clean, quick shutdown.
     stop_signal: i32,
@@ -748,7 +1280,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn new(name: &'static str, stop_signal: i32, log: PathBuf) -> Daemon {
+    pub(crate) fn new(name: &'static str, stop_signal: i32, log: PathBuf) -> Daemon {
         Daemon {
             name,
             stop_signal,
@@ -760,7 +1292,7 @@ impl Daemon {
         }
     }
 
-    fn launch(&mut self, mut cmd: Command) {
+    pub(crate) fn launch(&mut self, mut cmd: Command) {
         assert!(
             self.child.is_none(),
             "{} (pid {}) is already running",
@@ -786,7 +1318,7 @@ impl Daemon {
 
     /// Polls `ready` until it returns true; fails when the process exits first or after
     /// READY_TIMEOUT. The error quotes what the process logged since it was launched.
-    fn wait_ready(&mut self, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    pub(crate) fn wait_ready(&mut self, mut ready: impl FnMut() -> bool) -> Result<(), String> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.try_reap() {
@@ -812,7 +1344,7 @@ impl Daemon {
     }
 
     /// Reaps the child if it has exited.
-    fn try_reap(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_reap(&mut self) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;
         match child.try_wait() {
             Ok(Some(status)) => {
@@ -828,14 +1360,14 @@ impl Daemon {
         }
     }
 
-    fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.try_reap();
         self.child.is_some()
     }
 
     /// Thaws, sends the stop signal and waits up to `timeout` for the process to exit;
     /// then SIGKILLs it and its descendants. Err when it had to kill. Never panics.
-    fn stop(&mut self, timeout: Duration) -> Result<(), String> {
+    pub(crate) fn stop(&mut self, timeout: Duration) -> Result<(), String> {
         self.thaw();
         if !self.is_running() {
             return Ok(());
@@ -863,7 +1395,7 @@ impl Daemon {
         ))
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> bool {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> bool {
         let start = Instant::now();
         loop {
             if !self.is_running() {
@@ -876,7 +1408,7 @@ impl Daemon {
         }
     }
 
-    fn freeze(&self) {
+    pub(crate) fn freeze(&self) {
         let pid = self.pid;
         let alive =
             self.child.is_some() && matches!(process_state(pid), Some(s) if s != 'Z' && s != 'X');
@@ -922,7 +1454,7 @@ impl Daemon {
 
     /// SIGCONT to everything frozen (children first) and to any current descendant.
     /// Harmless when nothing is frozen. Never panics.
-    fn thaw(&self) {
+    pub(crate) fn thaw(&self) {
         let mut frozen = lock(&self.frozen);
         let mut pids = std::mem::take(&mut *frozen);
         if self.child.is_some() {
@@ -937,7 +1469,7 @@ impl Daemon {
         }
     }
 
-    fn log_since_launch(&self) -> String {
+    pub(crate) fn log_since_launch(&self) -> String {
         let mut text = String::new();
         if let Ok(mut f) = File::open(&self.log) {
             if f.seek(SeekFrom::Start(self.log_offset)).is_ok() {
@@ -949,7 +1481,7 @@ impl Daemon {
         last_lines(&text, LOG_TAIL_LINES)
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         format!("--- {} ---\n{}", self.log.display(), tail(&self.log))
     }
 }
@@ -958,7 +1490,7 @@ impl Daemon {
 // Processes (/proc) and signals
 // ---------------------------------------------------------------------------------------
 
-fn send_signal(pid: i32, sig: i32) -> bool {
+pub(crate) fn send_signal(pid: i32, sig: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -1032,7 +1564,7 @@ fn descendants(pid: i32) -> Vec<i32> {
 
 /// Runs `cmd` to completion with stdin null and stdout + stderr in `log`, killing it
 /// after `timeout`.
-fn run_logged(mut cmd: Command, log: &Path, timeout: Duration) -> Result<(), String> {
+pub(crate) fn run_logged(mut cmd: Command, log: &Path, timeout: Duration) -> Result<(), String> {
     let file = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let file2 = file.try_clone().map_err(|e| e.to_string())?;
     cmd.stdin(Stdio::null()).stdout(file).stderr(file2);
@@ -1055,7 +1587,11 @@ fn run_logged(mut cmd: Command, log: &Path, timeout: Duration) -> Result<(), Str
 
 /// Runs a client with `input` on stdin, capturing stdout and stderr; kills it after
 /// `timeout`.
-fn run_client(mut cmd: Command, input: &str, timeout: Duration) -> Result<Output, String> {
+pub(crate) fn run_client(
+    mut cmd: Command,
+    input: &str,
+    timeout: Duration,
+) -> Result<Output, String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -1138,7 +1674,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 /// Makes `cmd` run as (uid, gid) (std drops supplementary groups), from `/`.
-fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
+pub(crate) fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
     if let Some((uid, gid)) = ids {
         cmd.uid(uid).gid(gid);
     }
@@ -1149,17 +1685,17 @@ fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
 // Files, users, misc
 // ---------------------------------------------------------------------------------------
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// (uid, gid) of a system user, via `id`.
-fn user_ids(user: &str) -> Option<(u32, u32)> {
+pub(crate) fn user_ids(user: &str) -> Option<(u32, u32)> {
     let id = |flag: &str| -> Option<u32> {
         let out = Command::new("id")
             .args([flag, user])
@@ -1174,7 +1710,7 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
     Some((id("-u")?, id("-g")?))
 }
 
-fn chown(path: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
+pub(crate) fn chown(path: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))
 }
 
@@ -1190,7 +1726,7 @@ fn chown_recursive(path: &Path, ids: (u32, u32)) -> io::Result<()> {
 
 /// A temporary directory readable by the server's user (0755). Under the system temp
 /// dir, or /tmp when that path is long (Unix socket paths are limited to ~107 bytes).
-fn server_tempdir(prefix: &str) -> TempDir {
+pub(crate) fn server_tempdir(prefix: &str) -> TempDir {
     let base = std::env::temp_dir();
     let base = if base.as_os_str().len() > 40 {
         PathBuf::from("/tmp")
@@ -1211,25 +1747,25 @@ fn server_tempdir(prefix: &str) -> TempDir {
     dir
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
 
-fn find_in(name: &str, dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+pub(crate) fn find_in(name: &str, dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
     dirs.into_iter()
         .map(|d| d.join(name))
         .find(|p| is_executable(p))
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     find_in(name, std::env::split_paths(&path))
 }
 
 /// The last `LOG_TAIL_LINES` lines of a file.
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     match fs::read(path) {
         Ok(bytes) => last_lines(&String::from_utf8_lossy(&bytes), LOG_TAIL_LINES),
         Err(e) => format!("(cannot read {}: {e})", path.display()),
@@ -1242,7 +1778,7 @@ fn last_lines(text: &str, n: usize) -> String {
 }
 
 /// A single-quoted SQL string literal.
-fn sql_literal(s: &str) -> String {
+pub(crate) fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
