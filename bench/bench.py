@@ -4,6 +4,8 @@ same throwaway PostgreSQL and MariaDB servers on loopback, in one run.
 
     bench/run.sh                 # installs what is missing, builds, writes docs/benchmarks.md
     python3 bench/bench.py --smoke --dbvigil target/debug/dbvigil --out /tmp/b.md
+    python3 bench/bench.py --only 1,4 --merge   # re-run scenarios 1 and 4 into docs/benchmarks.md
+    python3 bench/bench.py --only 4 --dbvigil-before /tmp/old/target/release/dbvigil  # + an old build's logins
 
 The full run replaces the generated part of docs/benchmarks.md (between the two
 `bench:` markers) and leaves the hand-written sections around it alone. --smoke runs every
