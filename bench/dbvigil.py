@@ -8,11 +8,13 @@ import time
 import measure
 
 
-def server_target(name, server, interval="1s", timeout=None, checks=None, connection=None):
-    """One YAML flow mapping for a PostgreSQL or MariaDB target."""
+def server_target(name, server, interval="1s", timeout=None, checks=None, connection=None, shape="plain"):
+    """One YAML flow mapping for a PostgreSQL or MariaDB target. `shape`: "plain" (no TLS,
+    trust) or "tls" (TLS and a password login, servers.py's TLS_USER)."""
     kind = "postgres" if server.engine == "postgres" else "mysql"
     db = "postgres" if kind == "postgres" else "bench"
-    parts = [f"name: {name}", f"kind: {kind}", f"url: '{server.url(db)}'", f"interval: {interval}"]
+    url = server.tls_url() if shape == "tls" else server.url(db)
+    parts = [f"name: {name}", f"kind: {kind}", f"url: '{url}'", f"interval: {interval}"]
     if timeout:
         parts.append(f"timeout: {timeout}")
     if checks:

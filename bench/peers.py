@@ -193,9 +193,10 @@ def _wait_ready(proc, port, path="/"):
         raise
 
 
-def start_postgres_exporter(ctx, server, workdir, extend_queries=None):
+def start_postgres_exporter(ctx, server, workdir, extend_queries=None, shape="plain"):
     """postgres_exporter against `server` (a servers.Postgres), default collectors.
-    `extend_queries`: YAML text for `--extend.query-path` (e.g. PG_POSTMASTER_QUERIES)."""
+    `extend_queries`: YAML text for `--extend.query-path` (e.g. PG_POSTMASTER_QUERIES).
+    `shape` "tls": `sslmode=require` and SCRAM as the server's TLS user (pg_monitor)."""
     path = _require("postgres_exporter")
     record_version(ctx, "postgres_exporter")
     port = measure.free_port()
@@ -206,7 +207,7 @@ def start_postgres_exporter(ctx, server, workdir, extend_queries=None):
             f.write(extend_queries)
         argv.append(f"--extend.query-path={qfile}")
     proc = measure.Proc("postgres_exporter", argv, workdir,
-                        env={"DATA_SOURCE_NAME": server.url("postgres")})
+                        env={"DATA_SOURCE_NAME": server.tls_url() if shape == "tls" else server.url("postgres")})
     _wait_ready(proc, port)
     return proc, port, "/metrics"
 
@@ -223,15 +224,24 @@ def mysql_monitor_user(server):
     return MYSQL_USER, MYSQL_PASSWORD
 
 
-def start_mysqld_exporter(ctx, server, workdir):
+def start_mysqld_exporter(ctx, server, workdir, shape="plain"):
     """mysqld_exporter against `server` (a servers.MariaDB), default collectors, credentials
-    in `workdir/my.cnf`."""
+    in `workdir/my.cnf`. `shape` "tls": the server's TLS user (`REQUIRE SSL`), with
+    `ssl-ca` in `[client]`, which makes mysqld_exporter 0.14 connect with TLS and verify the
+    server's certificate against that CA."""
     path = _require("mysqld_exporter")
     record_version(ctx, "mysqld_exporter")
-    user, password = mysql_monitor_user(server)
+    if shape == "tls":
+        import servers
+
+        user, password = servers.TLS_USER, servers.TLS_PASSWORD
+        extra = f"ssl-ca={server.certs.ca}\n"
+    else:
+        user, password = mysql_monitor_user(server)
+        extra = ""
     cnf = os.path.join(workdir, "my.cnf")
     with open(cnf, "w") as f:
-        f.write(f"[client]\nuser={user}\npassword={password}\nhost={server.host}\nport={server.port}\n")
+        f.write(f"[client]\nuser={user}\npassword={password}\nhost={server.host}\nport={server.port}\n{extra}")
     os.chmod(cnf, 0o600)
     port = measure.free_port()
     proc = measure.Proc("mysqld_exporter",

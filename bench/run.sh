@@ -21,8 +21,19 @@ if ((${#apt_missing[@]})); then
 fi
 
 smoke=false
-for a in "$@"; do [ "$a" = --smoke ] && smoke=true; done
-python3 -c "import sys; sys.path.insert(0, 'bench'); import migrations; migrations.install(smoke=$([ $smoke = true ] && echo True || echo False))"
+migrations=true   # scenario 6 needs dbmate and sqlx-cli (the latter is a long cargo install)
+prev=
+for a in "$@"; do
+  [ "$a" = --smoke ] && smoke=true
+  only=
+  [ "$prev" = --only ] && only=$a
+  case "$a" in --only=*) only=${a#--only=} ;; esac
+  if [ -n "$only" ] && [[ ",$only," != *,6,* ]]; then migrations=false; fi
+  prev=$a
+done
+if $migrations; then
+  python3 -c "import sys; sys.path.insert(0, 'bench'); import migrations; migrations.install(smoke=$([ $smoke = true ] && echo True || echo False))"
+fi
 
 cargo build --release --locked
 exec python3 bench/bench.py "$@"

@@ -1,6 +1,14 @@
 """Throwaway PostgreSQL and MariaDB servers for the benchmarks, started from the machine's
 own binaries on free loopback ports in temporary directories (the same recipe as
 tests/common/servers.rs). They can be stopped, started again, frozen (SIGSTOP) and thawed.
+
+Two login shapes, on the same server:
+- "plain": TCP without TLS, `trust` (PostgreSQL superuser `postgres`) or a password-less
+  `root` (MariaDB). `url()`.
+- "tls": given `certs` (a `Certs`, one CA and server certificate made per run with the
+  `openssl` CLI, SAN 127.0.0.1 and localhost), the server also listens with TLS, and a
+  non-superuser logs in with a password over TLS only: PostgreSQL `hostssl ... scram-sha-256`
+  (role TLS_USER, its own database), MariaDB `REQUIRE SSL` (user TLS_USER). `tls_url()`.
 """
 
 import glob
@@ -14,6 +22,10 @@ import tempfile
 import time
 
 READY_TIMEOUT = 30.0
+
+# The password login of the "tls" shape (both engines).
+TLS_USER = "bench_tls"
+TLS_PASSWORD = "bench-tls-pw"
 
 
 def free_port():
@@ -72,16 +84,68 @@ def _wait(cond, timeout, what):
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+class Certs:
+    """A CA and a server certificate signed by it (ECDSA P-256), made with the openssl CLI
+    in `directory`: ca.crt, server.crt, server.key. SAN: IP 127.0.0.1 and DNS localhost."""
+
+    def __init__(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        self.dir = directory
+        self.ca = os.path.join(directory, "ca.crt")
+        self.cert = os.path.join(directory, "server.crt")
+        self.key = os.path.join(directory, "server.key")
+        ca_key = os.path.join(directory, "ca.key")
+        csr = os.path.join(directory, "server.csr")
+        ext = os.path.join(directory, "server.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                    "basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        for argv in (
+            ["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", "2",
+             "-subj", "/CN=dbvigil bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ["openssl", "req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=localhost"],
+            ["openssl", "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", self.cert, "-days", "2", "-extfile", ext],
+        ):
+            subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+    def install(self, directory, owner):
+        """Copies of the CA, certificate and key in `directory`, readable by the server's
+        user only (PostgreSQL refuses a key others can read): (ca, cert, key)."""
+        out = []
+        for src in (self.ca, self.cert, self.key):
+            dst = os.path.join(directory, "tls-" + os.path.basename(src))
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o600)
+            if os.geteuid() == 0:
+                pw = pwd.getpwnam(owner)
+                os.chown(dst, pw.pw_uid, pw.pw_gid)
+            out.append(dst)
+        return tuple(out)
+
+
 class Server:
     """One throwaway server. `engine` is "postgres" or "mariadb"."""
 
     engine = None
     host = "127.0.0.1"
 
-    def __init__(self):
+    def __init__(self, certs=None):
         self.port = free_port()
         self.proc = None
         self.frozen = False
+        self.certs = certs
+        self.tls = None  # (ca, cert, key) in the server's directory when TLS is on
+
+    def shape_url(self, shape, db=None):
+        """url() for "plain", tls_url() for "tls"."""
+        if shape == "tls":
+            return self.tls_url(db) if db else self.tls_url()
+        return self.url(db) if db else self.url()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self):
@@ -142,8 +206,8 @@ class Postgres(Server):
     user = "postgres"
     stop_signal = signal.SIGINT  # fast shutdown
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, certs=None):
+        super().__init__(certs)
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
         if not bins:
             raise RuntimeError("PostgreSQL binaries not found in /usr/lib/postgresql/*/bin: apt-get install postgresql")
@@ -156,17 +220,47 @@ class Postgres(Server):
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=_as_user("postgres"), cwd="/",
         )
+        if certs is not None:
+            self.tls = certs.install(self.dir, "postgres")
+            # Sockets and the superuser over plain TCP stay `trust` (the "plain" shape and
+            # the harness itself); the TLS user may log in over TLS with SCRAM only.
+            with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+                f.write("local all all trust\n"
+                        f"hostssl all {TLS_USER} 127.0.0.1/32 scram-sha-256\n"
+                        f"hostnossl all {TLS_USER} 127.0.0.1/32 reject\n"
+                        "host all all 127.0.0.1/32 trust\n")
         self.start()
+        if certs is not None:
+            self.sql(f"CREATE ROLE {TLS_USER} LOGIN PASSWORD '{TLS_PASSWORD}'")
+            self.sql(f"GRANT pg_monitor TO {TLS_USER}")
+            self.sql(f"CREATE DATABASE {TLS_USER} OWNER {TLS_USER}")
 
     def command(self):
-        return [
+        cmd = [
             os.path.join(self.bindir, "postgres"), "-D", self.data, "-p", str(self.port),
             "-k", self.sock, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
             "-c", "max_connections=1200", "-c", "shared_buffers=128MB",
         ]
+        if self.tls:
+            ca, cert, key = self.tls
+            cmd += ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}",
+                    "-c", f"ssl_ca_file={ca}", "-c", "password_encryption=scram-sha-256"]
+        return cmd
 
     def url(self, db="postgres"):
         return f"postgres://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def tls_url(self, db=TLS_USER):
+        """TLS (`sslmode=require`) and SCRAM as the non-superuser TLS_USER, into its own
+        database (PostgreSQL 15 lets only a schema's owner create tables in it)."""
+        return f"postgres://{TLS_USER}:{TLS_PASSWORD}@127.0.0.1:{self.port}/{db}?sslmode=require"
+
+    def libpq_conninfo(self, shape):
+        """The same login as shape_url(shape), for libpq."""
+        if shape == "tls":
+            return (f"host=127.0.0.1 port={self.port} user={TLS_USER} password={TLS_PASSWORD} "
+                    f"dbname={TLS_USER} sslmode=require")
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres sslmode=disable"
 
     def sql(self, statement, db="postgres"):
         out = subprocess.run(
@@ -182,8 +276,8 @@ class MariaDB(Server):
     user = "mysql"
     stop_signal = signal.SIGTERM
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, certs=None):
+        super().__init__(certs)
         if not shutil.which("mariadbd") and not os.path.exists("/usr/sbin/mariadbd"):
             raise RuntimeError("mariadbd not found: apt-get install mariadb-server mariadb-client")
         self.dir = _tempdir("bench-maria-", "mysql")
@@ -194,8 +288,16 @@ class MariaDB(Server):
         if os.geteuid() == 0:
             args.append("--user=mysql")
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
+        if certs is not None:
+            self.tls = certs.install(self.dir, "mysql")
         self.start()
         self.sql("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+        if certs is not None:
+            # mysql_native_password (MariaDB's default plugin), over TLS only.
+            for host in ("127.0.0.1", "localhost"):
+                self.sql(f"CREATE USER IF NOT EXISTS '{TLS_USER}'@'{host}' IDENTIFIED BY '{TLS_PASSWORD}' REQUIRE SSL; "
+                         f"GRANT ALL ON bench.* TO '{TLS_USER}'@'{host}'; "
+                         f"GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO '{TLS_USER}'@'{host}'")
 
     def command(self):
         server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -205,10 +307,17 @@ class MariaDB(Server):
                "--max-connections=1200", "--innodb-flush-log-at-trx-commit=2"]
         if os.geteuid() == 0:
             cmd.append("--user=mysql")
+        if self.tls:
+            ca, cert, key = self.tls
+            cmd += [f"--ssl-ca={ca}", f"--ssl-cert={cert}", f"--ssl-key={key}"]
         return cmd
 
     def url(self, db="mysql"):
         return f"mysql://root@127.0.0.1:{self.port}/{db}?ssl-mode=disabled"
+
+    def tls_url(self, db="bench"):
+        """TLS (`ssl-mode=required`) and a password, as TLS_USER (REQUIRE SSL)."""
+        return f"mysql://{TLS_USER}:{TLS_PASSWORD}@127.0.0.1:{self.port}/{db}?ssl-mode=required"
 
     def sql(self, statement, db="mysql"):
         out = subprocess.run(

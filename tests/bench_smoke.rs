@@ -75,6 +75,22 @@ fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
         ok("outage_dbvigil_ok") || ok("outage_dbvigil_ok_vs_wall"),
         "dbvigil missed or misjudged a short outage:\n{text}"
     );
+    // Scenario 4, TLS + password logins: dbvigil logged in over TLS on both engines, and a
+    // PostgreSQL TLS + SCRAM login is not far behind libpq's against the same server in the
+    // same run. sqlx 0.9.0 without TCP_NODELAY took about 94 ms there (transact-rs/sqlx#4335),
+    // libpq a few ms: the bar is generous for a debug build on a busy machine, not for that.
+    for engine in ["postgres", "mariadb"] {
+        for shape in ["", "_tls"] {
+            let key = format!("login_median_ms_{engine}_dbvigil{shape}");
+            assert!(number(&key) > 0.0, "{key}: {text}");
+        }
+    }
+    let ours = number("login_median_ms_postgres_dbvigil_tls");
+    let libpq = number("login_median_ms_postgres_native_tls");
+    assert!(
+        ours < (3.0 * libpq).max(60.0),
+        "a PostgreSQL TLS + SCRAM login took {ours:.1} ms, libpq's {libpq:.1} ms (TCP_NODELAY lost again?):\n{text}"
+    );
     // Scenario 5: a scrape flood fails no scrape, and makes no tcp target look down. The
     // SQLite row is reported, not held: SQLite probing is CPU-bound on two cores (each
     // probe opens its file on a thread of its own), so under a flood a debug build can miss
