@@ -286,7 +286,16 @@ impl Exporter {
         })
         .await
         .expect("configuration loading does not panic");
-        let (config, web) = match loaded {
+        // A new state store is the one part of applying that can fail, so it is opened
+        // and asked first: a reload either applies whole or changes nothing.
+        let loaded = match loaded {
+            Ok((config, web)) => match self.inner.maintenance.prepare_store(&config.state).await {
+                Ok(store) => Ok((config, web, store)),
+                Err(e) => Err(ConfigError::StateStore(e.to_string())),
+            },
+            Err(e) => Err(e),
+        };
+        let (config, web, store) = match loaded {
             Ok(both) => both,
             Err(e) => {
                 let previous = self.reload_status();
@@ -299,6 +308,9 @@ impl Exporter {
                 return Err(e);
             }
         };
+        if let Some(store) = store {
+            self.inner.maintenance.switch_store(store);
+        }
         self.inner.web.store(Arc::new(web));
         let summary = self.apply(config);
         self.inner.reload_status.store(Arc::new(ReloadStatus {
@@ -356,9 +368,6 @@ impl Exporter {
         }
         let groups = GroupSet::new(&config, Some(&self.groups()));
         self.inner.groups.store(Arc::new(groups));
-        if let Err(e) = self.inner.maintenance.apply_config(&config.state) {
-            tracing::error!(error = %e, "cannot switch the maintenance state store; keeping the previous one");
-        }
         self.inner.targets.store(Arc::new(handles));
         self.inner.config.store(Arc::new(config));
         summary

@@ -46,6 +46,11 @@ pub struct GroupState {
     pub active: Option<usize>,
     /// Whether a first choice was made (every member settled).
     pub decided: bool,
+    /// The member active last, kept through a period with none eligible.
+    pub last_active: Option<usize>,
+    /// Changes of the active member from one member to another: a failover that passes
+    /// through "none eligible" (the primary dropped before the standby was eligible) is
+    /// one switch, and a member that returns after such a gap is none.
     pub switches: u64,
     pub last_switch_at: Option<SystemTime>,
     /// Newest last.
@@ -73,6 +78,7 @@ impl GroupState {
             members,
             active: None,
             decided: false,
+            last_active: None,
             switches: 0,
             last_switch_at: None,
             recent: VecDeque::new(),
@@ -147,6 +153,7 @@ impl GroupState {
         if !self.decided {
             self.decided = true;
             self.active = next;
+            self.last_active = next;
             return None;
         }
         if next == self.active {
@@ -165,8 +172,13 @@ impl GroupState {
             cause,
         };
         self.active = next;
-        self.switches += 1;
-        self.last_switch_at = Some(now);
+        if next.is_some() && next != self.last_active {
+            if self.last_active.is_some() {
+                self.switches += 1;
+                self.last_switch_at = Some(now);
+            }
+            self.last_active = next;
+        }
         if self.recent.len() == SWITCHES_KEPT {
             self.recent.pop_front();
         }
@@ -247,7 +259,7 @@ impl GroupSet {
                 .check_results(checks)
                 .any(|(c, ok)| c == needed && ok);
             let failure = (!ok).then(|| {
-                report.failure(checks).map_or_else(
+                report.check_failure(checks, needed).map_or_else(
                     || format!("{} check failed", needed.as_str()),
                     |f| format!("{}: {}", f.reason.as_str(), f.message),
                 )
@@ -404,5 +416,41 @@ mod tests {
         g.observe(2, true, None, at(400));
         g.observe(2, true, None, at(500));
         assert_eq!(name(&g), Some("c"));
+    }
+
+    /// The standbys are dropped (not yet eligible), then the primary: no member for a while.
+    fn lose_every_member_standbys_first(g: &mut GroupState) {
+        for i in 0..3 {
+            g.observe(i, true, None, at(0));
+        }
+        for i in [1, 2, 0] {
+            for t in 1..=3 {
+                g.observe(i, false, Some("refused".into()), at(t * 100));
+            }
+        }
+        assert_eq!(name(g), None);
+        assert_eq!(g.switches, 0, "losing every member is no switch yet");
+    }
+
+    #[test]
+    fn a_failover_through_none_eligible_is_one_switch() {
+        let mut g = group(Policy::PreferFirst);
+        lose_every_member_standbys_first(&mut g);
+        g.observe(1, true, None, at(400));
+        g.observe(1, true, None, at(500));
+        assert_eq!(name(&g), Some("b"));
+        assert_eq!(g.switches, 1, "a to b through none eligible is one switch");
+        assert_eq!(g.recent.len(), 2, "both changes are in the recent list");
+    }
+
+    #[test]
+    fn a_member_that_returns_after_none_was_eligible_is_no_switch() {
+        let mut g = group(Policy::PreferFirst);
+        lose_every_member_standbys_first(&mut g);
+        g.observe(0, true, None, at(400));
+        g.observe(0, true, None, at(500));
+        assert_eq!(name(&g), Some("a"));
+        assert_eq!(g.switches, 0);
+        assert!(g.last_switch_at.is_none());
     }
 }

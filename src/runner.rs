@@ -45,6 +45,9 @@ pub struct TargetHandle {
     /// The latest read of its migration history, when `migrations` is configured.
     migrations: ArcSwapOption<MigrationSnapshot>,
     cancel: CancellationToken,
+    /// Taken only by `/probe`: on-demand probes of one target share one heartbeat row, so
+    /// they run one at a time. The continuous probe never takes it.
+    pub on_demand: tokio::sync::Mutex<()>,
 }
 
 impl TargetHandle {
@@ -152,13 +155,11 @@ impl TargetRunner {
             snapshot: ArcSwap::from_pointee(Published::new(stats.clone())),
             migrations: ArcSwapOption::empty(),
             cancel: parent.child_token(),
+            on_demand: tokio::sync::Mutex::new(()),
         });
         TargetRunner {
             prober: probe::new_prober(&config),
-            ctx: ProbeContext {
-                instance: instance.to_owned(),
-                timeout: config.timeout,
-            },
+            ctx: ProbeContext::continuous(instance, config.timeout),
             secrets: config.secrets().into_iter().map(str::to_owned).collect(),
             handle,
             stats,
@@ -205,7 +206,8 @@ impl TargetRunner {
                 ),
             }
         }
-        if let Some(f) = report.failure(&self.stats.target.checks) {
+        let required = self.stats.target.required_checks(report.read_only);
+        if let Some(f) = report.failure(&required) {
             tracing::debug!(target = %target, reason = f.reason.as_str(), error = %f.message, "probe failed");
         }
         report

@@ -228,12 +228,17 @@ impl TargetStats {
         }
 
         let check_results: Vec<(Check, bool)> = report.check_results(checks).collect();
-        let failure = report.failure(checks).cloned().or_else(|| {
-            // A configured check whose phase never ran and no phase failed: cannot happen
+        // Up means doing what the role needs: a standby found read-only need not write.
+        let required = target.required_checks(report.read_only);
+        let failure = report.failure(&required).cloned().or_else(|| {
+            // A required check whose phase never ran and no phase failed: cannot happen
             // with the shipped probers, but a probe must never count as successful then.
-            check_results.iter().find(|(_, ok)| !ok).map(|(c, _)| {
-                Failure::new(Reason::Query, format!("check {} did not run", c.as_str()))
-            })
+            report
+                .check_results(&required)
+                .find(|(_, ok)| !ok)
+                .map(|(c, _)| {
+                    Failure::new(Reason::Query, format!("check {} did not run", c.as_str()))
+                })
         });
         let success = failure.is_none();
         self.last = Some(LastProbe {

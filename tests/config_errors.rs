@@ -6,7 +6,7 @@ use dbvigil::config::{self, ConfigError};
 const CASES: &[(&str, &str)] = &[
     (
         "unknown_key.yml",
-        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, labels, maintenance_query, migrations",
+        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, role, labels, maintenance_query, migrations",
     ),
     (
         "migrations_on_tcp.yml",
@@ -162,6 +162,14 @@ const CASES: &[(&str, &str)] = &[
     (
         "replica_of_unknown.yml",
         "7:17: replica_of names \"orders\", which is not a configured target",
+    ),
+    (
+        "role_primary_with_replica_of.yml",
+        "11:11: a replica_of target stands by read-only: set role: standby (the default for replicas) or remove replica_of",
+    ),
+    (
+        "role_on_sqlite.yml",
+        "5:11: `role` does not apply to kind sqlite: only postgres and mysql servers can stand by",
     ),
     (
         "replica_of_other_kind.yml",

@@ -796,3 +796,67 @@ async fn a_reused_postgres_connection_stays_one_and_survives_a_restart() {
 async fn a_reused_mariadb_connection_stays_one_and_survives_a_restart() {
     a_reused_connection_stays_one_and_survives_a_restart(Engine::MariaDb).await;
 }
+
+/// `/probe` runs beside the continuous probe of the same target: four clients calling it
+/// back to back must not make a single continuous probe fail (they used to overwrite its
+/// heartbeat row, whose read-back then failed with `mismatch`), and each answer is a
+/// successful probe of its own.
+async fn on_demand_probes_never_disturb_the_continuous_probe(engine: Engine) {
+    let Some(db) = Db::start(engine) else { return };
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &config(&[target("db", &db, "250ms", "")])).await;
+    wait_up(&e, "db", 1.0).await;
+    let before = e
+        .metrics()
+        .await
+        .value("dbvigil_probes_total", &[("target", "db")]);
+    let until = Instant::now() + Duration::from_secs(5);
+    let client = || async {
+        let mut answers = 0;
+        while Instant::now() < until {
+            let r = e.get("/probe?target=db").await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert!(
+                r.body.contains("dbvigil_probe_success{target=\"db\"} 1"),
+                "an on-demand probe failed:\n{}",
+                r.body
+            );
+            answers += 1;
+        }
+        answers
+    };
+    let (a, b, c, d) = tokio::join!(client(), client(), client(), client());
+    assert!(
+        a + b + c + d >= 8,
+        "only {} on-demand probes ran",
+        a + b + c + d
+    );
+    let m = e.metrics().await;
+    let probes = m.value("dbvigil_probes_total", &[("target", "db")]) - before;
+    assert!(
+        probes >= 5.0,
+        "the continuous probe ran only {probes} times"
+    );
+    for (_, labels, v) in m
+        .samples
+        .iter()
+        .filter(|(n, _, _)| n == "dbvigil_probe_failures_total")
+    {
+        assert_eq!(*v, 0.0, "continuous probe failures {labels:?}");
+    }
+    assert_eq!(m.value("dbvigil_outages_total", &[("target", "db")]), 0.0);
+    // One row for the schedule and one for on-demand probes, however many calls.
+    let rows = block(|| db.sql("SELECT count(*) FROM dbvigil_heartbeat WHERE target = 'db'"));
+    assert_eq!(rows.trim(), "2");
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_probes_never_disturb_the_continuous_postgres_probe() {
+    on_demand_probes_never_disturb_the_continuous_probe(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_probes_never_disturb_the_continuous_mariadb_probe() {
+    on_demand_probes_never_disturb_the_continuous_probe(Engine::MariaDb).await;
+}

@@ -572,3 +572,41 @@ async fn the_heartbeat_table_holds_one_row_per_target_and_instance() {
         "each row was updated in place: {rows:?}"
     );
 }
+
+/// A reload whose new state store does not answer changes nothing: not the targets, not
+/// the store, not the running configuration; it reports failure (it used to log the error,
+/// keep the new `state.url` in the running configuration and answer 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_whose_state_store_cannot_be_opened_changes_nothing() {
+    let dir = tempdir();
+    let a = dir.path().join("a.db");
+    let b = dir.path().join("b.db");
+    create_db(&a).await;
+    create_db(&b).await;
+    let e = TestExporter::start(dir.path(), &config(&[target("a", &a, "100ms", "")])).await;
+    wait_state(&e, "a", 1.0).await;
+    let store_before = e.exporter.maintenance().store_description();
+
+    let bad_store = format!(
+        "{}state:\n  url: postgres://keeper:hunter2@127.0.0.1:1/windows\n",
+        config(&[target("a", &a, "100ms", ""), target("b", &b, "100ms", "")])
+    );
+    std::fs::write(&e.config_path, bad_store).unwrap();
+    let r = e.post("/-/reload").await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("cannot switch the maintenance state store"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("hunter2"), "{}", r.body);
+    let m = e.metrics().await;
+    assert_eq!(m.value("dbvigil_config_last_reload_successful", &[]), 0.0);
+    assert!(
+        m.get("dbvigil_up", &[("target", "b")]).is_none(),
+        "the new target must not start"
+    );
+    assert!(e.exporter.config().state.url.is_none());
+    assert_eq!(e.exporter.maintenance().store_description(), store_before);
+    e.stop().await;
+}

@@ -13,6 +13,10 @@ pub enum ConfigError {
         "configuration file {path} is {size} bytes; dbvigil reads at most {MAX_CONFIG_BYTES}: is it the right file?"
     )]
     TooLarge { path: PathBuf, size: u64 },
+    #[error(
+        "cannot switch the maintenance state store: {0}; fix state.url and reload again (the running configuration is unchanged)"
+    )]
+    StateStore(String),
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
         file: String,

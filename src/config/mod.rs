@@ -78,6 +78,8 @@ pub struct TargetConfig {
     pub timeout: Duration,
     pub checks: Vec<Check>,
     pub connection: ConnectionMode,
+    /// Whether the server is expected to take writes, to stand by read-only, or either.
+    pub role: Role,
     /// Consecutive failed probes before the target counts as down.
     pub failure_threshold: u32,
     /// Extra labels, sorted by name.
@@ -108,6 +110,17 @@ const MAX_MIGRATIONS_TIMEOUT: Duration = Duration::from_secs(10);
 impl TargetConfig {
     pub fn has_check(&self, check: Check) -> bool {
         self.checks.contains(&check)
+    }
+
+    /// The checks this target must pass to be up, given the read-only state its probe
+    /// found: a server standing by in a role that allows it need not take the write.
+    pub fn required_checks(&self, read_only: Option<bool>) -> Vec<Check> {
+        let standing_by = self.role != Role::Primary && read_only == Some(true);
+        self.checks
+            .iter()
+            .copied()
+            .filter(|&c| !(standing_by && c == Check::Write))
+            .collect()
     }
 
     /// Everything that must never appear in an output: the password, also as it was
@@ -314,6 +327,31 @@ pub enum ConnectionMode {
     Reuse,
 }
 
+/// What a server's job is, so that a standby in its normal read-only state is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Must take writes: read-only is an outage (the default).
+    #[default]
+    Primary,
+    /// Expected read-only (a streaming standby, a replica): up when it connects and reads;
+    /// it is not asked to write while it is read-only.
+    Standby,
+    /// Either, as a failover group member may be: it must do what its current state needs
+    /// (write while writable, read while read-only).
+    Either,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+            Role::Either => "either",
+        }
+    }
+}
+
 /// Where a configuration comes from, so that a reload reads the same place again.
 #[derive(Debug, Clone)]
 pub enum ConfigSource {
@@ -355,6 +393,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
             timeout: DEFAULT_INTERVAL,
             checks: Kind::Sqlite.applicable_checks().to_vec(),
             connection: ConnectionMode::Fresh,
+            role: Role::Primary,
             failure_threshold: 1,
             labels: Vec::new(),
             maintenance_query: None,
@@ -449,6 +488,7 @@ mod raw {
         pub failure_threshold: Option<Spanned<u32>>,
         pub checks: Option<Spanned<Vec<Spanned<Check>>>>,
         pub connection: Option<ConnectionMode>,
+        pub role: Option<Spanned<Role>>,
         pub labels: Option<HashMap<Spanned<String>, Expanded>>,
         pub maintenance_query: Option<Spanned<Expanded>>,
         pub migrations: Option<Spanned<RawMigrations>>,
@@ -517,6 +557,7 @@ impl Validator<'_> {
         };
         let mut seen: HashMap<String, u64> = HashMap::new();
         let mut targets = Vec::with_capacity(raw_targets.value.len());
+        let mut explicit_roles = Vec::new();
         for t in raw_targets.value {
             let name = &t.name;
             if let Some(first_line) = seen.get(&name.value.0) {
@@ -530,6 +571,9 @@ impl Validator<'_> {
             }
             seen.insert(name.value.0.clone(), name.referenced.line());
             let replica_of = t.replica_of.as_ref().map(|r| r.referenced);
+            if t.role.is_some() {
+                explicit_roles.push(name.value.0.clone());
+            }
             targets.push((self.target(t, &raw.defaults)?, replica_of));
         }
         for (target, at) in &targets {
@@ -562,8 +606,19 @@ impl Validator<'_> {
                 Some(_) => {}
             }
         }
-        let targets: Vec<TargetConfig> = targets.into_iter().map(|(t, _)| t).collect();
+        let mut targets: Vec<TargetConfig> = targets.into_iter().map(|(t, _)| t).collect();
         let groups = groups::validate(self.file, raw.groups, &targets)?;
+        // Any member of a failover group may be the one standing by.
+        for t in &mut targets {
+            let member = groups.iter().any(|g| g.members.contains(&t.name));
+            if member
+                && t.role == Role::Primary
+                && matches!(t.endpoint, Endpoint::Server(_))
+                && !explicit_roles.contains(&t.name)
+            {
+                t.role = Role::Either;
+            }
+        }
         let checker = maintenance::Checker {
             file: self.file,
             base: self.base,
@@ -729,6 +784,27 @@ impl Validator<'_> {
             Some(m) => Some(self.migrations(m, kind)?),
         };
 
+        // Group members get theirs once the groups are known (`either`).
+        let role = match (&t.role, &endpoint) {
+            (Some(r), Endpoint::Server(server)) => {
+                if r.value == Role::Primary && server.replica_of.is_some() {
+                    return Err(self.err(
+                        r.referenced,
+                        "a replica_of target stands by read-only: set role: standby (the default for replicas) or remove replica_of",
+                    ));
+                }
+                r.value
+            }
+            (Some(r), _) => {
+                return Err(self.err(
+                    r.referenced,
+                    format!("`role` does not apply to kind {}: only postgres and mysql servers can stand by", kind.as_str()),
+                ));
+            }
+            (None, Endpoint::Server(server)) if server.replica_of.is_some() => Role::Standby,
+            (None, _) => Role::Primary,
+        };
+
         Ok(TargetConfig {
             name,
             kind,
@@ -737,6 +813,7 @@ impl Validator<'_> {
             timeout,
             checks,
             connection: t.connection.or(defaults.connection).unwrap_or_default(),
+            role,
             failure_threshold,
             labels: labels.into_iter().collect(),
             maintenance_query,

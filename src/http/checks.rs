@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::{AppState, text};
 use crate::config::{Check, Eligibility, Kind};
+use crate::probe;
 
 /// `GET /groups/{name}/active`: 200 with the active member's name, 503 when no member is
 /// eligible.
@@ -83,9 +84,15 @@ pub(super) async fn target_level(
     if ok {
         text(StatusCode::OK, format!("{}\n", level.as_str()))
     } else {
-        let why = last.failure.as_ref().map_or_else(String::new, |f| {
-            format!(": {}: {}", f.reason.as_str(), f.message)
-        });
+        let standing_by =
+            (check == Check::Write && snap.read_only == Some(true)).then(probe::not_asked_to_write);
+        let why = last
+            .failure
+            .clone()
+            .or(standing_by)
+            .map_or_else(String::new, |f| {
+                format!(": {}: {}", f.reason.as_str(), f.message)
+            });
         text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("target {name} is not {}{why}\n", level.as_str()),

@@ -174,8 +174,9 @@ struct ProbeQuery {
     target: Option<String>,
 }
 
-/// Runs one probe now, blackbox_exporter style, with a fresh prober: it does not touch the
-/// continuous probe's state. Only configured names are accepted, never a DSN or address.
+/// Runs one probe now, blackbox_exporter style, with a fresh prober and a heartbeat row of
+/// its own: it touches neither the continuous probe's state nor its row. Only configured
+/// names are accepted, never a DSN or address.
 async fn probe_handler(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -210,21 +211,32 @@ async fn probe_handler(
     };
     let config = &handle.config;
     // Leave Prometheus some margin to receive the answer before its own timeout.
-    let timeout = scrape_timeout(&headers)
-        .map(|t| t.saturating_sub(Duration::from_millis(250)))
-        .map_or(config.timeout, |t| {
-            t.min(config.timeout).max(Duration::from_millis(10))
-        });
-    let ctx = ProbeContext {
-        instance: s.exporter.config().instance.clone(),
-        timeout,
+    let budget = scrape_timeout(&headers).map(|t| t.saturating_sub(Duration::from_millis(250)));
+    let timeout = budget.map_or(config.timeout, |t| {
+        t.min(config.timeout).max(Duration::from_millis(10))
+    });
+    // Concurrent calls for one target take turns on its on-demand heartbeat row, waiting
+    // for as long as the caller's own budget leaves after the probe itself.
+    let turn_wait = budget.map_or(ON_DEMAND_TURN_WAIT, |b| b.saturating_sub(timeout));
+    let Ok(_turn) = tokio::time::timeout(turn_wait, handle.on_demand.lock()).await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "other /probe calls of {name:?} kept it busy for {}: call it less often, or give the scrape a longer timeout\n",
+                crate::config::format_duration(turn_wait)
+            ),
+        );
     };
+    let ctx = ProbeContext::on_demand(&s.exporter.config().instance, timeout);
     let mut prober = probe::new_prober(config);
     let mut report = prober.probe(&ctx).await;
     report.redact(&config.secrets());
     let format = exposition::negotiate(&headers);
     exposition::answer(format, metrics::render_probe(config, &report, format))
 }
+
+/// How long a `/probe` without a scrape timeout waits for other calls of the same target.
+const ON_DEMAND_TURN_WAIT: Duration = Duration::from_secs(10);
 
 fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
     let v = headers

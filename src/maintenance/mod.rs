@@ -344,6 +344,9 @@ impl Actor {
     }
 }
 
+/// A state store that answered, ready to be switched to.
+pub struct PreparedStore(StoreSlot);
+
 struct StoreSlot {
     url: Option<crate::config::Secret>,
     store: Arc<Store>,
@@ -377,14 +380,26 @@ impl Maintenance {
     }
 
     /// On reload: a changed `state.url` switches stores; the next refresh reads the new one.
-    pub fn apply_config(&self, state: &StateConfig) -> Result<(), StoreError> {
+    /// Opens the store `state` names and makes sure it answers and holds dbvigil's tables,
+    /// without switching to it: `None` when it is the store in use. A reload does this
+    /// before it changes anything, so a store that cannot be used fails the whole reload.
+    pub async fn prepare_store(
+        &self,
+        state: &StateConfig,
+    ) -> Result<Option<PreparedStore>, StoreError> {
         if self.store.load().url == state.url {
-            return Ok(());
+            return Ok(None);
         }
         let slot = open_store(&self.data_dir, state)?;
+        slot.store.ready().await?;
+        Ok(Some(PreparedStore(slot)))
+    }
+
+    /// Switches to a store [`Maintenance::prepare_store`] opened.
+    pub fn switch_store(&self, prepared: PreparedStore) {
+        let slot = prepared.0;
         tracing::info!(store = %slot.store.description, "maintenance state store changed");
         self.store.store(Arc::new(slot));
-        Ok(())
     }
 
     pub fn store_description(&self) -> String {

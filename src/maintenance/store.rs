@@ -105,7 +105,7 @@ impl Store {
 
     /// Creates or upgrades dbvigil's tables, once per store; concurrent exporters take turns
     /// (PostgreSQL advisory lock; SQLite's single writer).
-    async fn ready(&self) -> Result<(), StoreError> {
+    pub(super) async fn ready(&self) -> Result<(), StoreError> {
         self.schema
             .get_or_try_init(|| self.bounded(self.migrate()))
             .await

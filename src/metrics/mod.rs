@@ -259,10 +259,16 @@ impl Scrape {
 fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Result {
     f.gauge(
         "dbvigil_target_info",
-        "Configured targets (value 1) with their kind.",
+        "Configured targets (value 1) with their kind and role.",
         ts.iter().map(|s| {
             (
-                labels(&s.target, &[(Label::Kind, s.target.kind.as_str())]),
+                labels(
+                    &s.target,
+                    &[
+                        (Label::Kind, s.target.kind.as_str()),
+                        (Label::Role, s.target.role.as_str()),
+                    ],
+                ),
                 1.0,
             )
         }),
@@ -624,8 +630,8 @@ impl ProbeScrape<'_> {
         let r = self.report;
         f.gauge(
             "dbvigil_probe_success",
-            "Whether every configured check of this probe succeeded.",
-            [(labels(t, &[]), if r.success(&t.checks) { 1.0 } else { 0.0 })],
+            "Whether this probe did what the target's role needs: every configured check, but the write on a read-only server whose role allows standing by.",
+            [(labels(t, &[]), if r.success(&t.required_checks(r.read_only)) { 1.0 } else { 0.0 })],
         )?;
         f.gauge(
             "dbvigil_probe_duration_seconds",
@@ -655,7 +661,7 @@ impl ProbeScrape<'_> {
         f.gauge(
             "dbvigil_probe_failure_info",
             "Why this probe failed (value 1); absent when it succeeded.",
-            r.failure(&t.checks)
+            r.failure(&t.required_checks(r.read_only))
                 .map(|fl| (labels(t, &[(Label::Reason, fl.reason.as_str())]), 1.0)),
         )?;
         f.gauge(

@@ -18,10 +18,33 @@ use crate::config::{Check, Endpoint, Kind, TargetConfig};
 /// What a probe cycle needs besides the target's own configuration.
 #[derive(Debug, Clone)]
 pub struct ProbeContext {
-    /// Identifies this exporter's row in the heartbeat table.
+    /// This exporter's instance: whose row a replica reads for the primary's heartbeat.
     pub instance: String,
+    /// The instance column of the row this probe writes and reads back. Continuous and
+    /// on-demand probes keep a row each, so neither ever reads back the other's beat.
+    pub beat_row: String,
     /// The whole cycle must end by then; every phase gets what is left.
     pub timeout: Duration,
+}
+
+impl ProbeContext {
+    /// The target's own schedule.
+    pub fn continuous(instance: &str, timeout: Duration) -> Self {
+        ProbeContext {
+            instance: instance.to_owned(),
+            beat_row: instance.to_owned(),
+            timeout,
+        }
+    }
+
+    /// `/probe`, while the continuous probe of the same target goes on.
+    pub fn on_demand(instance: &str, timeout: Duration) -> Self {
+        ProbeContext {
+            instance: instance.to_owned(),
+            beat_row: format!("{instance}/probe"),
+            timeout,
+        }
+    }
 }
 
 pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeReport> + Send + 'a>>;
@@ -254,6 +277,23 @@ impl ProbeReport {
             })
     }
 
+    /// Why `check` did not pass: its own phase's failure, or, for a write that was not
+    /// asked of a server standing by read-only, that; else the probe's first failure.
+    pub fn check_failure(&self, checks: &[Check], check: Check) -> Option<Failure> {
+        let own = self
+            .phases
+            .iter()
+            .find(|p| p.phase.check() == Some(check))
+            .and_then(|p| p.result.as_ref().err());
+        if let Some(f) = own {
+            return Some(f.clone());
+        }
+        if check == Check::Write && self.read_only == Some(true) {
+            return Some(not_asked_to_write());
+        }
+        self.failure(checks).cloned()
+    }
+
     pub fn phase(&self, phase: Phase) -> Option<&PhaseOutcome> {
         self.phases.iter().find(|p| p.phase == phase)
     }
@@ -270,6 +310,14 @@ impl ProbeReport {
             f.message = redact(&f.message, secrets);
         }
     }
+}
+
+/// A write not attempted because the server stands by read-only (role standby or either).
+pub fn not_asked_to_write() -> Failure {
+    Failure::new(
+        Reason::ReadOnly,
+        "the server is read-only (standing by), so it was not asked to write",
+    )
 }
 
 pub fn redact(text: &str, secrets: &[&str]) -> String {

@@ -10,7 +10,7 @@ use super::{
     Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, ProbeReport,
     Prober, Reason, net,
 };
-use crate::config::{Check, ConnectionMode, Server, TargetConfig};
+use crate::config::{Check, ConnectionMode, Role, Server, TargetConfig};
 
 /// A dialect's statements for one configured heartbeat table, built once per target.
 pub struct HeartbeatSql {
@@ -79,6 +79,9 @@ pub struct ServerProber<D: Dialect> {
     target: String,
     checks: Vec<Check>,
     reuse: bool,
+    /// A target that may stand by learns its read-only state before writing, and is not
+    /// asked to write while read-only (a standby's server log stays free of refusals).
+    may_stand_by: bool,
     session: Option<D::Session>,
     maintenance_query: Option<String>,
     /// Whether the heartbeat table is known to exist, to skip asking every cycle.
@@ -94,6 +97,7 @@ impl<D: Dialect> ServerProber<D> {
             target: target.name.clone(),
             checks: target.checks.clone(),
             reuse: target.connection == ConnectionMode::Reuse,
+            may_stand_by: target.role != Role::Primary,
             session: None,
             maintenance_query: target.maintenance_query.clone(),
             table_seen: false,
@@ -140,7 +144,11 @@ impl<D: Dialect> ServerProber<D> {
         };
 
         if self.has(Check::Read) {
-            let (target, instance) = (self.target.as_str(), ctx.instance.as_str());
+            let (target, row, instance) = (
+                self.target.as_str(),
+                ctx.beat_row.as_str(),
+                ctx.instance.as_str(),
+            );
             let primary = self.server.replica_of.as_deref();
             let read = run
                 .run(Phase::Read, async {
@@ -148,7 +156,7 @@ impl<D: Dialect> ServerProber<D> {
                     let exists = session.heartbeat_exists().await?;
                     let mut primary_beat = None;
                     if exists {
-                        session.read_beat(target, instance).await?;
+                        session.read_beat(target, row).await?;
                         if let Some(primary) = primary {
                             primary_beat = session.read_beat(primary, instance).await?;
                         }
@@ -166,9 +174,15 @@ impl<D: Dialect> ServerProber<D> {
         }
 
         let mut read_only = None;
-        if self.has(Check::Write) {
+        if self.may_stand_by {
+            read_only = run.run(Phase::ReadOnly, session.read_only()).await;
+            if !usable(&run) {
+                return self.end(run, Some(session), read_only, lag).await;
+            }
+        }
+        if self.has(Check::Write) && read_only != Some(true) {
             let beat = Beat::next(&mut self.seq);
-            let (target, instance) = (self.target.as_str(), ctx.instance.as_str());
+            let (target, instance) = (self.target.as_str(), ctx.beat_row.as_str());
             let (table_seen, create, ddl) = (
                 self.table_seen,
                 self.server.create_heartbeat_table,
@@ -198,11 +212,13 @@ impl<D: Dialect> ServerProber<D> {
             }
         }
 
-        if let Some(ro) = run.run(Phase::ReadOnly, session.read_only()).await {
-            read_only = Some(read_only.unwrap_or(false) || ro);
-        }
-        if !usable(&run) {
-            return self.end(run, Some(session), read_only, lag).await;
+        if !self.may_stand_by {
+            if let Some(ro) = run.run(Phase::ReadOnly, session.read_only()).await {
+                read_only = Some(read_only.unwrap_or(false) || ro);
+            }
+            if !usable(&run) {
+                return self.end(run, Some(session), read_only, lag).await;
+            }
         }
         let identity = run.run(Phase::Identity, session.identity()).await;
         let mut report = self.end(run, Some(session), read_only, lag).await;
