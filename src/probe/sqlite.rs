@@ -135,7 +135,7 @@ impl Prober for SqliteProber {
             let mut table_exists = false;
             if checks.contains(&Check::Read) {
                 match run
-                    .run(Phase::Read, read(&mut open.conn, &target, &ctx.instance))
+                    .run(Phase::Read, read(&mut open.conn, &target, &ctx.beat_row))
                     .await
                 {
                     Some(exists) => table_exists = exists,
@@ -149,7 +149,7 @@ impl Prober for SqliteProber {
                 let written = run
                     .run(
                         Phase::Write,
-                        write(&mut open.conn, &target, &ctx.instance, beat, table_exists),
+                        write(&mut open.conn, &target, &ctx.beat_row, beat, table_exists),
                     )
                     .await;
                 read_only = match (written, run.last_failure_reason()) {
