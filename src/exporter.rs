@@ -74,12 +74,35 @@ pub struct Exporter {
     inner: Arc<Inner>,
 }
 
+/// One configuration and what runs for it, published whole: a reader that loads it once
+/// (a scrape, an API answer) never mixes two reloads.
+pub struct Generation {
+    pub config: Arc<Config>,
+    /// In configuration order.
+    pub targets: Arc<Vec<Arc<TargetHandle>>>,
+    pub groups: Arc<GroupSet>,
+}
+
+impl Generation {
+    /// Every window known now (stored, scheduled, application flags), from memory only.
+    pub fn maintenance_windows(&self, maintenance: &Maintenance, now_ms: i64) -> Vec<Window> {
+        let flags: Vec<(String, AppFlag)> = self
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let flag = t.snapshot().app_flag.clone()?;
+                Some((t.config.name.clone(), flag))
+            })
+            .collect();
+        maintenance::all_windows(&self.config, &maintenance.stored(), &flags, now_ms)
+    }
+}
+
 struct Inner {
     settings: Settings,
-    config: ArcSwap<Config>,
+    generation: ArcSwap<Generation>,
     web: ArcSwap<WebConfig>,
-    /// In configuration order.
-    targets: ArcSwap<Vec<Arc<TargetHandle>>>,
+    /// The groups the probe tasks feed: the current generation's, swapped with it.
     groups: Arc<ArcSwap<GroupSet>>,
     maintenance: Maintenance,
     reload_status: ArcSwap<ReloadStatus>,
@@ -150,7 +173,8 @@ impl Exporter {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let probe_tasks = ProbeTasks::default();
-        let groups = Arc::new(ArcSwap::from_pointee(GroupSet::new(&config, None)));
+        let group_set = Arc::new(GroupSet::new(&config, None));
+        let groups = Arc::new(ArcSwap::new(group_set.clone()));
         let handles = config
             .targets
             .iter()
@@ -169,9 +193,12 @@ impl Exporter {
         let exporter = Exporter {
             inner: Arc::new(Inner {
                 settings,
-                config: ArcSwap::from_pointee(config),
+                generation: ArcSwap::from_pointee(Generation {
+                    config: Arc::new(config),
+                    targets: Arc::new(handles),
+                    groups: group_set,
+                }),
                 web: ArcSwap::from_pointee(web),
-                targets: ArcSwap::from_pointee(handles),
                 groups,
                 maintenance,
                 reload_status: ArcSwap::from_pointee(ReloadStatus {
@@ -199,16 +226,9 @@ impl Exporter {
     }
 
     /// Every window known now (stored, scheduled, application flags), from memory only.
-    pub fn maintenance_windows(&self, config: &Config, now_ms: i64) -> Vec<Window> {
-        let flags: Vec<(String, AppFlag)> = self
-            .targets()
-            .iter()
-            .filter_map(|t| {
-                let flag = t.snapshot().app_flag.clone()?;
-                Some((t.config.name.clone(), flag))
-            })
-            .collect();
-        maintenance::all_windows(config, &self.inner.maintenance.stored(), &flags, now_ms)
+    pub fn maintenance_windows(&self, now_ms: i64) -> Vec<Window> {
+        self.generation()
+            .maintenance_windows(&self.inner.maintenance, now_ms)
     }
 
     /// One step of the maintenance loop: re-read the store, then count the windows that
@@ -221,7 +241,7 @@ impl Exporter {
     /// Counts windows that became active; in memory only.
     pub fn maintenance_tick(&self) {
         let now = maintenance::now_ms();
-        let windows = self.maintenance_windows(&self.config(), now);
+        let windows = self.maintenance_windows(now);
         self.inner.maintenance.tick(&windows, now);
     }
 
@@ -236,8 +256,13 @@ impl Exporter {
         }
     }
 
+    /// The running configuration and its targets and groups, as one consistent whole.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.inner.generation.load_full()
+    }
+
     pub fn config(&self) -> Arc<Config> {
-        self.inner.config.load_full()
+        self.generation().config.clone()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -245,7 +270,7 @@ impl Exporter {
     }
 
     pub fn targets(&self) -> Arc<Vec<Arc<TargetHandle>>> {
-        self.inner.targets.load_full()
+        self.generation().targets.clone()
     }
 
     pub fn target(&self, name: &str) -> Option<Arc<TargetHandle>> {
@@ -256,7 +281,7 @@ impl Exporter {
     }
 
     pub fn groups(&self) -> Arc<GroupSet> {
-        self.inner.groups.load_full()
+        self.generation().groups.clone()
     }
 
     /// TLS and basic auth for dbvigil's own port, as of the last successful (re)load.
@@ -366,10 +391,13 @@ impl Exporter {
             h.stop();
             summary.stopped += 1;
         }
-        let groups = GroupSet::new(&config, Some(&self.groups()));
-        self.inner.groups.store(Arc::new(groups));
-        self.inner.targets.store(Arc::new(handles));
-        self.inner.config.store(Arc::new(config));
+        let groups = Arc::new(GroupSet::new(&config, Some(&self.groups())));
+        self.inner.groups.store(groups.clone());
+        self.inner.generation.store(Arc::new(Generation {
+            config: Arc::new(config),
+            targets: Arc::new(handles),
+            groups,
+        }));
         summary
     }
 

@@ -610,3 +610,65 @@ async fn a_reload_whose_state_store_cannot_be_opened_changes_nothing() {
     assert_eq!(e.exporter.maintenance().store_description(), store_before);
     e.stop().await;
 }
+
+/// Every scrape shows one configuration: while reloads swap two configurations back and
+/// forth, no scrape mixes the targets of one with the groups of the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_never_mixes_two_reloads() {
+    let dir = tempdir();
+    let (one, two) = (dir.path().join("one.db"), dir.path().join("two.db"));
+    create_db(&one).await;
+    create_db(&two).await;
+    let generation = |name: &str, path: &Path| {
+        format!(
+            "{}groups:\n  - name: g-{name}\n    members: [{name}]\n    eligibility: connectable\n",
+            config(&[target(name, path, "1s", "")])
+        )
+    };
+    let (a, b) = (generation("one", &one), generation("two", &two));
+    let e = TestExporter::start(dir.path(), &a).await;
+    let until = Instant::now() + Duration::from_secs(3);
+    let reloads = async {
+        let mut n = 0;
+        while Instant::now() < until {
+            let yaml = if n % 2 == 0 { &b } else { &a };
+            std::fs::write(&e.config_path, yaml).unwrap();
+            e.exporter
+                .reload()
+                .await
+                .expect("both configurations are valid");
+            n += 1;
+        }
+        n
+    };
+    let scrapes = async {
+        let mut n = 0;
+        while Instant::now() < until {
+            let m = e.metrics().await;
+            let labels_of = |family: &str, label: &str| -> Vec<String> {
+                m.samples
+                    .iter()
+                    .filter(|(name, _, _)| name == family)
+                    .filter_map(|(_, l, _)| l.iter().find(|(k, _)| k == label))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            };
+            let targets = labels_of("dbvigil_target_info", "target");
+            let groups = labels_of("dbvigil_group_eligible_members", "group");
+            assert_eq!(targets.len(), 1, "{targets:?}");
+            assert_eq!(
+                groups,
+                vec![format!("g-{}", targets[0])],
+                "targets {targets:?} of one configuration, groups of another"
+            );
+            n += 1;
+        }
+        n
+    };
+    let (reloaded, scraped) = tokio::join!(reloads, scrapes);
+    assert!(
+        reloaded >= 10 && scraped >= 10,
+        "{reloaded} reloads, {scraped} scrapes"
+    );
+    e.stop().await;
+}

@@ -82,22 +82,23 @@ impl SharedRenders {
 /// Everything one answer shows, captured from the snapshots at once.
 fn scrape(exporter: &Exporter) -> Scrape {
     let now = SystemTime::now();
-    let config = exporter.config();
     let now_ms = crate::maintenance::to_ms(now);
+    // One load: targets, groups and configuration of the same reload.
+    let generation = exporter.generation();
     Scrape {
-        targets: exporter.targets().iter().map(|t| t.snapshot()).collect(),
-        groups: exporter.groups().snapshots(),
+        targets: generation.targets.iter().map(|t| t.snapshot()).collect(),
+        groups: generation.groups.snapshots(),
         reload: exporter.reload_status(),
         probe_tasks: exporter.probe_tasks(),
         maintenance: MaintenanceScrape {
-            windows: exporter.maintenance_windows(&config, now_ms),
+            windows: generation.maintenance_windows(exporter.maintenance(), now_ms),
             started: exporter.maintenance().started(),
             stored: exporter.maintenance().stored(),
-            config,
+            config: generation.config.clone(),
             now_ms,
         },
-        migrations: exporter
-            .targets()
+        migrations: generation
+            .targets
             .iter()
             .filter(|t| t.config.migrations.is_some())
             .map(|t| (t.config.clone(), t.migrations()))

@@ -327,10 +327,9 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
     let now = maintenance::now_ms();
     // Schedule and app windows exist only in memory; API windows are read from the store
     // so that an old one can still be looked up.
-    let config = s.exporter.config();
     if let Some(w) = s
         .exporter
-        .maintenance_windows(&config, now)
+        .maintenance_windows(now)
         .into_iter()
         .find(|w| w.id == id && w.source != maintenance::Source::Api)
     {
@@ -358,8 +357,9 @@ pub struct ListQuery {
 
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response {
     let now = maintenance::now_ms();
-    let config = s.exporter.config();
-    let windows = s.exporter.maintenance_windows(&config, now);
+    let generation = s.exporter.generation();
+    let config = &generation.config;
+    let windows = generation.maintenance_windows(s.exporter.maintenance(), now);
     let scopes: Option<Vec<&str>> = match &q.scope {
         Some(scope) if !config.is_scope(scope) => {
             return json_error(
@@ -437,7 +437,8 @@ pub async fn gate(
             );
         }
     };
-    let config = s.exporter.config();
+    let generation = s.exporter.generation();
+    let config = &generation.config;
     if !config.is_scope(&scope) {
         return json_error(
             StatusCode::NOT_FOUND,
@@ -446,8 +447,8 @@ pub async fn gate(
         );
     }
     let now = maintenance::now_ms();
-    let windows = s.exporter.maintenance_windows(&config, now);
-    let coverage = maintenance::coverage(&config, &windows, &scope, now);
+    let windows = generation.maintenance_windows(s.exporter.maintenance(), now);
+    let coverage = maintenance::coverage(config, &windows, &scope, now);
     gate_answer(&scope, &coverage, status)
 }
 
