@@ -23,21 +23,6 @@ const OVERRUN_S: f64 = 0.1;
 /// a scrape renders from memory and never waits on a database).
 const SCRAPE_LIMIT: Duration = Duration::from_millis(500);
 
-fn failures(m: &Metrics, target: &str) -> BTreeMap<String, f64> {
-    m.samples
-        .iter()
-        .filter(|(n, l, v)| {
-            n == "dbvigil_probe_failures_total"
-                && l.iter().any(|(k, lv)| k == "target" && lv == target)
-                && *v != 0.0
-        })
-        .map(|(_, l, v)| {
-            let reason = l.iter().find(|(k, _)| k == "reason").unwrap().1.clone();
-            (reason, *v)
-        })
-        .collect()
-}
-
 /// One probe as the API last showed it.
 #[derive(Debug)]
 struct Seen {
@@ -96,9 +81,9 @@ async fn lost_packets(engine: Engine) {
     let m = e.metrics().await;
     for name in ["fresh", "reuse"] {
         assert!(
-            failures(&m, name).is_empty(),
+            m.failures(name).is_empty(),
             "{name}: {:?}",
-            failures(&m, name)
+            m.failures(name)
         );
     }
 
@@ -173,7 +158,7 @@ async fn lost_packets(engine: Engine) {
     );
     let m = e.metrics().await;
     for name in ["fresh", "reuse"] {
-        let f = failures(&m, name);
+        let f = m.failures(name);
         assert_eq!(f.keys().collect::<Vec<_>>(), ["timeout"], "{name}: {f:?}");
         assert_eq!(
             m.value("dbvigil_outages_total", &[("target", name)]),
@@ -190,9 +175,9 @@ async fn lost_packets(engine: Engine) {
         );
     }
     assert!(
-        failures(&m, "neighbour").is_empty(),
+        m.failures("neighbour").is_empty(),
         "the neighbour on another server failed: {:?}",
-        failures(&m, "neighbour")
+        m.failures("neighbour")
     );
     assert_eq!(m.value("dbvigil_up", &[("target", "neighbour")]), 1.0);
     e.stop().await;

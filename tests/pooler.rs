@@ -10,12 +10,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::db::{Db, Engine, WAIT, block, wait_up};
 use common::servers::{PgServer, test_certs};
 use common::topology::{PgBouncer, PoolMode};
-use common::{Metrics, TestExporter, eventually, tempdir};
+use common::{TestExporter, eventually, tempdir};
 
 /// A target that reaches the `probe` login through PgBouncer at `port`, TLS verified
 /// against the test CA, its heartbeat table in its own schema (so that targets do not
@@ -26,25 +27,6 @@ fn bouncer_target(name: &str, port: u16, password: &str, extra: &str) -> String 
          password: {password}\n    database: app\n    tls: {{mode: verify-full, ca_file: {ca}}}\n{extra}",
         ca = test_certs().ca_file.display()
     )
-}
-
-/// Every `dbvigil_probe_failures_total` series of `target` that is not zero.
-fn failures(m: &Metrics, target: &str) -> Vec<(String, f64)> {
-    m.samples
-        .iter()
-        .filter(|(n, l, v)| {
-            n == "dbvigil_probe_failures_total"
-                && l.iter().any(|(k, lv)| k == "target" && lv == target)
-                && *v != 0.0
-        })
-        .map(|(_, l, v)| {
-            let reason = l
-                .iter()
-                .find(|(k, _)| k == "reason")
-                .map_or(String::new(), |(_, r)| r.clone());
-            (reason, *v)
-        })
-        .collect()
 }
 
 fn pg_of(db: &Db) -> &PgServer {
@@ -110,8 +92,8 @@ async fn every_check_passes_through_pgbouncer_in_both_pool_modes() {
     let m = e.metrics().await;
     for (name, _, _) in targets {
         assert_eq!(
-            failures(&m, name),
-            Vec::<(String, f64)>::new(),
+            m.failures(name),
+            BTreeMap::new(),
             "{name}: failed probes through PgBouncer; last probe: {}",
             e.target_json(name).await["last_probe"]
         );
@@ -270,8 +252,8 @@ async fn a_wrong_password_through_pgbouncer_is_an_auth_failure() {
         &[("target", "wrong"), ("reason", "auth")],
     );
     assert_eq!(
-        failures(&m, "wrong"),
-        vec![("auth".to_owned(), auth)],
+        m.failures("wrong"),
+        BTreeMap::from([("auth".to_owned(), auth)]),
         "every failure of the wrong password is `auth` (none `query`)"
     );
     assert_eq!(
@@ -284,7 +266,7 @@ async fn a_wrong_password_through_pgbouncer_is_an_auth_failure() {
     let last = e.target_json("wrong").await["last_probe"].clone();
     assert_eq!(last["error"]["reason"], "auth", "{last}");
     // The same pooler lets the right password in meanwhile.
-    assert_eq!(failures(&m, "right"), Vec::<(String, f64)>::new());
+    assert_eq!(m.failures("right"), BTreeMap::new());
     e.stop().await;
     eprintln!(
         "a_wrong_password_through_pgbouncer_is_an_auth_failure: {:.1}s",

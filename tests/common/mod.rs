@@ -278,6 +278,22 @@ impl Metrics {
             .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
     }
 
+    /// Every `dbvigil_probe_failures_total` of `target` that is not zero, by reason.
+    pub fn failures(&self, target: &str) -> std::collections::BTreeMap<String, f64> {
+        self.samples
+            .iter()
+            .filter(|(n, l, v)| {
+                n == "dbvigil_probe_failures_total"
+                    && l.iter().any(|(k, lv)| k == "target" && lv == target)
+                    && *v != 0.0
+            })
+            .map(|(_, l, v)| {
+                let reason = l.iter().find(|(k, _)| k == "reason").map_or("", |(_, r)| r);
+                (reason.to_owned(), *v)
+            })
+            .collect()
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.samples.iter().any(|(n, _, _)| n == name)
     }
