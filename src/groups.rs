@@ -133,7 +133,7 @@ impl GroupState {
         } else if !m.eligible && m.consecutive_ok >= recover_after {
             m.eligible = true;
             change = Some(format!(
-                "{} {level} again for {recover_after} probes",
+                "{} {level} for {recover_after} probes in a row",
                 m.name
             ));
         }
