@@ -264,17 +264,18 @@ impl ProbeReport {
     }
 
     /// Why the probe failed: the first failed check phase, including one that ran only
-    /// because a configured check needs it (a failed login when only `read` is checked).
+    /// because a configured check needs it (a failed login when only `read` is checked);
+    /// else the failed phase that stopped the checks (a standby's read-only query that
+    /// timed out before its write was decided).
     pub fn failure(&self, checks: &[Check]) -> Option<&Failure> {
         if self.success(checks) {
             return None;
         }
         self.phases
             .iter()
-            .find_map(|p| match (&p.result, p.phase.check()) {
-                (Err(f), Some(_)) => Some(f),
-                _ => None,
-            })
+            .filter(|p| p.phase.check().is_some())
+            .find_map(|p| p.result.as_ref().err())
+            .or_else(|| self.phases.iter().find_map(|p| p.result.as_ref().err()))
     }
 
     /// Why `check` did not pass: its own phase's failure, or, for a write that was not
@@ -566,6 +567,26 @@ mod tests {
         }
         assert!(ok.success(&checks));
         assert!(ok.failure(&checks).is_none());
+    }
+
+    #[test]
+    fn a_phase_that_stopped_the_checks_is_the_reason_when_no_check_phase_failed() {
+        // A standby's read-only query timed out: its write was never decided, and the
+        // reason is that timeout, not a made-up one.
+        let mut r = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        for (phase, result) in [
+            (Phase::Connect, Ok(())),
+            (Phase::Read, Ok(())),
+            (Phase::ReadOnly, Err(Failure::new(Reason::Timeout, "slow"))),
+        ] {
+            r.phases.push(PhaseOutcome {
+                phase,
+                duration: Duration::ZERO,
+                result,
+            });
+        }
+        let checks = [Check::Connect, Check::Read, Check::Write];
+        assert_eq!(r.failure(&checks).map(|f| f.reason), Some(Reason::Timeout));
     }
 
     #[test]
