@@ -161,7 +161,10 @@ async fn every_query_returns_data_from_a_real_prometheus() {
         "CREATE TABLE t (id int);\n",
     )
     .unwrap();
-    let url = format!("postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=require", orders.port());
+    let url = format!(
+        "postgres://probe:probe-pw@127.0.0.1:{}/app?sslmode=require",
+        orders.port()
+    );
     let migrated = block(|| {
         Command::new(env!("CARGO_BIN_EXE_dbvigil"))
             .current_dir(dir.path())
