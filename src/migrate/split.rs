@@ -766,10 +766,14 @@ impl Splitter<'_> {
         let rest = &self.src[at..];
         let line_end = rest.find('\n').map_or(rest.len(), |i| i);
         let text = &rest[..line_end];
-        let command_len = 1 + text[1..]
-            .find(|c: char| c.is_whitespace() || c == '\\')
-            .unwrap_or(text.len() - 1);
-        let command = &text[..command_len.max(2).min(text.len())];
+        let name = &text[1..];
+        let name_len = match name.find(|c: char| c.is_whitespace() || c == '\\') {
+            // `\\` is psql's separator command.
+            Some(0) if name.starts_with('\\') => 1,
+            Some(len) => len,
+            None => name.len(),
+        };
+        let command = &text[..1 + name_len];
         let line = self.line_at(at);
         let mut args = text[command.len()..].split_whitespace();
         let fix = match command {
