@@ -151,7 +151,9 @@ pub enum Bounded {
     /// The server failed the statement (a lock-wait timeout included).
     Failed(sqlx::Error),
     /// It ran past the statement limit and was stopped; the session can go on.
-    Stopped,
+    /// `confirmed`: the server answered with an error, so the statement did not complete
+    /// (MySQL's `SLEEP` and `BENCHMARK` return normally when killed).
+    Stopped { confirmed: bool },
     /// It ran past the limit and did not stop when asked: the connection is given up.
     Unresponsive,
 }
@@ -247,7 +249,7 @@ impl Watchdog {
             set(deadline, None);
             return match result {
                 Ok(v) => Ok(v),
-                Err(_) if overran => Err(Bounded::Stopped),
+                Err(_) if overran => Err(Bounded::Stopped { confirmed: true }),
                 Err(e) => Err(Bounded::Failed(e)),
             };
         }
@@ -269,9 +271,9 @@ impl Watchdog {
             return Err(Bounded::Unresponsive);
         }
         match tokio::time::timeout(CANCEL_GRACE, &mut work).await {
-            // It finished just as the cancel arrived: keep its answer.
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(Bounded::Stopped),
+            Ok(result) => Err(Bounded::Stopped {
+                confirmed: result.is_err(),
+            }),
             Err(_) => Err(Bounded::Unresponsive),
         }
     }

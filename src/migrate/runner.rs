@@ -524,8 +524,9 @@ struct Run<'a> {
 
 /// How one statement ended, when not in success.
 enum StatementFailure {
-    /// The server's error, or a limit that struck: the script failed.
-    Failed { message: String, limit_struck: bool },
+    /// The server's error, or a limit that struck: the script failed. `undone`: a limit
+    /// stopped the statement before it changed anything.
+    Failed { message: String, undone: bool },
     /// The server did not stop an overrunning statement: the connection is gone.
     Unresponsive,
 }
@@ -575,7 +576,7 @@ async fn apply(
         schema_history::insert(conn, home, &entry(None, 0)).await?;
     }
     for (index, statement) in statements.iter().enumerate() {
-        let (message, limit_struck) = match run_statement(conn, run, statement).await {
+        let (message, undone) = match run_statement(conn, run, statement).await {
             Ok(()) => continue,
             Err(StatementFailure::Unresponsive) => {
                 return Err(MigrateError::Unresponsive {
@@ -584,20 +585,21 @@ async fn apply(
                     limit: limits::describe(run.watchdog.limit()),
                 });
             }
-            Err(StatementFailure::Failed {
-                message,
-                limit_struck,
-            }) => (message, limit_struck),
+            Err(StatementFailure::Failed { message, undone }) => (message, undone),
         };
         // Stopped by a limit with nothing of the script kept: the script is not at fault,
         // so nothing is recorded and the next run tries it again.
-        let retry = limit_struck && (transactional || index == 0);
+        let kept_nothing = transactional
+            || statements[..index]
+                .iter()
+                .all(|s| only_sets_up_session(&s.sql));
+        let retry = undone && kept_nothing;
         let failure = ScriptFailure {
             version: version.clone(),
             script: script.name.clone(),
             line: statement.line,
             message,
-            partial_changes_possible: !transactional && index > 0,
+            partial_changes_possible: !kept_nothing,
             retry,
         };
         let ms = elapsed(started);
@@ -645,15 +647,15 @@ async fn run_statement(
             .await
             .map_err(|e| StatementFailure::Failed {
                 message: server_message(&e),
-                limit_struck: false,
+                undone: false,
             }),
         Err(Bounded::Unresponsive) => Err(StatementFailure::Unresponsive),
-        Err(Bounded::Stopped) => Err(StatementFailure::Failed {
+        Err(Bounded::Stopped { confirmed }) => Err(StatementFailure::Failed {
             message: format!(
                 "stopped after the statement time limit of {} (--statement-timeout, or migrations.statement_timeout): make the statement faster, or raise the limit for this run",
                 limits::describe(limits.statement)
             ),
-            limit_struck: true,
+            undone: confirmed,
         }),
         Err(Bounded::Failed(e)) if limits::is_lock_wait_timeout(engine, &e) => {
             Err(StatementFailure::Failed {
@@ -662,13 +664,36 @@ async fn run_statement(
                     limits::describe(limits.lock_wait),
                     server_message(&e)
                 ),
-                limit_struck: true,
+                undone: true,
             })
         }
         Err(Bounded::Failed(e)) => Err(StatementFailure::Failed {
             message: server_message(&e),
-            limit_struck: false,
+            undone: false,
         }),
+    }
+}
+
+/// Whether a statement only sets up the session (MySQL's `SET` preambles, `USE`, table
+/// locks), so that a script stopped after it has changed nothing that stays.
+fn only_sets_up_session(sql: &str) -> bool {
+    // mysqldump wraps its SETs in version comments: `/*!40101 SET NAMES utf8mb4 */`.
+    let code = sql
+        .trim_start_matches(|c: char| c == '/' || c == '*' || c == '!' || c == 'M')
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    let mut words = code
+        .split(|c: char| c.is_whitespace() || c == '=')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase);
+    match (words.next().as_deref(), words.next().as_deref()) {
+        (Some("SET"), Some(second)) => {
+            !matches!(
+                second,
+                "GLOBAL" | "PERSIST" | "PERSIST_ONLY" | "PASSWORD" | "DEFAULT" | "ROLE"
+            ) && !second.starts_with("@@GLOBAL")
+        }
+        (Some("USE" | "LOCK" | "UNLOCK"), _) => true,
+        _ => false,
     }
 }
 
@@ -791,6 +816,61 @@ mod tests {
             .iter()
             .map(|e| (e.version.clone(), e.state))
             .collect()
+    }
+
+    fn statements(sql: &[&str]) -> Vec<Statement> {
+        sql.iter()
+            .enumerate()
+            .map(|(i, s)| Statement {
+                sql: (*s).to_owned(),
+                line: i + 1,
+                copy_data: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sqlite_dump_transaction_wrappers_give_way_to_the_scripts_savepoint() {
+        let dump = statements(&[
+            "PRAGMA foreign_keys=OFF",
+            "BEGIN TRANSACTION",
+            "CREATE TABLE t(x)",
+            "COMMIT",
+        ]);
+        let sent: Vec<String> = own_statements(Engine::Sqlite, &dump)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        assert_eq!(
+            sent,
+            ["PRAGMA defer_foreign_keys = ON", "CREATE TABLE t(x)"]
+        );
+        // A lone COMMIT is the script's own business, and other engines are left alone.
+        let lone = statements(&["CREATE TABLE t(x)", "COMMIT"]);
+        assert_eq!(own_statements(Engine::Sqlite, &lone), lone);
+        assert_eq!(own_statements(Engine::Postgres, &dump), dump);
+    }
+
+    #[test]
+    fn session_setup_is_told_apart_from_changes_that_stay() {
+        for sql in [
+            "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */",
+            "SET NAMES utf8mb4",
+            "SET SESSION lock_wait_timeout = 5",
+            "USE other_db",
+            "LOCK TABLES `t` WRITE",
+        ] {
+            assert!(only_sets_up_session(sql), "{sql}");
+        }
+        for sql in [
+            "SET GLOBAL read_only = 1",
+            "SET PASSWORD FOR x = PASSWORD('y')",
+            "CREATE TABLE t (x int)",
+            "INSERT INTO t VALUES (1)",
+            "/*!50003 CREATE PROCEDURE p() SELECT 1 */",
+        ] {
+            assert!(!only_sets_up_session(sql), "{sql}");
+        }
     }
 
     #[test]
