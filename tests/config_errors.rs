@@ -22,7 +22,15 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "migrations_unknown_key.yml",
-        "6:7: unknown field `dir`, expected one of directory, ignore, interval, timeout",
+        "6:7: unknown field `dir`, expected one of directory, ignore, interval, timeout, statement_timeout, lock_wait_timeout",
+    ),
+    (
+        "migrations_bad_statement_timeout.yml",
+        "6:26: migrations statement_timeout: \"forever\" is neither a duration nor none: write a duration like 30s or 10m, or none for no limit",
+    ),
+    (
+        "migrations_zero_lock_wait.yml",
+        "7:26: migrations lock_wait_timeout: 0 would stop every statement: write a duration like 30s or 10m, or none for no limit",
     ),
     (
         "group_named_like_target.yml",

@@ -118,18 +118,42 @@ impl std::fmt::Debug for Outcome {
     }
 }
 
-/// `dbvigil migrate run` with a deadline: a run that hangs fails the test instead.
+/// `dbvigil migrate run` on the URL, with a deadline.
 fn run(db: &Server, dir: &Path, extra: &[&str]) -> Outcome {
     let url = db.url();
-    let mut args = vec![
-        "migrate",
-        "run",
+    let args = [
         "--database-url",
         url.as_str(),
         "--dir",
         dir.to_str().unwrap(),
     ];
-    args.extend_from_slice(extra);
+    migrate_run(&[&args, extra].concat())
+}
+
+/// A configuration file with target `app` on `db`, whose `migrations:` section holds
+/// `directory: DIR` and `extra` (indented YAML lines).
+fn config_file(db: &Server, tmp: &Path, dir: &Path, extra: &str) -> PathBuf {
+    let (kind, port) = match db {
+        Server::Pg(pg) => ("postgres", pg.port()),
+        Server::Maria(m) => ("mysql", m.port()),
+        Server::Sqlite(_) => unreachable!("the limits test needs a server"),
+    };
+    let path = tmp.join("dbvigil.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "targets:\n  - name: app\n    kind: {kind}\n    host: 127.0.0.1\n    port: {port}\n    user: app\n    password: app-pw\n    database: app\n    tls: {{mode: verify-full, ca_file: {}}}\n    migrations:\n      directory: {}\n{extra}",
+            test_certs().ca_file.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `dbvigil migrate run` with a deadline: a run that hangs fails the test instead.
+fn migrate_run(args: &[&str]) -> Outcome {
+    let args = [&["migrate", "run"], args].concat();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
         .args(&args)
@@ -279,7 +303,9 @@ fn blocked_by_a_lock(db: Server, blocker_sql: &str, holds: &str, script: &str) {
     let blocker = db.session(blocker_sql);
     wait_until("the blocker to hold its lock", || db.sql(holds) != "0");
 
-    let blocked = run(&db, &dir, &["--lock-wait-timeout", "2s"]);
+    // The limit from the target's configuration, as a deployment sets it.
+    let config = config_file(&db, tmp.path(), &dir, "      lock_wait_timeout: 2s\n");
+    let blocked = migrate_run(&["--target", "app", "--config.file", config.to_str().unwrap()]);
     assert_eq!(blocked.code, 1, "{blocked:?}");
     assert!(
         blocked.stderr.contains("V2__blocked.sql line 3: waited longer than the lock-wait limit of 2s for a lock another session holds"),

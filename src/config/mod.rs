@@ -883,12 +883,8 @@ impl Validator<'_> {
         }
         let limit = |key: &str, value: &Option<Spanned<Expanded>>, default| match value {
             None => Ok(default),
-            Some(v) => crate::migrate::limits::parse_limit(&v.value.0).map_err(|e| {
-                self.err(
-                    v.referenced,
-                    format!("migrations {key} {:?}: {e}", v.value.0),
-                )
-            }),
+            Some(v) => crate::migrate::limits::parse_limit(&v.value.0)
+                .map_err(|e| self.err(v.referenced, format!("migrations {key}: {e}"))),
         };
         let defaults = crate::migrate::limits::Limits::default();
         let limits = crate::migrate::limits::Limits {

@@ -48,9 +48,14 @@ pub fn parse_limit(text: &str) -> Result<Option<Duration>, String> {
         return Ok(None);
     }
     match humantime::parse_duration(text.trim()) {
-        Ok(d) if d.is_zero() => Err("a limit of 0 would stop every statement: write a duration like 30s, or none for no limit".to_owned()),
+        Ok(d) if d.is_zero() => Err(
+            "0 would stop every statement: write a duration like 30s or 10m, or none for no limit"
+                .to_owned(),
+        ),
         Ok(d) => Ok(Some(d)),
-        Err(e) => Err(format!("{e}: write a duration like 30s or 10m, or none for no limit")),
+        Err(_) => Err(format!(
+            "{text:?} is neither a duration nor none: write a duration like 30s or 10m, or none for no limit"
+        )),
     }
 }
 
