@@ -38,7 +38,7 @@ pub mod exit {
     pub const MAINTENANCE: u8 = 6;
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 done, 1 a script failed (recorded; run `repair` after fixing it), 2 bad input (flags, script names, plan), 3 refused (failed, interrupted, edited, missing or out-of-order history), 4 database unreachable, 5 lock not obtained within --lock-timeout, 6 --maintenance window could not be opened (nothing ran).";
+const EXIT_CODES: &str = "Exit codes: 0 done, 1 a script failed (recorded, so run `repair` after fixing it, unless a time or lock-wait limit stopped it before anything stayed), 2 bad input (flags, script names, plan), 3 refused (failed, interrupted, edited, missing or out-of-order history), 4 database unreachable or not stopping a statement past its limit, 5 lock not obtained within --lock-timeout, 6 --maintenance window could not be opened (nothing ran).";
 
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
