@@ -172,7 +172,7 @@ pub struct Watchdog {
 enum Stop {
     /// Cancel from a second connection to the same server (same login).
     Server {
-        endpoint: Endpoint,
+        endpoint: Box<Endpoint>,
         kind: Kind,
         engine: Engine,
         backend: i64,
@@ -221,7 +221,7 @@ impl Watchdog {
                     .and_then(Cell::int)
                     .unwrap_or_default();
                 Stop::Server {
-                    endpoint: endpoint.clone(),
+                    endpoint: Box::new(endpoint.clone()),
                     kind,
                     engine,
                     backend,

@@ -679,7 +679,7 @@ async fn run_statement(
 fn only_sets_up_session(sql: &str) -> bool {
     // mysqldump wraps its SETs in version comments: `/*!40101 SET NAMES utf8mb4 */`.
     let code = sql
-        .trim_start_matches(|c: char| c == '/' || c == '*' || c == '!' || c == 'M')
+        .trim_start_matches(['/', '*', '!', 'M'])
         .trim_start_matches(|c: char| c.is_ascii_digit());
     let mut words = code
         .split(|c: char| c.is_whitespace() || c == '=')

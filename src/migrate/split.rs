@@ -105,6 +105,7 @@ pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement>, SplitErro
         block: Block::default(),
         standard_strings: true,
         restricted: None,
+        sql_mode: SqlMode::default(),
         out: Vec::new(),
     };
     while splitter.pos < splitter.bytes.len() {
@@ -290,6 +291,8 @@ struct Splitter<'a> {
     standard_strings: bool,
     /// PostgreSQL: the key and line of a `\restrict` still in force.
     restricted: Option<(String, usize)>,
+    /// MySQL: whether NO_BACKSLASH_ESCAPES is on, as the script's SETs leave it.
+    sql_mode: SqlMode,
     out: Vec<Statement>,
 }
 
@@ -336,7 +339,7 @@ impl Splitter<'_> {
             },
             b'\'' => {
                 let quote = match dialect {
-                    Dialect::MySql => MYSQL_STRING,
+                    Dialect::MySql => self.mysql_quote(MYSQL_STRING),
                     Dialect::Postgres if !self.standard_strings => ESCAPE_STRING,
                     Dialect::Postgres | Dialect::Sqlite => PLAIN_STRING,
                 };
@@ -344,7 +347,7 @@ impl Splitter<'_> {
             }
             b'"' => {
                 let quote = match dialect {
-                    Dialect::MySql => MYSQL_DOUBLE_QUOTED_STRING,
+                    Dialect::MySql => self.mysql_quote(MYSQL_DOUBLE_QUOTED_STRING),
                     Dialect::Postgres | Dialect::Sqlite => DOUBLE_QUOTED_IDENTIFIER,
                 };
                 self.quoted(at, at + 1, quote)?;
@@ -460,13 +463,26 @@ impl Splitter<'_> {
 
     fn end_statement(&mut self, end: usize) {
         if let Some((start, line)) = self.current.take() {
+            let sql = self.src[start..end].trim_end();
+            if self.dialect == Dialect::MySql {
+                self.sql_mode.follow(sql);
+            }
             self.out.push(Statement {
-                sql: self.src[start..end].trim_end().to_owned(),
+                sql: sql.to_owned(),
                 line,
                 copy_data: None,
             });
         }
         self.block = Block::default();
+    }
+
+    /// MySQL quotes as the session's sql_mode reads them: with NO_BACKSLASH_ESCAPES a
+    /// backslash is an ordinary character.
+    fn mysql_quote(&self, quote: Quote) -> Quote {
+        Quote {
+            backslash: !self.sql_mode.no_backslash_escapes,
+            ..quote
+        }
     }
 
     fn skip_line(&mut self, at: usize) {
@@ -555,8 +571,8 @@ impl Splitter<'_> {
         let mut i = body;
         while i < bytes.len() {
             i = match bytes[i] {
-                b'\'' => self.quote_end(i, i + 1, MYSQL_STRING)?,
-                b'"' => self.quote_end(i, i + 1, MYSQL_DOUBLE_QUOTED_STRING)?,
+                b'\'' => self.quote_end(i, i + 1, self.mysql_quote(MYSQL_STRING))?,
+                b'"' => self.quote_end(i, i + 1, self.mysql_quote(MYSQL_DOUBLE_QUOTED_STRING))?,
                 b'`' => self.quote_end(i, i + 1, BACKQUOTED_IDENTIFIER)?,
                 b'*' if bytes.get(i + 1) == Some(&b'/') => {
                     self.pos = i + 2;
@@ -834,6 +850,112 @@ impl Splitter<'_> {
     fn line_of(&self, at: usize) -> usize {
         1 + count_newlines(&self.bytes[..at])
     }
+}
+
+/// MySQL's NO_BACKSLASH_ESCAPES as a script's `SET` statements leave it. The mysql client
+/// asks the server after each statement; splitting happens before anything runs, so the
+/// assignments mysqldump writes are followed instead: a mode given as a literal, saved to a
+/// user variable (`SET @saved_sql_mode = @@sql_mode`) and restored from it. A script starts
+/// without it, as a server's default sql_mode has it off.
+#[derive(Default)]
+struct SqlMode {
+    no_backslash_escapes: bool,
+    /// User variables holding a saved sql_mode, and whether it had NO_BACKSLASH_ESCAPES.
+    saved: Vec<(String, bool)>,
+}
+
+impl SqlMode {
+    fn follow(&mut self, sql: &str) {
+        let lower = sql.to_ascii_lowercase();
+        if !lower.contains("sql_mode") {
+            return;
+        }
+        // Executable comments run their contents; ordinary comments are gone by now
+        // except inside the statement, which mysqldump's SETs never have.
+        let code: String = lower
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let code = strip_executable_comment_marks(&code);
+        let Some(assignments) = code.trim().strip_prefix("set ") else {
+            return;
+        };
+        for assignment in split_outside_quotes(assignments, ',') {
+            let Some((target, value)) = assignment.split_once('=') else {
+                continue;
+            };
+            let target = target.trim().trim_end_matches(':');
+            let target = target
+                .strip_prefix("session ")
+                .or_else(|| target.strip_prefix("local "))
+                .unwrap_or(target)
+                .trim();
+            let target = target
+                .strip_prefix("@@session.")
+                .or_else(|| target.strip_prefix("@@local."))
+                .or_else(|| target.strip_prefix("@@"))
+                .unwrap_or(target);
+            let value = value.trim();
+            let reads_mode = matches!(value, "@@sql_mode" | "@@session.sql_mode");
+            if target == "sql_mode" {
+                self.no_backslash_escapes = if value.starts_with('\'') {
+                    value.contains("no_backslash_escapes")
+                } else if let Some(var) = value.strip_prefix('@').filter(|_| !reads_mode) {
+                    self.saved
+                        .iter()
+                        .rev()
+                        .find(|(name, _)| name == var)
+                        .is_some_and(|(_, on)| *on)
+                } else if reads_mode {
+                    self.no_backslash_escapes
+                } else {
+                    value.contains("no_backslash_escapes")
+                };
+            } else if let (Some(var), true) = (target.strip_prefix('@'), reads_mode) {
+                self.saved.push((var.to_owned(), self.no_backslash_escapes));
+            }
+        }
+    }
+}
+
+/// `text` without the `/*!NNNNN` / `/*M!NNNNNN` openers and `*/` closers of MySQL
+/// executable comments.
+fn strip_executable_comment_marks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("/*") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let after = after
+            .strip_prefix('!')
+            .or_else(|| after.strip_prefix("m!"))
+            .unwrap_or(after);
+        rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
+        out.push(' ');
+    }
+    out.push_str(rest);
+    out.replace("*/", " ")
+}
+
+/// Pieces of `text` between `separator`s that are not inside quotes.
+fn split_outside_quotes(text: &str, separator: char) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, _) if c == separator => {
+                pieces.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces
 }
 
 /// The value `SET standard_conforming_strings` (or `RESET`) gives, if `sql` is one.
@@ -1659,6 +1781,28 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
             Some(false)
         );
         assert_eq!(standard_strings_set_by("SET search_path = off"), None);
+    }
+
+    #[test]
+    fn mysqldump_routines_under_no_backslash_escapes_split_as_the_client_splits_them() {
+        let script = "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n\
+                      INSERT INTO t VALUES ('a\\';b');\n\
+                      /*!50003 SET @saved_sql_mode       = @@sql_mode */ ;\n\
+                      /*!50003 SET sql_mode              = 'NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES' */ ;\n\
+                      DELIMITER ;;\n\
+                      CREATE FUNCTION f(t TEXT) RETURNS TEXT RETURN CONCAT('C:\\', t, '\\') ;;\n\
+                      DELIMITER ;\n\
+                      /*!50003 SET sql_mode              = @saved_sql_mode */ ;\n\
+                      INSERT INTO t VALUES ('c\\';d');\n\
+                      /*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n";
+        let statements = ok(script, Dialect::MySql);
+        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(sql.len(), 8, "{sql:#?}");
+        assert_eq!(
+            sql[4],
+            "CREATE FUNCTION f(t TEXT) RETURNS TEXT RETURN CONCAT('C:\\', t, '\\')"
+        );
+        assert_eq!(sql[6], "INSERT INTO t VALUES ('c\\';d')");
     }
 
     fn sql_soup() -> impl Strategy<Value = String> {
