@@ -86,7 +86,8 @@ fn round_trip(engine: &dyn Engine, scratch: &Path) {
     assert!(
         missing.is_empty(),
         "{name}: the dump tool's output no longer has {missing:?}, so this test would not \
-         test what it claims to; the dump:\n{dump}"
+         test what it claims to; the dump begins:\n{}",
+        dump.lines().take(80).collect::<Vec<_>>().join("\n")
     );
 
     let migrations = scratch.join("migrations");
@@ -309,9 +310,9 @@ fn run_until(
     cmd.stdout(File::create(&out_path).unwrap())
         .stderr(File::create(&err_path).unwrap())
         .stdin(match input {
-            Some(path) => Stdio::from(
-                File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-            ),
+            Some(path) => {
+                Stdio::from(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            }
             None => Stdio::null(),
         });
     let mut child = cmd
@@ -361,13 +362,7 @@ fn migrate_run(url: &str, dir: &Path, scratch: &Path) -> Finished {
     ] {
         cmd.env_remove(var);
     }
-    run_until(
-        "dbvigil migrate run",
-        cmd,
-        None,
-        MIGRATE_DEADLINE,
-        scratch,
-    )
+    run_until("dbvigil migrate run", cmd, None, MIGRATE_DEADLINE, scratch)
 }
 
 /// A URL query value.
@@ -774,9 +769,18 @@ CREATE TABLE audit (
     CONSTRAINT audit_person_fk FOREIGN KEY (person_id) REFERENCES person (id)
 ) ENGINE=InnoDB;
 CREATE TABLE bulk (n INT PRIMARY KEY, txt VARCHAR(200)) ENGINE=InnoDB;
+CREATE TABLE item (
+    id INT AUTO_INCREMENT PRIMARY KEY,
+    price DECIMAL(8,2) NOT NULL,
+    qty INT NOT NULL DEFAULT 1,
+    total DECIMAL(10,2) AS (price * qty) PERSISTENT,
+    label VARCHAR(40) AS (CONCAT('item; ', id)) VIRTUAL
+) ENGINE=InnoDB;
+CREATE SEQUENCE ticket_seq START WITH 1000 INCREMENT BY 7;
 CREATE INDEX person_name ON person (name);
 CREATE VIEW happy_people AS
     SELECT id, CONCAT(name, '; yay') AS loud FROM person WHERE feeling = 'happy';
+CREATE VIEW happy_later AS SELECT loud FROM happy_people WHERE id > 1;
 DELIMITER ;;
 CREATE TRIGGER person_audit AFTER INSERT ON person FOR EACH ROW
 BEGIN
@@ -795,7 +799,37 @@ CREATE FUNCTION shout(t TEXT) RETURNS TEXT DETERMINISTIC
 BEGIN
     RETURN CONCAT(UPPER(t), '!;', '''', "\"", '\\');
 END;;
+CREATE TRIGGER person_audit_again AFTER INSERT ON person FOR EACH ROW FOLLOWS person_audit
+    INSERT INTO audit (person_id, what) VALUES (NEW.id, 'again;;');;
+CREATE PROCEDURE count_notes(OUT total INT)
+BEGIN
+    DECLARE done INT DEFAULT 0;
+    DECLARE n TEXT;
+    DECLARE c CURSOR FOR SELECT note FROM person;
+    DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
+    SET total = 0;
+    OPEN c;
+    read_loop: LOOP
+        FETCH c INTO n;
+        IF done THEN
+            LEAVE read_loop;
+        END IF;
+        IF n LIKE '%;%' THEN
+            SET total = total + 1;
+        END IF;
+    END LOOP;
+    CLOSE c;
+END;;
 DELIMITER ;
+SET @saved_sql_mode = @@sql_mode;
+SET sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES');
+DELIMITER ;;
+CREATE FUNCTION windows_dir(t TEXT) RETURNS TEXT DETERMINISTIC
+BEGIN
+    RETURN CONCAT('C:\', t, '\');
+END;;
+DELIMITER ;
+SET sql_mode = @saved_sql_mode;
 INSERT INTO person (name, feeling, tags, score, note, doc, updated) VALUES
     ('plain', 'happy', 'a', 10, 'simple', '{"k": 1}', '2024-01-02 03:04:05.678'),
     ('tab\there', 'sad', 'a,b', 0, 'line one\nline two\r\nline three', NULL, NULL),
@@ -811,6 +845,8 @@ INSERT INTO person (name, feeling, tags, score, note, doc, updated) VALUES
     ('client commands', 'ok', 'a', 6, '\\G\n\\c\nsource /etc/passwd\nUSE mysql;', NULL, NULL);
 INSERT INTO bulk (n, txt)
     SELECT seq, CONCAT(REPEAT(CHAR(32 + seq % 90), seq % 40), '\t', seq, '\\') FROM seq_1_to_3000;
+INSERT INTO item (price, qty) VALUES (1.5, 2), (10, 3), (0.01, 100);
+SELECT NEXTVAL(ticket_seq), NEXTVAL(ticket_seq);
 CALL bump_scores(5);
 "#;
 
@@ -930,8 +966,7 @@ impl MariaDb {
         let mut cmd = Command::new(program);
         cmd.arg("--no-defaults")
             .args(["--protocol=TCP", "-h", "127.0.0.1", "-P"])
-            .arg(self.server.port().to_string())
-            .arg("--connect-timeout=10");
+            .arg(self.server.port().to_string());
         for var in [
             "MYSQL_PWD",
             "MYSQL_HOST",
@@ -988,6 +1023,11 @@ impl Engine for MariaDb {
             "'a;; b; DELIMITER ;; -- not /* a comment */ /*!40101 nor this */'",
             "nul\\0after",
             "sub\\Zafter",
+            "NO_BACKSLASH_ESCAPES",
+            "RETURN CONCAT('C:\\', t, '\\');",
+            "CREATE SEQUENCE `ticket_seq`",
+            "DO SETVAL(`ticket_seq`, ",
+            "TRIGGER person_audit_again AFTER INSERT",
         ]
     }
 
@@ -1024,8 +1064,14 @@ impl Engine for MariaDb {
             .arg("--ssl")
             .arg(format!("--ssl-ca={}", self.server.ca_file().display()))
             .arg("--ssl-verify-server-cert")
+            .arg("--connect-timeout=10")
             .arg(db);
-        run_tool(&format!("mariadb {db} < file"), cmd, Some(file), &self.scratch);
+        run_tool(
+            &format!("mariadb {db} < file"),
+            cmd,
+            Some(file),
+            &self.scratch,
+        );
     }
 
     fn catalog(&self, db: &str) -> Vec<(&'static str, Vec<String>)> {
@@ -1040,7 +1086,8 @@ impl Engine for MariaDb {
             db,
             &format!(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' \
-                 AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> '{HISTORY}' ORDER BY 1"
+                 AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE') AND TABLE_NAME <> '{HISTORY}' \
+                 ORDER BY 1"
             ),
         )
     }
