@@ -255,6 +255,7 @@ fn shifted(result: &Split, lines: usize) -> Split {
             .map(|s| Statement {
                 sql: s.sql.clone(),
                 line: s.line + lines,
+                copy_data: s.copy_data.clone(),
             })
             .collect()),
         Err(e) => Err(match e.clone() {
@@ -285,6 +286,23 @@ fn shifted(result: &Split, lines: usize) -> Split {
                 delimiter,
                 line: line + lines,
             },
+            SplitError::MetaCommand { command, line, fix } => SplitError::MetaCommand {
+                command,
+                line: line + lines,
+                fix,
+            },
+            SplitError::UnrestrictMismatch {
+                line,
+                restrict_line,
+            } => SplitError::UnrestrictMismatch {
+                line: line + lines,
+                restrict_line: restrict_line + lines,
+            },
+            SplitError::UnterminatedCopy { line } => {
+                SplitError::UnterminatedCopy { line: line + lines }
+            }
+            SplitError::TextAfterCopy { line } => SplitError::TextAfterCopy { line: line + lines },
+            SplitError::CopyToStdout { line } => SplitError::CopyToStdout { line: line + lines },
         }),
     }
 }
@@ -295,7 +313,12 @@ fn error_line(e: &SplitError) -> usize {
         | SplitError::UnterminatedDollarQuote { line, .. }
         | SplitError::MissingDelimiter { line }
         | SplitError::InvalidDelimiter { line, .. }
-        | SplitError::TextAfterDelimiter { line, .. } => *line,
+        | SplitError::TextAfterDelimiter { line, .. }
+        | SplitError::MetaCommand { line, .. }
+        | SplitError::UnrestrictMismatch { line, .. }
+        | SplitError::UnterminatedCopy { line }
+        | SplitError::TextAfterCopy { line }
+        | SplitError::CopyToStdout { line } => *line,
     }
 }
 
@@ -412,6 +435,7 @@ fn splitter_invariants(a: &str, b: &str, dialect: Dialect) -> Result<(), String>
         fixed.push(Statement {
             sql: s.sql.clone(),
             line: 1 + newlines(&joined),
+            copy_data: None,
         });
         joined.push_str(&s.sql);
         joined.push_str("\n;\n");

@@ -15,6 +15,7 @@ use super::client;
 use crate::config::{self, Endpoint, Kind};
 use crate::migrate::conn::{DbConn, Engine, Purpose};
 use crate::migrate::history::LockHeld;
+use crate::migrate::limits::{self, Limits};
 use crate::migrate::plan;
 use crate::migrate::runner::{self, MigrateError, Observer, Options, State, Status};
 use crate::migrate::script::{self, Script};
@@ -80,6 +81,12 @@ pub struct MigrateArgs {
     /// How long to wait for another run's lock.
     #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "60s", value_parser = duration, global = true)]
     pub lock_timeout: Duration,
+    /// How long one statement may run before it is stopped, or none [default: the target's migrations.statement_timeout, else 10m].
+    #[arg(long = "statement-timeout", value_name = "DURATION|none", value_parser = limit, global = true)]
+    pub statement_timeout: Option<Limit>,
+    /// How long a statement may wait for another session's lock, or none [default: the target's migrations.lock_wait_timeout, else 10s].
+    #[arg(long = "lock-wait-timeout", value_name = "DURATION|none", value_parser = limit, global = true)]
+    pub lock_wait_timeout: Option<Limit>,
     /// Wait until the database accepts connections, up to this long (like 60s).
     #[arg(long = "wait-for", value_name = "DURATION", value_parser = duration, global = true)]
     pub wait_for: Option<Duration>,
@@ -159,6 +166,14 @@ pub struct RunArgs {
     pub http_config_file: Option<PathBuf>,
 }
 
+/// A limit flag's value: a duration, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(Option<Duration>);
+
+fn limit(text: &str) -> Result<Limit, String> {
+    limits::parse_limit(text).map(Limit)
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e}: write a duration like 30s or 5m"))
 }
@@ -172,6 +187,8 @@ struct Job {
     /// Directory mode: applied versions must have their script (unless --ignore-missing).
     strict: bool,
     secrets: Vec<String>,
+    /// The target's limits (defaults without one); flags override them.
+    limits: Limits,
 }
 
 pub fn run(args: MigrateArgs) -> ExitCode {
@@ -277,11 +294,12 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
                 scripts,
                 strict: false,
                 secrets,
+                limits: Limits::default(),
             });
         }
         return Ok((jobs, notes));
     }
-    let (label, kind, endpoint, dir, secrets) = match (&args.target, &args.database_url) {
+    let (label, kind, endpoint, dir, secrets, limits) = match (&args.target, &args.database_url) {
         (Some(name), _) => {
             let Some(path) = &args.config_file else {
                 return Err("--target needs --config.file (or DBVIGIL_CONFIG_FILE)".to_owned());
@@ -313,12 +331,14 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
                     )
                 })?;
             let secrets = target.secrets().iter().map(|s| s.to_string()).collect();
+            let limits = migrations.map(|m| m.limits).unwrap_or_default();
             (
                 name.clone(),
                 target.kind,
                 target.endpoint.clone(),
                 dir,
                 secrets,
+                limits,
             )
         }
         (None, Some(url)) => {
@@ -346,7 +366,7 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
                 .dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("migrations"));
-            (label, kind, endpoint, dir, secrets)
+            (label, kind, endpoint, dir, secrets, Limits::default())
         }
         (None, None) => {
             return Err(
@@ -363,6 +383,7 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
             scripts,
             strict: true,
             secrets,
+            limits,
         }],
         Vec::new(),
     ))
@@ -391,9 +412,15 @@ async fn run_job(
         lock_timeout: args.lock_timeout,
         installed_by: installed_by(),
         ignore_missing: args.ignore_missing || !job.strict,
+        limits: Limits {
+            statement: args.statement_timeout.map_or(job.limits.statement, |l| l.0),
+            lock_wait: args.lock_wait_timeout.map_or(job.limits.lock_wait, |l| l.0),
+        },
+        reach: Some((job.endpoint.clone(), job.kind)),
     };
     let result = command(args, job, &mut conn, &opts, out, window, &mut report).await;
-    conn.close().await;
+    // A connection given up mid-statement may never answer a goodbye.
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
     let code = match result {
         Ok(code) => code,
         Err(e) => {
@@ -402,6 +429,7 @@ async fn run_job(
                 MigrateError::Locked { .. } => (exit::LOCKED, "locked"),
                 MigrateError::Refused(_) => (exit::REFUSED, "refused"),
                 MigrateError::Split { .. } => (exit::INVALID, "invalid"),
+                MigrateError::Unresponsive { .. } => (exit::UNREACHABLE, "unresponsive"),
             };
             let message = redact(&format!("{}: {e}", job.label));
             out.error(&message);
@@ -528,6 +556,13 @@ async fn command(
                         "{}: FAILED {} line {}: {}",
                         job.label, f.script, f.line, f.message
                     ));
+                    if f.retry {
+                        out.error(&format!(
+                            "{}: nothing of {} was kept and the failure is not recorded: run again once the cause is gone",
+                            job.label, f.script
+                        ));
+                        return finish_run(report, run, &outcome, exit::SCRIPT_FAILED);
+                    }
                     if f.partial_changes_possible {
                         out.error(&format!(
                             "{}: MySQL/MariaDB cannot roll back DDL: statements of {} before line {} may have been applied; check the schema before `dbvigil migrate repair`",
@@ -546,16 +581,25 @@ async fn command(
                     exit::SCRIPT_FAILED
                 }
             };
-            report["result"] = json!(if code == exit::OK { "ok" } else { "failed" });
-            report["dry_run"] = json!(run.dry_run);
-            report["applied"] = json!(outcome.applied);
-            if run.dry_run {
-                report["would_apply"] = json!(outcome.would_apply);
-            }
-            report["failed"] = json!(outcome.failed);
-            Ok(code)
+            finish_run(report, run, &outcome, code)
         }
     }
+}
+
+fn finish_run(
+    report: &mut Value,
+    run: &RunArgs,
+    outcome: &runner::RunOutcome,
+    code: u8,
+) -> Result<u8, MigrateError> {
+    report["result"] = json!(if code == exit::OK { "ok" } else { "failed" });
+    report["dry_run"] = json!(run.dry_run);
+    report["applied"] = json!(outcome.applied);
+    if run.dry_run {
+        report["would_apply"] = json!(outcome.would_apply);
+    }
+    report["failed"] = json!(outcome.failed);
+    Ok(code)
 }
 
 /// Opens the database, retrying for `--wait-for` with a line of progress per attempt.

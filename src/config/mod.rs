@@ -101,6 +101,8 @@ pub struct MigrationsConfig {
     pub ignore: Vec<String>,
     pub interval: Duration,
     pub timeout: Duration,
+    /// `dbvigil migrate --target`'s limits, unless its flags say otherwise.
+    pub limits: crate::migrate::limits::Limits,
 }
 
 /// Migration history changes rarely; reading it every probe would be waste.
@@ -502,6 +504,8 @@ mod raw {
         pub ignore: Vec<String>,
         pub interval: Option<Spanned<HumanDuration>>,
         pub timeout: Option<Spanned<HumanDuration>>,
+        pub statement_timeout: Option<Spanned<Expanded>>,
+        pub lock_wait_timeout: Option<Spanned<Expanded>>,
     }
 
     #[derive(Deserialize)]
@@ -877,11 +881,34 @@ impl Validator<'_> {
                 ));
             }
         }
+        let limit = |key: &str, value: &Option<Spanned<Expanded>>, default| match value {
+            None => Ok(default),
+            Some(v) => crate::migrate::limits::parse_limit(&v.value.0).map_err(|e| {
+                self.err(
+                    v.referenced,
+                    format!("migrations {key} {:?}: {e}", v.value.0),
+                )
+            }),
+        };
+        let defaults = crate::migrate::limits::Limits::default();
+        let limits = crate::migrate::limits::Limits {
+            statement: limit(
+                "statement_timeout",
+                &raw.statement_timeout,
+                defaults.statement,
+            )?,
+            lock_wait: limit(
+                "lock_wait_timeout",
+                &raw.lock_wait_timeout,
+                defaults.lock_wait,
+            )?,
+        };
         Ok(MigrationsConfig {
             directory,
             ignore: raw.ignore.clone(),
             interval,
             timeout,
+            limits,
         })
     }
 

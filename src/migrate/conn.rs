@@ -172,6 +172,41 @@ impl DbConn {
         })
     }
 
+    /// `COPY ... FROM stdin` with its rows (PostgreSQL only), as psql sends a dump's COPY
+    /// blocks. Returns the rows copied.
+    pub async fn copy_in(&mut self, sql: &str, rows: &str) -> Result<u64, sqlx::Error> {
+        /// CopyData messages of this size keep memory flat for any block.
+        const CHUNK: usize = 1 << 20;
+        let DbConn::Postgres(c) = self else {
+            return Err(sqlx::Error::Protocol(
+                "COPY ... FROM stdin is PostgreSQL's; this database cannot take it".into(),
+            ));
+        };
+        let mut copy = c.copy_in_raw(sql).await?;
+        for chunk in rows.as_bytes().chunks(CHUNK) {
+            if let Err(e) = copy.send(chunk).await {
+                let _ = copy.abort("dbvigil could not send the rows").await;
+                return Err(e);
+            }
+        }
+        copy.finish().await
+    }
+
+    /// SQLite: calls `keep_going` every `steps` virtual machine steps of a statement; the
+    /// statement is interrupted when it returns false. Elsewhere a no-op.
+    pub async fn on_progress(
+        &mut self,
+        steps: i32,
+        keep_going: impl FnMut() -> bool + Send + 'static,
+    ) -> Result<(), sqlx::Error> {
+        if let DbConn::Sqlite(c) = self {
+            c.lock_handle()
+                .await?
+                .set_progress_handler(steps, keep_going);
+        }
+        Ok(())
+    }
+
     /// Runs a query without parameters and decodes every column of every row. Cast columns
     /// whose type is not a boolean, integer, float or text (timestamps, decimals) in SQL.
     pub async fn fetch(&mut self, sql: &str) -> Result<Vec<Vec<Cell>>, sqlx::Error> {

@@ -4,9 +4,11 @@
 
 pub mod conn;
 pub mod history;
+pub mod limits;
 pub mod plan;
 pub mod runner;
 pub mod schema_history;
 pub mod script;
+pub mod session;
 pub mod split;
 pub mod watch;

@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use super::conn::{DbConn, Engine};
 use super::history::LockHeld;
-use super::schema_history::{self, Entry, Row};
+use super::limits::{self, Bounded, Limits, Watchdog};
+use super::schema_history::{self, Entry, Home, Row};
 use super::script::{Script, Version};
+use super::session::Session;
 use super::split::{self, Dialect, Statement};
+use crate::config::{Endpoint, Kind};
 
 /// How often a run waiting for the lock tries again.
 const LOCK_RETRY: Duration = Duration::from_millis(250);
@@ -24,6 +27,9 @@ pub struct Options {
     pub installed_by: String,
     /// Applied versions whose scripts are gone are not an error.
     pub ignore_missing: bool,
+    pub limits: Limits,
+    /// How to reach the server again, to cancel a statement that overran its limit.
+    pub reach: Option<(Endpoint, Kind)>,
 }
 
 /// Hooks for progress output; the CLI draws a bar or prints lines.
@@ -104,6 +110,9 @@ pub struct ScriptFailure {
     pub message: String,
     /// MySQL/MariaDB commit DDL as they go: statements before the failing one stay.
     pub partial_changes_possible: bool,
+    /// A limit stopped it, and nothing of it stayed: nothing is recorded, and the next run
+    /// tries it again.
+    pub retry: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -139,6 +148,16 @@ pub enum MigrateError {
     Refused(Vec<String>),
     #[error("{script}: {error}")]
     Split { script: String, error: String },
+    /// A statement overran its limit and the server did not stop it when asked: the
+    /// connection was given up, and the server rolls back and frees the lock when it notices.
+    #[error(
+        "{script} line {line} ran past the statement time limit of {limit} and the server did not stop it when asked; dbvigil closed the connection, and the server rolls the script back and frees the migration lock once it notices. Check the server, then run again"
+    )]
+    Unresponsive {
+        script: String,
+        line: usize,
+        limit: String,
+    },
 }
 
 fn describe_holder(h: &LockHeld) -> String {
@@ -298,8 +317,9 @@ pub async fn info(
     scripts: &[Script],
     opts: &Options,
 ) -> Result<Status, MigrateError> {
-    let rows = schema_history::rows(conn).await?;
-    let holder = schema_history::holder(conn).await?;
+    let home = Home::resolve(conn).await?;
+    let rows = schema_history::rows(conn, &home).await?;
+    let holder = schema_history::holder(conn, &home).await?;
     Ok(status(&rows, scripts, opts, holder.as_ref()))
 }
 
@@ -358,8 +378,8 @@ pub async fn run(
             ..RunOutcome::default()
         });
     }
-    locked(conn, opts, observer, async |conn, observer| {
-        let rows = schema_history::rows(conn).await?;
+    locked(conn, opts, observer, async |conn, home, observer| {
+        let rows = schema_history::rows(conn, home).await?;
         let status = status(&rows, scripts, opts, None);
         if !status.problems.is_empty() {
             return Err(MigrateError::Refused(status.problems));
@@ -370,10 +390,22 @@ pub async fn run(
         let mut rank = rows.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut outcome = RunOutcome::default();
         let total = work.len();
+        if total == 0 {
+            return Ok(outcome);
+        }
+        let session = Session::start(conn, opts.limits).await?;
+        let reach = opts.reach.as_ref().map(|(e, k)| (e, *k));
+        let watchdog = Watchdog::arm(conn, opts.limits.statement, reach).await?;
+        let run = Run {
+            home,
+            session: &session,
+            watchdog: &watchdog,
+            opts,
+        };
         for (index, (script, statements)) in work.into_iter().enumerate() {
             rank += 1;
             observer.starting(index, total, script);
-            match apply(conn, script, &statements, rank, opts).await? {
+            match apply(conn, &run, script, &statements, rank).await? {
                 Ok(execution_ms) => {
                     observer.finished(script, execution_ms);
                     outcome.applied.push(Applied {
@@ -401,8 +433,8 @@ pub async fn repair(
     opts: &Options,
     observer: &mut dyn Observer,
 ) -> Result<RepairOutcome, MigrateError> {
-    locked(conn, opts, observer, async |conn, _| {
-        let rows = schema_history::rows(conn).await?;
+    locked(conn, opts, observer, async |conn, home, _| {
+        let rows = schema_history::rows(conn, home).await?;
         let mut outcome = RepairOutcome::default();
         for row in &rows {
             let label = format!("V{} ({})", row.version, row.script);
@@ -413,11 +445,11 @@ pub async fn repair(
             let script =
                 Version::parse(&row.version).and_then(|v| scripts.iter().find(|s| s.version == v));
             if let Some(s) = script.filter(|s| s.checksum != row.checksum) {
-                schema_history::realign(conn, row.rank, &s.checksum, &s.description).await?;
+                schema_history::realign(conn, home, row.rank, &s.checksum, &s.description).await?;
                 outcome.realigned.push(label);
             }
         }
-        schema_history::delete_unsuccessful(conn).await?;
+        schema_history::delete_unsuccessful(conn, home).await?;
         Ok(outcome)
     })
     .await
@@ -441,14 +473,15 @@ async fn locked<T>(
     conn: &mut DbConn,
     opts: &Options,
     observer: &mut dyn Observer,
-    work: impl AsyncFnOnce(&mut DbConn, &mut dyn Observer) -> Result<T, MigrateError>,
+    work: impl AsyncFnOnce(&mut DbConn, &Home, &mut dyn Observer) -> Result<T, MigrateError>,
 ) -> Result<T, MigrateError> {
+    let home = Home::resolve(conn).await?;
     let started = Instant::now();
     loop {
-        if schema_history::try_lock(conn).await? {
+        if schema_history::try_lock(conn, &home).await? {
             break;
         }
-        let holder = schema_history::holder(conn).await.ok().flatten();
+        let holder = schema_history::holder(conn, &home).await.ok().flatten();
         let waited = started.elapsed();
         if waited >= opts.lock_timeout {
             return Err(MigrateError::Locked { waited, holder });
@@ -456,17 +489,21 @@ async fn locked<T>(
         observer.waiting_for_lock(holder.as_ref(), waited);
         tokio::time::sleep(LOCK_RETRY.min(opts.lock_timeout - waited)).await;
     }
-    let result = match schema_history::create(conn).await {
-        Ok(()) => work(conn, observer).await,
+    let result = match schema_history::create(conn, &home).await {
+        Ok(()) => work(conn, &home, observer).await,
         Err(e) => Err(e.into()),
     };
+    if matches!(result, Err(MigrateError::Unresponsive { .. })) {
+        // The connection is still busy with the statement: nothing more can go through it.
+        return result;
+    }
     // A refusal or a recorded script failure is an answer to keep; any other error means
     // the database failed mid-way, and nothing half-written may stay.
     let keep = matches!(
         result,
         Ok(_) | Err(MigrateError::Refused(_) | MigrateError::Split { .. })
     );
-    let released = schema_history::unlock(conn, keep).await;
+    let released = schema_history::unlock(conn, &home, keep).await;
     match (result, released) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(MigrateError::Database(format!(
@@ -477,16 +514,34 @@ async fn locked<T>(
     }
 }
 
+/// What every script of one run shares.
+struct Run<'a> {
+    home: &'a Home,
+    session: &'a Session,
+    watchdog: &'a Watchdog,
+    opts: &'a Options,
+}
+
+/// How one statement ended, when not in success.
+enum StatementFailure {
+    /// The server's error, or a limit that struck: the script failed. `undone`: a limit
+    /// stopped the statement before it changed anything.
+    Failed { message: String, undone: bool },
+    /// The server did not stop an overrunning statement: the connection is gone.
+    Unresponsive,
+}
+
 /// Runs one script. The outer error is the database failing dbvigil (it could not record
 /// what happened); the inner one is the script failing.
 async fn apply(
     conn: &mut DbConn,
+    run: &Run<'_>,
     script: &Script,
     statements: &[Statement],
     rank: i64,
-    opts: &Options,
 ) -> Result<Result<i64, ScriptFailure>, MigrateError> {
     let engine = conn.engine();
+    let home = run.home;
     let started = Instant::now();
     let elapsed = |started: Instant| started.elapsed().as_millis() as i64;
     let version = script.version.to_string();
@@ -496,7 +551,7 @@ async fn apply(
         description: &script.description,
         script: &script.name,
         checksum: &script.checksum,
-        installed_by: &opts.installed_by,
+        installed_by: &run.opts.installed_by,
         execution_ms,
         success,
     };
@@ -514,42 +569,206 @@ async fn apply(
         ),
         _ => ("BEGIN", "COMMIT", "ROLLBACK"),
     };
+    let statements = own_statements(engine, statements);
     if transactional {
         conn.execute(begin).await?;
     } else if engine == Engine::MySql {
-        schema_history::insert(conn, &entry(None, 0)).await?;
+        schema_history::insert(conn, home, &entry(None, 0)).await?;
     }
-    for statement in statements {
-        if let Err(e) = conn.execute(&statement.sql).await {
-            let failure = ScriptFailure {
-                version: version.clone(),
-                script: script.name.clone(),
-                line: statement.line,
-                message: server_message(&e),
-                partial_changes_possible: !transactional,
-            };
-            let ms = elapsed(started);
-            if transactional {
-                conn.execute(rollback).await?;
+    for (index, statement) in statements.iter().enumerate() {
+        let (message, undone) = match run_statement(conn, run, statement).await {
+            Ok(()) => continue,
+            Err(StatementFailure::Unresponsive) => {
+                return Err(MigrateError::Unresponsive {
+                    script: script.name.clone(),
+                    line: statement.line,
+                    limit: limits::describe(run.watchdog.limit()),
+                });
             }
-            if engine == Engine::MySql {
-                schema_history::finish(conn, rank, false, ms).await?;
-            } else {
-                schema_history::insert(conn, &entry(Some(false), ms)).await?;
-            }
-            return Ok(Err(failure));
+            Err(StatementFailure::Failed { message, undone }) => (message, undone),
+        };
+        // Stopped by a limit with nothing of the script kept: the script is not at fault,
+        // so nothing is recorded and the next run tries it again.
+        let kept_nothing = transactional
+            || statements[..index]
+                .iter()
+                .all(|s| only_sets_up_session(&s.sql));
+        let retry = undone && kept_nothing;
+        let failure = ScriptFailure {
+            version: version.clone(),
+            script: script.name.clone(),
+            line: statement.line,
+            message,
+            partial_changes_possible: !kept_nothing,
+            retry,
+        };
+        let ms = elapsed(started);
+        if transactional {
+            conn.execute(rollback).await?;
         }
+        run.session.restore(conn).await?;
+        match (retry, engine) {
+            (true, Engine::MySql) => schema_history::forget(conn, home, rank).await?,
+            (true, _) => {}
+            (false, Engine::MySql) => schema_history::finish(conn, home, rank, false, ms).await?,
+            (false, _) => schema_history::insert(conn, home, &entry(Some(false), ms)).await?,
+        }
+        return Ok(Err(failure));
     }
     let ms = elapsed(started);
+    run.session.restore(conn).await?;
     if engine == Engine::MySql {
-        schema_history::finish(conn, rank, true, ms).await?;
+        schema_history::finish(conn, home, rank, true, ms).await?;
     } else {
-        schema_history::insert(conn, &entry(Some(true), ms)).await?;
+        schema_history::insert(conn, home, &entry(Some(true), ms)).await?;
     }
     if transactional {
         conn.execute(commit).await?;
     }
     Ok(Ok(ms))
+}
+
+/// Sends one statement (with its COPY rows) under the run's limits.
+async fn run_statement(
+    conn: &mut DbConn,
+    run: &Run<'_>,
+    statement: &Statement,
+) -> Result<(), StatementFailure> {
+    let engine = conn.engine();
+    let sent = match &statement.copy_data {
+        Some(rows) => run.watchdog.run(conn.copy_in(&statement.sql, rows)).await,
+        None => run.watchdog.run(conn.execute(&statement.sql)).await,
+    };
+    let limits = run.session.limits();
+    match sent {
+        Ok(_) => run
+            .session
+            .after_statement(conn, &statement.sql)
+            .await
+            .map_err(|e| StatementFailure::Failed {
+                message: server_message(&e),
+                undone: false,
+            }),
+        Err(Bounded::Unresponsive) => Err(StatementFailure::Unresponsive),
+        Err(Bounded::Stopped { confirmed }) => Err(StatementFailure::Failed {
+            message: format!(
+                "stopped after the statement time limit of {} (--statement-timeout, or migrations.statement_timeout): make the statement faster, or raise the limit for this run",
+                limits::describe(limits.statement)
+            ),
+            undone: confirmed,
+        }),
+        Err(Bounded::Failed(e)) if limits::is_lock_wait_timeout(engine, &e) => {
+            Err(StatementFailure::Failed {
+                message: format!(
+                    "waited longer than the lock-wait limit of {} for a lock another session holds (--lock-wait-timeout, or migrations.lock_wait_timeout): {}; run again when that session is done",
+                    limits::describe(limits.lock_wait),
+                    server_message(&e)
+                ),
+                undone: true,
+            })
+        }
+        Err(Bounded::Failed(e)) => Err(StatementFailure::Failed {
+            message: server_message(&e),
+            undone: false,
+        }),
+    }
+}
+
+/// Whether a statement only sets up the session (MySQL's `SET` preambles, `USE`, table
+/// locks), so that a script stopped after it has changed nothing that stays.
+fn only_sets_up_session(sql: &str) -> bool {
+    // mysqldump wraps its SETs in version comments: `/*!40101 SET NAMES utf8mb4 */`.
+    let code = sql
+        .trim_start_matches(|c: char| c == '/' || c == '*' || c == '!' || c == 'M')
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    let mut words = code
+        .split(|c: char| c.is_whitespace() || c == '=')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase);
+    match (words.next().as_deref(), words.next().as_deref()) {
+        (Some("SET"), Some(second)) => {
+            !matches!(
+                second,
+                "GLOBAL" | "PERSIST" | "PERSIST_ONLY" | "PASSWORD" | "DEFAULT" | "ROLE"
+            ) && !second.starts_with("@@GLOBAL")
+        }
+        (Some("USE" | "LOCK" | "UNLOCK"), _) => true,
+        _ => false,
+    }
+}
+
+/// The statements dbvigil sends for a script. sqlite3's `.dump` wraps its output in
+/// `PRAGMA foreign_keys=OFF; BEGIN TRANSACTION; ... COMMIT;`: each script already runs in
+/// its own savepoint, where those would fail (BEGIN) or do nothing (the PRAGMA), so the
+/// transaction pair is left out and the PRAGMA becomes `defer_foreign_keys`, which lets
+/// rows load in any order while the run still commits only consistent data.
+fn own_statements(engine: Engine, statements: &[Statement]) -> Vec<Statement> {
+    if engine != Engine::Sqlite {
+        return statements.to_vec();
+    }
+    let words = |s: &Statement| -> Vec<String> {
+        s.sql
+            .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_ascii_lowercase())
+            .collect()
+    };
+    let is_begin = |s: &Statement| {
+        let w = words(s);
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        matches!(
+            w.as_slice(),
+            ["begin"]
+                | ["begin", "transaction"]
+                | ["begin", "deferred" | "immediate" | "exclusive"]
+                | [
+                    "begin",
+                    "deferred" | "immediate" | "exclusive",
+                    "transaction"
+                ]
+        )
+    };
+    let is_commit = |s: &Statement| {
+        let w = words(s);
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        matches!(
+            w.as_slice(),
+            ["commit"] | ["commit", "transaction"] | ["end"] | ["end", "transaction"]
+        )
+    };
+    let foreign_keys_off = |s: &Statement| {
+        let w = words(s);
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        matches!(
+            w.as_slice(),
+            ["pragma", "foreign_keys", "off" | "0" | "false" | "no"]
+        )
+    };
+    let first_code = statements.iter().position(|s| !foreign_keys_off(s));
+    let last = statements.len().saturating_sub(1);
+    let wrapper = match first_code {
+        Some(first)
+            if first < last && is_begin(&statements[first]) && is_commit(&statements[last]) =>
+        {
+            Some((first, last))
+        }
+        _ => None,
+    };
+    statements
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| wrapper.is_none_or(|(first, last)| *i != first && *i != last))
+        .map(|(_, s)| {
+            if foreign_keys_off(s) {
+                Statement {
+                    sql: "PRAGMA defer_foreign_keys = ON".to_owned(),
+                    ..s.clone()
+                }
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -587,6 +806,8 @@ mod tests {
             lock_timeout: Duration::ZERO,
             installed_by: String::new(),
             ignore_missing,
+            limits: Limits::default(),
+            reach: None,
         }
     }
 
@@ -595,6 +816,61 @@ mod tests {
             .iter()
             .map(|e| (e.version.clone(), e.state))
             .collect()
+    }
+
+    fn statements(sql: &[&str]) -> Vec<Statement> {
+        sql.iter()
+            .enumerate()
+            .map(|(i, s)| Statement {
+                sql: (*s).to_owned(),
+                line: i + 1,
+                copy_data: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sqlite_dump_transaction_wrappers_give_way_to_the_scripts_savepoint() {
+        let dump = statements(&[
+            "PRAGMA foreign_keys=OFF",
+            "BEGIN TRANSACTION",
+            "CREATE TABLE t(x)",
+            "COMMIT",
+        ]);
+        let sent: Vec<String> = own_statements(Engine::Sqlite, &dump)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        assert_eq!(
+            sent,
+            ["PRAGMA defer_foreign_keys = ON", "CREATE TABLE t(x)"]
+        );
+        // A lone COMMIT is the script's own business, and other engines are left alone.
+        let lone = statements(&["CREATE TABLE t(x)", "COMMIT"]);
+        assert_eq!(own_statements(Engine::Sqlite, &lone), lone);
+        assert_eq!(own_statements(Engine::Postgres, &dump), dump);
+    }
+
+    #[test]
+    fn session_setup_is_told_apart_from_changes_that_stay() {
+        for sql in [
+            "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */",
+            "SET NAMES utf8mb4",
+            "SET SESSION lock_wait_timeout = 5",
+            "USE other_db",
+            "LOCK TABLES `t` WRITE",
+        ] {
+            assert!(only_sets_up_session(sql), "{sql}");
+        }
+        for sql in [
+            "SET GLOBAL read_only = 1",
+            "SET PASSWORD FOR x = PASSWORD('y')",
+            "CREATE TABLE t (x int)",
+            "INSERT INTO t VALUES (1)",
+            "/*!50003 CREATE PROCEDURE p() SELECT 1 */",
+        ] {
+            assert!(!only_sets_up_session(sql), "{sql}");
+        }
     }
 
     #[test]

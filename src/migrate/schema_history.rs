@@ -11,6 +11,45 @@ pub const TABLE: &str = "dbvigil_schema_history";
 /// classid (high half) and objid (low half); advisory locks are per database.
 const PG_LOCK_KEY: i64 = 0x6462_7669_6769_6c6d;
 
+/// Where the history table and the lock live, fixed when a run starts: the schema
+/// (PostgreSQL) or database (MySQL) the connection began in. A script that runs `USE other`
+/// or empties `search_path`, as pg_dump output does, cannot move them.
+#[derive(Debug, Clone)]
+pub struct Home {
+    /// The history table, qualified when the connection had a current schema or database.
+    table: String,
+    /// MySQL: the lock name as a string literal.
+    lock_name: String,
+}
+
+impl Home {
+    pub async fn resolve(conn: &mut DbConn) -> Result<Home, sqlx::Error> {
+        let engine = conn.engine();
+        let current = match engine {
+            Engine::Postgres => {
+                first(&conn.fetch("SELECT current_schema()::text").await?).and_then(Cell::text)
+            }
+            Engine::MySql => first(&conn.fetch("SELECT DATABASE()").await?).and_then(Cell::text),
+            Engine::Sqlite => Some("main".to_owned()),
+        };
+        let table = match (&current, engine) {
+            (Some(schema), Engine::MySql) => {
+                format!("`{}`.{TABLE}", schema.replace('`', "``"))
+            }
+            (Some(schema), _) => format!("\"{}\".{TABLE}", schema.replace('"', "\"\"")),
+            (None, _) => TABLE.to_owned(),
+        };
+        // Lock names are server-wide, so the name says which database it guards; LEFT(.., 48)
+        // in characters, as earlier versions computed it on the server.
+        let database: String = current.unwrap_or_default().chars().take(48).collect();
+        let lock_name = format!(
+            "'dbvigil_migrate:{}'",
+            database.replace('\\', "\\\\").replace('\'', "''")
+        );
+        Ok(Home { table, lock_name })
+    }
+}
+
 /// One row of the history table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -27,10 +66,10 @@ pub struct Row {
     pub success: Option<bool>,
 }
 
-fn ddl(engine: Engine) -> &'static str {
-    match engine {
+fn ddl(engine: Engine, table: &str) -> String {
+    let columns = match engine {
         Engine::Postgres => {
-            "CREATE TABLE IF NOT EXISTS dbvigil_schema_history (
+            "(
                 installed_rank integer NOT NULL PRIMARY KEY,
                 version text NOT NULL,
                 description text NOT NULL,
@@ -43,7 +82,7 @@ fn ddl(engine: Engine) -> &'static str {
             )"
         }
         Engine::MySql => {
-            "CREATE TABLE IF NOT EXISTS dbvigil_schema_history (
+            "(
                 installed_rank INT NOT NULL PRIMARY KEY,
                 version VARCHAR(100) NOT NULL,
                 description VARCHAR(200) NOT NULL,
@@ -56,7 +95,7 @@ fn ddl(engine: Engine) -> &'static str {
             ) ENGINE=InnoDB"
         }
         Engine::Sqlite => {
-            "CREATE TABLE IF NOT EXISTS dbvigil_schema_history (
+            "(
                 installed_rank INTEGER NOT NULL PRIMARY KEY,
                 version TEXT NOT NULL,
                 description TEXT NOT NULL,
@@ -68,7 +107,8 @@ fn ddl(engine: Engine) -> &'static str {
                 success INTEGER
             )"
         }
-    }
+    };
+    format!("CREATE TABLE IF NOT EXISTS {table} {columns}")
 }
 
 /// The server's clock, in UTC, as the column stores it.
@@ -109,18 +149,21 @@ fn placeholders(engine: Engine, sql: &str) -> String {
     out
 }
 
-pub async fn create(conn: &mut DbConn) -> Result<(), sqlx::Error> {
-    conn.execute(ddl(conn.engine())).await.map(drop)
+pub async fn create(conn: &mut DbConn, home: &Home) -> Result<(), sqlx::Error> {
+    conn.execute(&ddl(conn.engine(), &home.table))
+        .await
+        .map(drop)
 }
 
-pub async fn rows(conn: &mut DbConn) -> Result<Vec<Row>, sqlx::Error> {
+pub async fn rows(conn: &mut DbConn, home: &Home) -> Result<Vec<Row>, sqlx::Error> {
     if !conn.table_exists(TABLE).await? {
         return Ok(Vec::new());
     }
     let sql = format!(
         "SELECT installed_rank, version, description, script, checksum, installed_by, {}, \
-         execution_time_ms, success FROM dbvigil_schema_history ORDER BY installed_rank",
-        epoch(conn.engine())
+         execution_time_ms, success FROM {} ORDER BY installed_rank",
+        epoch(conn.engine()),
+        home.table
     );
     let rows = conn.fetch(&sql).await?;
     Ok(rows
@@ -155,14 +198,15 @@ pub struct Entry<'a> {
     pub success: Option<bool>,
 }
 
-pub async fn insert(conn: &mut DbConn, e: &Entry<'_>) -> Result<(), sqlx::Error> {
+pub async fn insert(conn: &mut DbConn, home: &Home, e: &Entry<'_>) -> Result<(), sqlx::Error> {
     let engine = conn.engine();
     let success = if e.success.is_some() { "$8" } else { "NULL" };
     let sql = placeholders(
         engine,
         &format!(
-            "INSERT INTO dbvigil_schema_history (installed_rank, version, description, script, checksum, \
+            "INSERT INTO {} (installed_rank, version, description, script, checksum, \
              installed_by, installed_on, execution_time_ms, success) VALUES ($1, $2, $3, $4, $5, $6, {}, $7, {success})",
+            home.table,
             now(engine)
         ),
     );
@@ -184,6 +228,7 @@ pub async fn insert(conn: &mut DbConn, e: &Entry<'_>) -> Result<(), sqlx::Error>
 /// Records how a started script (success NULL) ended.
 pub async fn finish(
     conn: &mut DbConn,
+    home: &Home,
     rank: i64,
     success: bool,
     execution_ms: i64,
@@ -192,8 +237,9 @@ pub async fn finish(
     let sql = placeholders(
         engine,
         &format!(
-            "UPDATE dbvigil_schema_history SET success = $1, execution_time_ms = $2, installed_on = {} \
+            "UPDATE {} SET success = $1, execution_time_ms = $2, installed_on = {} \
              WHERE installed_rank = $3",
+            home.table,
             now(engine)
         ),
     );
@@ -210,21 +256,38 @@ pub async fn finish(
 }
 
 /// Forgets failed and interrupted rows, so their scripts run again.
-pub async fn delete_unsuccessful(conn: &mut DbConn) -> Result<u64, sqlx::Error> {
-    conn.execute("DELETE FROM dbvigil_schema_history WHERE success IS NULL OR success = false")
-        .await
+pub async fn delete_unsuccessful(conn: &mut DbConn, home: &Home) -> Result<u64, sqlx::Error> {
+    conn.execute(&format!(
+        "DELETE FROM {} WHERE success IS NULL OR success = false",
+        home.table
+    ))
+    .await
+}
+
+/// Forgets a started script that changed nothing (a MySQL/MariaDB script stopped at its
+/// first statement by a limit), so the next run simply tries it again.
+pub async fn forget(conn: &mut DbConn, home: &Home, rank: i64) -> Result<(), sqlx::Error> {
+    let sql = placeholders(
+        conn.engine(),
+        &format!("DELETE FROM {} WHERE installed_rank = $1", home.table),
+    );
+    conn.execute_with(&sql, &[Param::Int(rank)]).await.map(drop)
 }
 
 /// Accepts the script on disk as what was applied (after a deliberate edit).
 pub async fn realign(
     conn: &mut DbConn,
+    home: &Home,
     rank: i64,
     checksum: &str,
     description: &str,
 ) -> Result<(), sqlx::Error> {
     let sql = placeholders(
         conn.engine(),
-        "UPDATE dbvigil_schema_history SET checksum = $1, description = $2 WHERE installed_rank = $3",
+        &format!(
+            "UPDATE {} SET checksum = $1, description = $2 WHERE installed_rank = $3",
+            home.table
+        ),
     );
     conn.execute_with(
         &sql,
@@ -238,14 +301,9 @@ pub async fn realign(
     .map(drop)
 }
 
-/// The MySQL lock name: lock names are server-wide, so it names the database.
-fn mysql_lock_name() -> &'static str {
-    "CONCAT('dbvigil_migrate:', LEFT(COALESCE(DATABASE(), ''), 48))"
-}
-
 /// Tries once to take the lock. On SQLite this begins the exclusive transaction that the
 /// whole run happens in.
-pub async fn try_lock(conn: &mut DbConn) -> Result<bool, sqlx::Error> {
+pub async fn try_lock(conn: &mut DbConn, home: &Home) -> Result<bool, sqlx::Error> {
     match conn.engine() {
         Engine::Postgres => {
             let rows = conn
@@ -255,7 +313,7 @@ pub async fn try_lock(conn: &mut DbConn) -> Result<bool, sqlx::Error> {
         }
         Engine::MySql => {
             let rows = conn
-                .fetch(&format!("SELECT GET_LOCK({}, 0)", mysql_lock_name()))
+                .fetch(&format!("SELECT GET_LOCK({}, 0)", home.lock_name))
                 .await?;
             Ok(first(&rows).and_then(Cell::int) == Some(1))
         }
@@ -270,7 +328,7 @@ pub async fn try_lock(conn: &mut DbConn) -> Result<bool, sqlx::Error> {
 /// Releases the lock. `keep` is false when the run failed dbvigil itself (the database
 /// broke off mid-script): whatever is uncommitted is rolled back, so no script's changes
 /// stay without their history row. On SQLite this ends the run's transaction.
-pub async fn unlock(conn: &mut DbConn, keep: bool) -> Result<(), sqlx::Error> {
+pub async fn unlock(conn: &mut DbConn, home: &Home, keep: bool) -> Result<(), sqlx::Error> {
     if !keep && conn.engine() != Engine::Sqlite {
         // Outside a transaction this is a no-op (PostgreSQL warns, MySQL says nothing).
         let _ = conn.execute("ROLLBACK").await;
@@ -281,7 +339,7 @@ pub async fn unlock(conn: &mut DbConn, keep: bool) -> Result<(), sqlx::Error> {
             .await
             .map(drop),
         Engine::MySql => conn
-            .execute(&format!("SELECT RELEASE_LOCK({})", mysql_lock_name()))
+            .execute(&format!("SELECT RELEASE_LOCK({})", home.lock_name))
             .await
             .map(drop),
         Engine::Sqlite if keep => conn.execute("COMMIT").await.map(drop),
@@ -290,11 +348,11 @@ pub async fn unlock(conn: &mut DbConn, keep: bool) -> Result<(), sqlx::Error> {
 }
 
 /// Who holds the lock now, if anyone (SQLite cannot tell).
-pub async fn holder(conn: &mut DbConn) -> Result<Option<LockHeld>, sqlx::Error> {
+pub async fn holder(conn: &mut DbConn, home: &Home) -> Result<Option<LockHeld>, sqlx::Error> {
     match conn.engine() {
         Engine::Postgres => history::pg_advisory_holder(conn, &[PG_LOCK_KEY]).await,
         Engine::MySql => {
-            let name = first(&conn.fetch(&format!("SELECT {}", mysql_lock_name())).await?)
+            let name = first(&conn.fetch(&format!("SELECT {}", home.lock_name)).await?)
                 .and_then(Cell::text)
                 .unwrap_or_default();
             let Some(held) = history::mysql_lock_holder(conn, &[name]).await? else {
@@ -304,8 +362,9 @@ pub async fn holder(conn: &mut DbConn) -> Result<Option<LockHeld>, sqlx::Error> 
             // says since when the run has been at work.
             let since = if conn.table_exists(TABLE).await? {
                 let sql = format!(
-                    "SELECT MIN({}) FROM dbvigil_schema_history WHERE success IS NULL",
-                    epoch(Engine::MySql)
+                    "SELECT MIN({}) FROM {} WHERE success IS NULL",
+                    epoch(Engine::MySql),
+                    home.table
                 );
                 first(&conn.fetch(&sql).await?).and_then(Cell::float)
             } else {

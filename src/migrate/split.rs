@@ -25,6 +25,9 @@ pub struct Statement {
     pub sql: String,
     /// 1-based line on which the statement's first code character is.
     pub line: usize,
+    /// PostgreSQL `COPY ... FROM stdin`: the rows that follow it in the script, from the
+    /// next line up to the `\.` line (both excluded), sent as the COPY's data.
+    pub copy_data: Option<String>,
 }
 
 /// Why a script cannot be split. Every message names the line and says how to fix it,
@@ -58,6 +61,33 @@ pub enum SplitError {
         "DELIMITER on line {line} takes only the delimiter, but the line goes on after {delimiter}: put the next statement on its own line"
     )]
     TextAfterDelimiter { delimiter: String, line: usize },
+    /// A psql meta-command (`\connect`, `\i`, ...) that dbvigil cannot honour.
+    #[error("psql meta-command {command} on line {line} cannot run in dbvigil migrate: {fix}")]
+    MetaCommand {
+        command: String,
+        line: usize,
+        fix: &'static str,
+    },
+    /// `\unrestrict` with a key other than the one `\restrict` gave.
+    #[error(
+        "\\unrestrict on line {line} does not give the key of \\restrict on line {restrict_line}: the script was edited between them; restore the key the dump was written with"
+    )]
+    UnrestrictMismatch { line: usize, restrict_line: usize },
+    /// `COPY ... FROM stdin` whose rows never end with a `\.` line.
+    #[error(
+        "COPY ... FROM stdin on line {line} has no end-of-data line \\. after its rows: the script is cut short; take the whole dump again"
+    )]
+    UnterminatedCopy { line: usize },
+    /// Text after `COPY ... FROM stdin;` on its own line, where psql would mix it with rows.
+    #[error(
+        "COPY ... FROM stdin on line {line} is followed by more text on its line: put its rows on the lines after it, ended by a line \\."
+    )]
+    TextAfterCopy { line: usize },
+    /// `COPY ... TO stdout`, which sends rows to a client that has nowhere to put them.
+    #[error(
+        "COPY ... TO stdout on line {line} sends rows to dbvigil, which has nowhere to put them: remove it, or copy to a server file"
+    )]
+    CopyToStdout { line: usize },
 }
 
 /// Splits `script` into statements, following the quoting, comment and block rules of
@@ -73,6 +103,8 @@ pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement>, SplitErro
         delimiter: String::from(";"),
         current: None,
         block: Block::default(),
+        standard_strings: true,
+        restricted: None,
         out: Vec::new(),
     };
     while splitter.pos < splitter.bytes.len() {
@@ -222,6 +254,20 @@ struct Block {
     paren_depth: usize,
     paren_at: usize,
     trigger: TriggerState,
+    copy: CopyScan,
+}
+
+/// PostgreSQL: what a `COPY` statement exchanges with the client, read from its words at
+/// parenthesis depth 0 (so `COPY (SELECT 'from stdin') ...` is not fooled).
+#[derive(Default)]
+struct CopyScan {
+    /// The statement's first word is COPY.
+    is_copy: bool,
+    /// The previous code token was the word FROM, or TO.
+    after_from: bool,
+    after_to: bool,
+    from_stdin: bool,
+    to_stdout: bool,
 }
 
 struct Splitter<'a> {
@@ -239,6 +285,11 @@ struct Splitter<'a> {
     /// Start offset and line of the statement in progress.
     current: Option<(usize, usize)>,
     block: Block,
+    /// PostgreSQL: whether `'...'` strings take backslashes literally, as they do unless
+    /// the script ran `SET standard_conforming_strings = off` (psql follows the server).
+    standard_strings: bool,
+    /// PostgreSQL: the key and line of a `\restrict` still in force.
+    restricted: Option<(String, usize)>,
     out: Vec<Statement>,
 }
 
@@ -264,9 +315,10 @@ impl Splitter<'_> {
                 if self.block.paren_depth > 0 || self.block.atomic_depth > 0 {
                     self.other(at);
                 } else {
-                    self.end_statement(at);
+                    self.end_postgres_statement(at)?;
                 }
             }
+            b'\\' if dialect == Dialect::Postgres => self.meta_command(at)?,
             b';' if dialect == Dialect::Sqlite => {
                 self.pos += 1;
                 match self.block.trigger {
@@ -285,6 +337,7 @@ impl Splitter<'_> {
             b'\'' => {
                 let quote = match dialect {
                     Dialect::MySql => MYSQL_STRING,
+                    Dialect::Postgres if !self.standard_strings => ESCAPE_STRING,
                     Dialect::Postgres | Dialect::Sqlite => PLAIN_STRING,
                 };
                 self.quoted(at, at + 1, quote)?;
@@ -357,7 +410,11 @@ impl Splitter<'_> {
                     "end the trigger body with END; (a ; before that END belongs to the body)",
                 ));
             }
-            self.end_statement(self.bytes.len());
+            if self.dialect == Dialect::Postgres {
+                self.end_postgres_statement(self.bytes.len())?;
+            } else {
+                self.end_statement(self.bytes.len());
+            }
         }
         Ok(self.out)
     }
@@ -396,6 +453,8 @@ impl Splitter<'_> {
     fn other(&mut self, at: usize) {
         self.start(at);
         self.block.after_begin = None;
+        self.block.copy.after_from = false;
+        self.block.copy.after_to = false;
         self.block.trigger = self.block.trigger.next(SqliteToken::Other);
     }
 
@@ -404,6 +463,7 @@ impl Splitter<'_> {
             self.out.push(Statement {
                 sql: self.src[start..end].trim_end().to_owned(),
                 line,
+                copy_data: None,
             });
         }
         self.block = Block::default();
@@ -576,9 +636,17 @@ impl Splitter<'_> {
     fn postgres_word(&mut self, at: usize, word: &[u8]) {
         if self.current.is_none() {
             self.block.create = word.eq_ignore_ascii_case(b"CREATE");
+            self.block.copy.is_copy = word.eq_ignore_ascii_case(b"COPY");
         }
         self.start(at);
         let block = &mut self.block;
+        let copy = &mut block.copy;
+        if copy.is_copy && block.paren_depth == 0 {
+            copy.from_stdin |= copy.after_from && word.eq_ignore_ascii_case(b"STDIN");
+            copy.to_stdout |= copy.after_to && word.eq_ignore_ascii_case(b"STDOUT");
+            copy.after_from = word.eq_ignore_ascii_case(b"FROM");
+            copy.after_to = word.eq_ignore_ascii_case(b"TO");
+        }
         let after_begin = block.after_begin.take();
         if !block.create {
             return;
@@ -638,6 +706,122 @@ impl Splitter<'_> {
         Ok(())
     }
 
+    /// Ends a PostgreSQL statement at `end`, then takes in what its kind brings with it:
+    /// the rows of a `COPY ... FROM stdin`, or the string rules a SET changes.
+    fn end_postgres_statement(&mut self, end: usize) -> Result<(), SplitError> {
+        let copy = std::mem::take(&mut self.block.copy);
+        let Some((_, line)) = self.current else {
+            self.block = Block::default();
+            return Ok(());
+        };
+        if copy.to_stdout {
+            return Err(SplitError::CopyToStdout { line });
+        }
+        self.end_statement(end);
+        if let Some(on) = self
+            .out
+            .last()
+            .and_then(|s| standard_strings_set_by(&s.sql))
+        {
+            self.standard_strings = on;
+        }
+        if copy.from_stdin {
+            let rows = self.copy_rows(line)?;
+            if let Some(statement) = self.out.last_mut() {
+                statement.copy_data = Some(rows);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows after `COPY ... FROM stdin;`: from the next line up to a line that is only
+    /// `\.`, which psql takes as the end of the data in both text and CSV formats.
+    fn copy_rows(&mut self, line: usize) -> Result<String, SplitError> {
+        let rest = &self.src[self.pos..];
+        let line_end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        if !rest[..line_end].trim().is_empty() {
+            return Err(SplitError::TextAfterCopy { line });
+        }
+        let start = self.pos + line_end;
+        let mut at = start;
+        while at < self.src.len() {
+            let next = self.src[at..]
+                .find('\n')
+                .map_or(self.src.len(), |i| at + i + 1);
+            let text = &self.src[at..next];
+            if matches!(text, "\\.\n" | "\\.\r\n" | "\\.") {
+                self.pos = next;
+                return Ok(self.src[start..at].to_owned());
+            }
+            at = next;
+        }
+        Err(SplitError::UnterminatedCopy { line })
+    }
+
+    /// A psql backslash command. pg_dump brackets its output with `\restrict KEY` and
+    /// `\unrestrict KEY`, which only stop psql from running other meta-commands in between;
+    /// dbvigil runs none anyway, so those two are taken in. Every other one is refused
+    /// before anything runs: skipping `\connect` would load a dump into the wrong database.
+    fn meta_command(&mut self, at: usize) -> Result<(), SplitError> {
+        let rest = &self.src[at..];
+        let line_end = rest.find('\n').map_or(rest.len(), |i| i);
+        let text = &rest[..line_end];
+        let name = &text[1..];
+        let name_len = match name.find(|c: char| c.is_whitespace() || c == '\\') {
+            // `\\` is psql's separator command.
+            Some(0) if name.starts_with('\\') => 1,
+            Some(len) => len,
+            None => name.len(),
+        };
+        let command = &text[..1 + name_len];
+        let line = self.line_at(at);
+        let mut args = text[command.len()..].split_whitespace();
+        let fix = match command {
+            "\\restrict" | "\\unrestrict" if self.current.is_some() => {
+                "end the statement before it with ;"
+            }
+            "\\restrict" => {
+                let key = args.next().unwrap_or_default().to_owned();
+                self.restricted = Some((key, line));
+                self.pos = at + line_end;
+                return Ok(());
+            }
+            "\\unrestrict" => {
+                let key = args.next().unwrap_or_default();
+                if let Some((restrict_key, restrict_line)) = self.restricted.take() {
+                    if restrict_key != key {
+                        return Err(SplitError::UnrestrictMismatch {
+                            line,
+                            restrict_line,
+                        });
+                    }
+                }
+                self.pos = at + line_end;
+                return Ok(());
+            }
+            "\\c" | "\\connect" => {
+                "dbvigil runs every script in the database it connected to; run that part with its own --database-url or target, and remove the line"
+            }
+            "\\i" | "\\ir" | "\\include" | "\\include_relative" => {
+                "dbvigil does not include files; make the included file a script of its own"
+            }
+            "\\copy" => {
+                "\\copy reads a file on the client; write the rows inline after COPY ... FROM stdin; (as pg_dump does), or load the file separately"
+            }
+            "\\set" | "\\unset" | "\\pset" | "\\echo" | "\\qecho" | "\\timing" | "\\o"
+            | "\\out" | "\\encoding" => "it sets up psql, not the database; remove the line",
+            "\\g" | "\\gset" | "\\gexec" | "\\gx" | "\\if" | "\\elif" | "\\else" | "\\endif" => {
+                "dbvigil sends SQL only; rewrite it as plain SQL (a DO block can branch)"
+            }
+            _ => "dbvigil sends SQL only; do its work in SQL, or remove the line",
+        };
+        Err(SplitError::MetaCommand {
+            command: command.to_owned(),
+            line,
+            fix,
+        })
+    }
+
     fn unterminated(&self, what: &'static str, at: usize, fix: &'static str) -> SplitError {
         SplitError::Unterminated {
             what,
@@ -649,6 +833,33 @@ impl Splitter<'_> {
     /// Only for errors, which end the split, so counting from the top is fine.
     fn line_of(&self, at: usize) -> usize {
         1 + count_newlines(&self.bytes[..at])
+    }
+}
+
+/// The value `SET standard_conforming_strings` (or `RESET`) gives, if `sql` is one.
+fn standard_strings_set_by(sql: &str) -> Option<bool> {
+    let words: Vec<String> = sql
+        .split(|c: char| c.is_whitespace() || c == '=')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches('\'').to_ascii_lowercase())
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let (name, value) = match words.as_slice() {
+        ["reset", "all"] => return Some(true),
+        ["reset", name] => (*name, "default"),
+        ["set", "session" | "local", name, "to", value]
+        | ["set", "session" | "local", name, value]
+        | ["set", name, "to", value]
+        | ["set", name, value] => (*name, *value),
+        _ => return None,
+    };
+    if name != "standard_conforming_strings" {
+        return None;
+    }
+    match value {
+        "on" | "true" | "yes" | "1" | "default" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -681,6 +892,7 @@ mod tests {
         Statement {
             sql: sql.to_owned(),
             line,
+            copy_data: None,
         }
     }
 
@@ -1339,6 +1551,116 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
         }
     }
 
+    #[test]
+    fn pg_dump_copy_blocks_carry_their_rows_up_to_the_end_marker() {
+        let script = "SET standard_conforming_strings = on;\n\
+                      COPY public.t (id, note) FROM stdin;\n\
+                      1\ta;b\\\\c\n\
+                      2\t\\\\.\n\
+                      3\t\\N\n\
+                      \\.\n\
+                      SELECT 1;\n\
+                      copy \"t\" FROM STDIN WITH (FORMAT csv);\r\n\
+                      \"x;\",\"it's\"\r\n\
+                      \\.\r\n";
+        let statements = ok(script, Dialect::Postgres);
+        assert_eq!(statements.len(), 4, "{statements:?}");
+        assert_eq!(
+            statements[1].copy_data.as_deref(),
+            Some("1\ta;b\\\\c\n2\t\\\\.\n3\t\\N\n")
+        );
+        assert_eq!(statements[1].sql, "COPY public.t (id, note) FROM stdin");
+        assert_eq!(statements[2], st(7, "SELECT 1"));
+        assert_eq!(
+            statements[3].copy_data.as_deref(),
+            Some("\"x;\",\"it's\"\r\n")
+        );
+        assert_eq!(statements[0].copy_data, None);
+    }
+
+    #[test]
+    fn copy_words_inside_strings_or_subqueries_do_not_make_a_copy_block() {
+        for script in [
+            "COPY (SELECT 'from stdin') TO '/tmp/x';\nSELECT 2;",
+            "COPY t FROM '/srv/stdin';\nSELECT 2;",
+            "SELECT 'copy t from stdin';\nSELECT 2;",
+        ] {
+            let statements = ok(script, Dialect::Postgres);
+            assert_eq!(statements.len(), 2, "{script}: {statements:?}");
+            assert!(statements.iter().all(|s| s.copy_data.is_none()), "{script}");
+        }
+    }
+
+    #[test]
+    fn broken_copy_blocks_are_refused_with_their_line() {
+        assert_eq!(
+            err("SELECT 1;\nCOPY t FROM stdin;\n1\n2\n", Dialect::Postgres),
+            "COPY ... FROM stdin on line 2 has no end-of-data line \\. after its rows: the script is cut short; take the whole dump again"
+        );
+        assert_eq!(
+            err("COPY t FROM stdin; 1\n\\.\n", Dialect::Postgres),
+            "COPY ... FROM stdin on line 1 is followed by more text on its line: put its rows on the lines after it, ended by a line \\."
+        );
+        assert_eq!(
+            err("\n\nCOPY (SELECT 1) TO STDOUT;", Dialect::Postgres),
+            "COPY ... TO stdout on line 3 sends rows to dbvigil, which has nowhere to put them: remove it, or copy to a server file"
+        );
+    }
+
+    #[test]
+    fn psql_meta_commands_are_refused_except_pg_dumps_restrict_pair() {
+        let script = "\\restrict abc123\n\nSELECT 1;\n\\unrestrict abc123\n";
+        assert_eq!(ok(script, Dialect::Postgres), [st(3, "SELECT 1")]);
+        assert_eq!(
+            err("SELECT 1;\n\\connect other\nSELECT 2;", Dialect::Postgres),
+            "psql meta-command \\connect on line 2 cannot run in dbvigil migrate: dbvigil runs every script in the database it connected to; run that part with its own --database-url or target, and remove the line"
+        );
+        assert_eq!(
+            err("\\set ON_ERROR_STOP on\n", Dialect::Postgres),
+            "psql meta-command \\set on line 1 cannot run in dbvigil migrate: it sets up psql, not the database; remove the line"
+        );
+        assert_eq!(
+            err("SELECT 1 \\g\n", Dialect::Postgres),
+            "psql meta-command \\g on line 1 cannot run in dbvigil migrate: dbvigil sends SQL only; rewrite it as plain SQL (a DO block can branch)"
+        );
+        assert_eq!(
+            err(
+                "\\restrict k1\nSELECT 1;\n\\unrestrict k2\n",
+                Dialect::Postgres
+            ),
+            "\\unrestrict on line 3 does not give the key of \\restrict on line 1: the script was edited between them; restore the key the dump was written with"
+        );
+        // Backslashes mean nothing special to MySQL or SQLite outside strings.
+        assert_eq!(ok("SELECT 1 \\g", Dialect::Sqlite).len(), 1);
+    }
+
+    #[test]
+    fn standard_conforming_strings_off_makes_backslashes_escape_in_plain_strings() {
+        let script = "SET standard_conforming_strings = off;\n\
+                      INSERT INTO t VALUES ('a\\';b');\n\
+                      SET standard_conforming_strings TO 'on';\n\
+                      SELECT 'c\\';\n\
+                      SELECT 2;";
+        let statements = ok(script, Dialect::Postgres);
+        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            [
+                "SET standard_conforming_strings = off",
+                "INSERT INTO t VALUES ('a\\';b')",
+                "SET standard_conforming_strings TO 'on'",
+                "SELECT 'c\\'",
+                "SELECT 2"
+            ]
+        );
+        assert_eq!(standard_strings_set_by("RESET ALL"), Some(true));
+        assert_eq!(
+            standard_strings_set_by("set session standard_conforming_strings=false"),
+            Some(false)
+        );
+        assert_eq!(standard_strings_set_by("SET search_path = off"), None);
+    }
+
     fn sql_soup() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
             prop::sample::select(vec![
@@ -1401,7 +1723,10 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
         expected: Vec<Statement>,
     }
 
-    const KEYWORDS: [&str; 10] = [
+    const KEYWORDS: [&str; 13] = [
+        "copy",
+        "stdin",
+        "stdout",
         "begin",
         "atomic",
         "case",
@@ -1574,6 +1899,7 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
                     expected.push(Statement {
                         sql: sql.trim_end().to_owned(),
                         line: 1 + script.matches('\n').count(),
+                        copy_data: None,
                     });
                     script.push_str(&sql);
                     if i + 1 < count || terminate_last {

@@ -92,8 +92,9 @@ async fn read_with(conn: &mut DbConn, scripts: Option<&[Script]>) -> Result<Tabl
     let has_table = conn.table_exists(schema_history::TABLE).await?;
     if has_table || scripts.is_some() {
         let own = async {
-            let rows = schema_history::rows(conn).await?;
-            let holder = schema_history::holder(conn).await?;
+            let home = schema_history::Home::resolve(conn).await?;
+            let rows = schema_history::rows(conn, &home).await?;
+            let holder = schema_history::holder(conn, &home).await?;
             Ok::<_, sqlx::Error>((rows, holder))
         }
         .await;
@@ -104,6 +105,8 @@ async fn read_with(conn: &mut DbConn, scripts: Option<&[Script]>) -> Result<Tabl
                         lock_timeout: Duration::ZERO,
                         installed_by: String::new(),
                         ignore_missing: true,
+                        limits: Default::default(),
+                        reach: None,
                     };
                     let status = runner::status(&rows, scripts, &opts, holder.as_ref());
                     let count = |states: &[State]| {

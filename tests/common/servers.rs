@@ -511,6 +511,22 @@ impl PgServer {
         &self.psql
     }
 
+    /// psql as superuser `postgres` on `database` over the Unix socket, with no SQL yet:
+    /// for sessions a test keeps open on stdin, or scripts given with `-f`.
+    pub fn psql_command(&self, database: &str) -> Command {
+        let mut cmd = Command::new(&self.psql);
+        cmd.args(["-X", "-q", "-h"]).arg(&self.socket_dir).args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+        ]);
+        clear_pg_env(&mut cmd);
+        cmd
+    }
+
     /// Runs psql over TCP with a libpq connection string (`host=127.0.0.1 port=...
     /// sslmode=...`), `password` in PGPASSWORD; `Ok(stdout)` (trimmed, `-A -t`) or
     /// `Err(stderr)` when psql fails. For login tests: the server's rules apply as for any
@@ -1105,6 +1121,18 @@ impl MariaDbServer {
     /// with stderr when the client fails.
     pub fn sql(&self, sql: &str) -> String {
         self.client(&["-N", "-B"], sql)
+    }
+
+    /// The `mariadb` client as root over the Unix socket with extra `args`, with no SQL
+    /// yet: for sessions a test keeps open on stdin.
+    pub fn client_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bins.client);
+        cmd.arg("--no-defaults")
+            .arg("-uroot")
+            .arg(format!("--socket={}", self.socket.display()))
+            .args(args);
+        clear_mysql_env(&mut cmd);
+        cmd
     }
 
     fn client(&self, args: &[&str], sql: &str) -> String {
