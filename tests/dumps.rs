@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::servers::{
-    MariaDbServer, PgServer, clear_pg_env, find_program, skip_or_fail, sql_literal,
+    MariaDbServer, PgServer, clear_mysql_env, clear_pg_env, find_program, skip_or_fail, sql_literal,
 };
 use common::tempdir;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -967,15 +967,7 @@ impl MariaDb {
         cmd.arg("--no-defaults")
             .args(["--protocol=TCP", "-h", "127.0.0.1", "-P"])
             .arg(self.server.port().to_string());
-        for var in [
-            "MYSQL_PWD",
-            "MYSQL_HOST",
-            "MYSQL_TCP_PORT",
-            "MYSQL_UNIX_PORT",
-            "MYSQL_HISTFILE",
-        ] {
-            cmd.env_remove(var);
-        }
+        clear_mysql_env(&mut cmd);
         cmd
     }
 

@@ -1275,7 +1275,8 @@ fn mariadb_accepting(admin: &Path, socket: &Path, port: u16) -> bool {
         .is_ok()
 }
 
-fn clear_mysql_env(cmd: &mut Command) {
+/// Removes the environment variables that would point a MySQL/MariaDB client elsewhere.
+pub fn clear_mysql_env(cmd: &mut Command) {
     for var in [
         "MYSQL_PWD",
         "MYSQL_HOST",
