@@ -440,3 +440,38 @@ fn psql_meta_commands_are_refused_by_file_and_line_before_anything_runs() {
     );
     assert_eq!(db.sql("SELECT to_regclass('public.fine') IS NULL"), "t");
 }
+
+#[test]
+fn postgres_statement_a_frozen_server_cannot_stop_gives_up_the_connection() {
+    let tmp = tempdir();
+    let Some(db) = start_pg() else { return };
+    let Server::Pg(pg) = &db else { unreachable!() };
+    let dir = scripts(tmp.path(), &[("V1__slow.sql", "SELECT pg_sleep(20);\n")]);
+    let args: Vec<String> = [
+        "--database-url",
+        &db.url(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--statement-timeout",
+        "3s",
+    ]
+    .map(String::from)
+    .to_vec();
+    let running = std::thread::spawn(move || {
+        migrate_run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    });
+    wait_until("the statement to run", || {
+        db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'")
+            == "1"
+    });
+    // The cancel cannot get through either: the run must give up, not wait forever.
+    pg.freeze();
+    let out = running.join().unwrap();
+    pg.thaw();
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        out.stderr.contains("V1__slow.sql line 1 ran past the statement time limit of 3s and the server did not stop it when asked"),
+        "{out:?}"
+    );
+    assert!(out.took < Duration::from_secs(60), "{out:?}");
+}
