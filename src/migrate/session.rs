@@ -13,7 +13,7 @@ pub struct Session {
 }
 
 /// MySQL session variables a dump or script sets and a later script would inherit.
-const MYSQL_VARIABLES: [&str; 8] = [
+const MYSQL_VARIABLES: [&str; 9] = [
     "sql_mode",
     "time_zone",
     "foreign_key_checks",
@@ -22,6 +22,9 @@ const MYSQL_VARIABLES: [&str; 8] = [
     "character_set_results",
     "collation_connection",
     "sql_notes",
+    // Last: turning it back on commits what a script left open, as its own COMMIT would
+    // have, before dbvigil records the script.
+    "autocommit",
 ];
 
 impl Session {
@@ -70,12 +73,14 @@ impl Session {
     }
 
     /// Puts back the state the run started with. PostgreSQL: `RESET ALL` returns every
-    /// setting to the session's defaults (search_path included), then the limit is set
-    /// again. SQLite keeps no such state across statements that matters here.
+    /// setting to the session's defaults (search_path included) but not the role, which
+    /// has resets of its own; then the limit is set again. SQLite keeps no such state
+    /// across statements that matters here.
     pub async fn restore(&self, conn: &mut DbConn) -> Result<(), sqlx::Error> {
         match conn.engine() {
             Engine::Postgres => {
-                conn.execute("RESET ALL").await?;
+                conn.execute("RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL")
+                    .await?;
             }
             Engine::MySql => {
                 for sql in &self.restore {
