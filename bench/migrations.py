@@ -175,9 +175,9 @@ class Tool:
 GNU_TIME = "/usr/bin/time"
 
 
-def timed(argv, log_path, timeout=900):
+def timed(argv, log_path, timeout=900, stdin=None):
     """Runs argv to completion: wall seconds, user and system CPU seconds, peak RSS KiB,
-    exit code.
+    exit code. `stdin`: a file to read standard input from (default: none).
 
     CPU and peak RSS come from GNU time (apt-get install time) when it is there: a child
     forked straight from this Python process would report Python's own RSS (~14 MiB) as its
@@ -187,11 +187,11 @@ def timed(argv, log_path, timeout=900):
     rusage_file = log_path + ".rusage"
     use_time = os.access(GNU_TIME, os.X_OK)
     cmd = [GNU_TIME, "-o", rusage_file, "-f", "%U %S %M", "--"] + argv if use_time else argv
-    with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(argv) + "\n").encode())
+    with open(log_path, "ab") as log, open(stdin or os.devnull, "rb") as inp:
+        log.write(("$ " + " ".join(argv) + (f" < {stdin}" if stdin else "") + "\n").encode())
         log.flush()
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdin=inp, stdout=log, stderr=subprocess.STDOUT,
                                 env=env, cwd=os.path.dirname(log_path), start_new_session=True)
         # On a hang, kill the tool too, not only GNU time: they share a new process group.
         timer = threading.Timer(timeout, lambda: _killpg(proc.pid))
