@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import dumps  # noqa: E402
 import faults  # noqa: E402
 import migrations  # noqa: E402
 import scale  # noqa: E402
@@ -41,6 +42,7 @@ TITLES = {
     4: "Resource cost of continuous probing",
     5: "Scheduling at scale",
     6: "Migrations",
+    7: "Loading dumps: dbvigil migrate vs the native client",
 }
 
 
@@ -97,7 +99,7 @@ def main():
     p.add_argument("--dbvigil", default=os.path.join(ROOT, "target/release/dbvigil"))
     p.add_argument("--out", help="markdown file to write (default: docs/benchmarks.md, or stdout with --smoke)")
     p.add_argument("--json", help="also write the headline figures as JSON here")
-    p.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated scenario numbers")
+    p.add_argument("--only", default=",".join(map(str, TITLES)), help="comma-separated scenario numbers")
     p.add_argument("--merge", action="store_true",
                    help="with --only: replace only the scenarios run in the generated part of --out "
                         "(default docs/benchmarks.md), keep the others and say which run each is from")
@@ -133,6 +135,8 @@ def main():
             sections[3] = faults.run_short_outage(ctx)
         if 6 in only:
             sections[6] = migrations.run(ctx)
+        if 7 in only:
+            sections[7] = dumps.run(ctx)
     finally:
         for s in (ctx.pg, ctx.maria):
             if s is not None:
@@ -175,8 +179,8 @@ def render(ctx, sections, elapsed, args):
         "server certificate made per run with `openssl`) with a password login as a non-superuser "
         "(PostgreSQL `hostssl ... scram-sha-256`, MariaDB `REQUIRE SSL`). Rows use the plain shape unless "
         "they say TLS: scenario 1 has a TLS row for dbvigil and for each peer exporter, scenario 4 "
-        "measures CPU per cycle and the login itself in both shapes; scenarios 2, 3, 5 and 6 are plain. "
-        "dbvigil is the release build. Timings are medians with min-max; ratios are to dbvigil measured "
+        "measures CPU per cycle and the login itself in both shapes; scenarios 2, 3, 5, 6 and 7 are plain "
+        "(scenario 7 also loads SQLite files). dbvigil is the release build. Timings are medians with min-max; ratios are to dbvigil measured "
         "in the same run.",
         "",
         "Reproduce:",
