@@ -177,7 +177,8 @@ GNU_TIME = "/usr/bin/time"
 
 def timed(argv, log_path, timeout=900, stdin=None):
     """Runs argv to completion: wall seconds, user and system CPU seconds, peak RSS KiB,
-    exit code. `stdin`: a file to read standard input from (default: none).
+    context switches (voluntary + involuntary), exit code. `stdin`: a file to read standard
+    input from (default: none).
 
     CPU and peak RSS come from GNU time (apt-get install time) when it is there: a child
     forked straight from this Python process would report Python's own RSS (~14 MiB) as its
@@ -186,7 +187,7 @@ def timed(argv, log_path, timeout=900, stdin=None):
     env.pop("DATABASE_URL", None)
     rusage_file = log_path + ".rusage"
     use_time = os.access(GNU_TIME, os.X_OK)
-    cmd = [GNU_TIME, "-o", rusage_file, "-f", "%U %S %M", "--"] + argv if use_time else argv
+    cmd = [GNU_TIME, "-o", rusage_file, "-f", "%U %S %M %w %c", "--"] + argv if use_time else argv
     with open(log_path, "ab") as log, open(stdin or os.devnull, "rb") as inp:
         log.write(("$ " + " ".join(argv) + (f" < {stdin}" if stdin else "") + "\n").encode())
         log.flush()
@@ -202,15 +203,15 @@ def timed(argv, log_path, timeout=900, stdin=None):
             timer.cancel()
         wall = time.perf_counter() - start
     rc = os.waitstatus_to_exitcode(status)
-    user, sys_, rss = ru.ru_utime, ru.ru_stime, ru.ru_maxrss
+    user, sys_, rss, csw = ru.ru_utime, ru.ru_stime, ru.ru_maxrss, ru.ru_nvcsw + ru.ru_nivcsw
     if use_time:
         try:
             with open(rusage_file) as f:
                 last = f.read().strip().splitlines()[-1].split()
-            user, sys_, rss = float(last[0]), float(last[1]), int(last[2])
+            user, sys_, rss, csw = float(last[0]), float(last[1]), int(last[2]), int(last[3]) + int(last[4])
         except (OSError, IndexError, ValueError):
             pass
-    return {"wall": wall, "cpu": user + sys_, "user": user, "sys": sys_, "rss": rss, "rc": rc}
+    return {"wall": wall, "cpu": user + sys_, "user": user, "sys": sys_, "rss": rss, "csw": csw, "rc": rc}
 
 
 def _killpg(pgid):
