@@ -175,9 +175,10 @@ class Tool:
 GNU_TIME = "/usr/bin/time"
 
 
-def timed(argv, log_path, timeout=900):
+def timed(argv, log_path, timeout=900, stdin=None):
     """Runs argv to completion: wall seconds, user and system CPU seconds, peak RSS KiB,
-    exit code.
+    context switches (voluntary + involuntary), exit code. `stdin`: a file to read standard
+    input from (default: none).
 
     CPU and peak RSS come from GNU time (apt-get install time) when it is there: a child
     forked straight from this Python process would report Python's own RSS (~14 MiB) as its
@@ -186,12 +187,12 @@ def timed(argv, log_path, timeout=900):
     env.pop("DATABASE_URL", None)
     rusage_file = log_path + ".rusage"
     use_time = os.access(GNU_TIME, os.X_OK)
-    cmd = [GNU_TIME, "-o", rusage_file, "-f", "%U %S %M", "--"] + argv if use_time else argv
-    with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(argv) + "\n").encode())
+    cmd = [GNU_TIME, "-o", rusage_file, "-f", "%U %S %M %w %c", "--"] + argv if use_time else argv
+    with open(log_path, "ab") as log, open(stdin or os.devnull, "rb") as inp:
+        log.write(("$ " + " ".join(argv) + (f" < {stdin}" if stdin else "") + "\n").encode())
         log.flush()
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, stdin=inp, stdout=log, stderr=subprocess.STDOUT,
                                 env=env, cwd=os.path.dirname(log_path), start_new_session=True)
         # On a hang, kill the tool too, not only GNU time: they share a new process group.
         timer = threading.Timer(timeout, lambda: _killpg(proc.pid))
@@ -202,15 +203,15 @@ def timed(argv, log_path, timeout=900):
             timer.cancel()
         wall = time.perf_counter() - start
     rc = os.waitstatus_to_exitcode(status)
-    user, sys_, rss = ru.ru_utime, ru.ru_stime, ru.ru_maxrss
+    user, sys_, rss, csw = ru.ru_utime, ru.ru_stime, ru.ru_maxrss, ru.ru_nvcsw + ru.ru_nivcsw
     if use_time:
         try:
             with open(rusage_file) as f:
                 last = f.read().strip().splitlines()[-1].split()
-            user, sys_, rss = float(last[0]), float(last[1]), int(last[2])
+            user, sys_, rss, csw = float(last[0]), float(last[1]), int(last[2]), int(last[3]) + int(last[4])
         except (OSError, IndexError, ValueError):
             pass
-    return {"wall": wall, "cpu": user + sys_, "user": user, "sys": sys_, "rss": rss, "rc": rc}
+    return {"wall": wall, "cpu": user + sys_, "user": user, "sys": sys_, "rss": rss, "csw": csw, "rc": rc}
 
 
 def _killpg(pgid):

@@ -45,7 +45,7 @@ fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
     assert!(run.status.success(), "bench.py --smoke failed:\n{stderr}");
 
     let text = std::fs::read_to_string(&md).unwrap();
-    for n in 1..=6 {
+    for n in 1..=7 {
         assert!(
             text.contains(&format!("### {n}. ")),
             "scenario {n} missing from the smoke run's output:\n{text}"
