@@ -193,7 +193,7 @@ fn sql_soup() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
 }
 
-type Split = Result<Vec<Statement>, SplitError>;
+type Split<'a> = Result<Vec<Statement<'a>>, SplitError>;
 
 /// The invariants for every dialect, watched: a hang ends the test process after a
 /// deadline, printing the input, instead of stalling it (a panic is caught and shrunk by
@@ -248,7 +248,7 @@ fn newlines(s: &str) -> usize {
 }
 
 /// The same result for a script placed after `lines` more lines.
-fn shifted(result: &Split, lines: usize) -> Split {
+fn shifted<'a>(result: &Split<'a>, lines: usize) -> Split<'a> {
     match result {
         Ok(statements) => Ok(statements
             .iter()
@@ -324,7 +324,7 @@ fn error_line(e: &SplitError) -> usize {
 
 /// What a result says on its own: statements are non-empty, trimmed, taken from the script
 /// in order, on lines that exist and never go back; an error names a line of the script.
-fn well_formed(script: &str, result: &Split) -> Result<(), String> {
+fn well_formed(script: &str, result: &Split<'_>) -> Result<(), String> {
     let last_line = 1 + newlines(script);
     match result {
         Ok(statements) => {
@@ -333,7 +333,7 @@ fn well_formed(script: &str, result: &Split) -> Result<(), String> {
                 if s.sql.is_empty() || s.sql.trim() != s.sql {
                     return Err(format!("statement not trimmed or empty: {s:?}"));
                 }
-                let Some(at) = script[from..].find(&s.sql) else {
+                let Some(at) = script[from..].find(s.sql.as_ref()) else {
                     return Err(format!("{s:?} is not in the script after byte {from}"));
                 };
                 from += at + s.sql.len();
@@ -380,7 +380,7 @@ fn splitter_invariants(a: &str, b: &str, dialect: Dialect) -> Result<(), String>
     if composable {
         scripts.push(format!("{a_end}{b}"));
     }
-    let splits: Vec<Split> = scripts.iter().map(|s| split::split(s, dialect)).collect();
+    let splits: Vec<Split<'_>> = scripts.iter().map(|s| split::split(s, dialect)).collect();
     let (split_a, split_b) = (&splits[0], &splits[1]);
     well_formed(a, split_a)?;
     well_formed(b, split_b)?;
@@ -453,7 +453,7 @@ fn splitter_invariants(a: &str, b: &str, dialect: Dialect) -> Result<(), String>
 fn the_splitter_invariants_hold_on_plain_scripts() {
     for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite] {
         let statements = split::split("SELECT 1; SELECT 'a;b';\n-- c;\n", dialect).unwrap();
-        let texts: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        let texts: Vec<&str> = statements.iter().map(|s| s.sql.as_ref()).collect();
         assert_eq!(texts, ["SELECT 1", "SELECT 'a;b'"], "{dialect:?}");
         for (a, b) in [
             ("SELECT 1; SELECT 'a;b'", "-- c\nSELECT 2"),

@@ -340,7 +340,7 @@ pub async fn validate(
 fn split_all<'a>(
     engine: Engine,
     scripts: impl Iterator<Item = &'a Script>,
-) -> Result<Vec<(&'a Script, Vec<Statement>)>, MigrateError> {
+) -> Result<Vec<(&'a Script, Vec<Statement<'a>>)>, MigrateError> {
     scripts
         .map(|s| {
             split::split(&s.content, dialect(engine))
@@ -537,7 +537,7 @@ async fn apply(
     conn: &mut DbConn,
     run: &Run<'_>,
     script: &Script,
-    statements: &[Statement],
+    statements: &[Statement<'_>],
     rank: i64,
 ) -> Result<Result<i64, ScriptFailure>, MigrateError> {
     let engine = conn.engine();
@@ -632,7 +632,7 @@ async fn apply(
 async fn run_statement(
     conn: &mut DbConn,
     run: &Run<'_>,
-    statement: &Statement,
+    statement: &Statement<'_>,
 ) -> Result<(), StatementFailure> {
     let engine = conn.engine();
     let sent = match &statement.copy_data {
@@ -702,18 +702,18 @@ fn only_sets_up_session(sql: &str) -> bool {
 /// its own savepoint, where those would fail (BEGIN) or do nothing (the PRAGMA), so the
 /// transaction pair is left out and the PRAGMA becomes `defer_foreign_keys`, which lets
 /// rows load in any order while the run still commits only consistent data.
-fn own_statements(engine: Engine, statements: &[Statement]) -> Vec<Statement> {
+fn own_statements<'a>(engine: Engine, statements: &[Statement<'a>]) -> Vec<Statement<'a>> {
     if engine != Engine::Sqlite {
         return statements.to_vec();
     }
-    let words = |s: &Statement| -> Vec<String> {
+    let words = |s: &Statement<'_>| -> Vec<String> {
         s.sql
             .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
             .filter(|w| !w.is_empty())
             .map(|w| w.to_ascii_lowercase())
             .collect()
     };
-    let is_begin = |s: &Statement| {
+    let is_begin = |s: &Statement<'_>| {
         let w = words(s);
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
         matches!(
@@ -728,7 +728,7 @@ fn own_statements(engine: Engine, statements: &[Statement]) -> Vec<Statement> {
                 ]
         )
     };
-    let is_commit = |s: &Statement| {
+    let is_commit = |s: &Statement<'_>| {
         let w = words(s);
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
         matches!(
@@ -736,7 +736,7 @@ fn own_statements(engine: Engine, statements: &[Statement]) -> Vec<Statement> {
             ["commit"] | ["commit", "transaction"] | ["end"] | ["end", "transaction"]
         )
     };
-    let foreign_keys_off = |s: &Statement| {
+    let foreign_keys_off = |s: &Statement<'_>| {
         let w = words(s);
         let w: Vec<&str> = w.iter().map(String::as_str).collect();
         matches!(
@@ -761,7 +761,7 @@ fn own_statements(engine: Engine, statements: &[Statement]) -> Vec<Statement> {
         .map(|(_, s)| {
             if foreign_keys_off(s) {
                 Statement {
-                    sql: "PRAGMA defer_foreign_keys = ON".to_owned(),
+                    sql: "PRAGMA defer_foreign_keys = ON".into(),
                     ..s.clone()
                 }
             } else {
@@ -818,11 +818,11 @@ mod tests {
             .collect()
     }
 
-    fn statements(sql: &[&str]) -> Vec<Statement> {
+    fn statements(sql: &[&'static str]) -> Vec<Statement<'static>> {
         sql.iter()
             .enumerate()
             .map(|(i, s)| Statement {
-                sql: (*s).to_owned(),
+                sql: (*s).into(),
                 line: i + 1,
                 copy_data: None,
             })
@@ -839,7 +839,7 @@ mod tests {
         ]);
         let sent: Vec<String> = own_statements(Engine::Sqlite, &dump)
             .into_iter()
-            .map(|s| s.sql)
+            .map(|s| s.sql.into_owned())
             .collect();
         assert_eq!(
             sent,

@@ -9,6 +9,8 @@
 //! never reuses ASCII values inside a multi-byte character, so every position it stops at
 //! (and slices at) is a char boundary.
 
+use std::borrow::Cow;
+
 /// The SQL dialect whose lexical rules decide where statements end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -19,15 +21,16 @@ pub enum Dialect {
 
 /// One statement of a script, ready to send to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
+pub struct Statement<'a> {
     /// The statement text without its terminator, trimmed; leading comments removed (except
     /// MySQL `/*! ... */` executable comments, which are code), inner comments kept.
-    pub sql: String,
+    /// Borrowed from the script, so a dump is held in memory once.
+    pub sql: Cow<'a, str>,
     /// 1-based line on which the statement's first code character is.
     pub line: usize,
     /// PostgreSQL `COPY ... FROM stdin`: the rows that follow it in the script, from the
     /// next line up to the `\.` line (both excluded), sent as the COPY's data.
-    pub copy_data: Option<String>,
+    pub copy_data: Option<&'a str>,
 }
 
 /// Why a script cannot be split. Every message names the line and says how to fix it,
@@ -92,7 +95,7 @@ pub enum SplitError {
 
 /// Splits `script` into statements, following the quoting, comment and block rules of
 /// `dialect`.
-pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement>, SplitError> {
+pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement<'_>>, SplitError> {
     let mut splitter = Splitter {
         src: script,
         bytes: script.as_bytes(),
@@ -293,10 +296,10 @@ struct Splitter<'a> {
     restricted: Option<(String, usize)>,
     /// MySQL: whether NO_BACKSLASH_ESCAPES is on, as the script's SETs leave it.
     sql_mode: SqlMode,
-    out: Vec<Statement>,
+    out: Vec<Statement<'a>>,
 }
 
-impl Splitter<'_> {
+impl<'a> Splitter<'a> {
     /// Consumes one token (or one whitespace character) at `self.pos`.
     fn step(&mut self) -> Result<(), SplitError> {
         let at = self.pos;
@@ -387,7 +390,7 @@ impl Splitter<'_> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<Statement>, SplitError> {
+    fn finish(mut self) -> Result<Vec<Statement<'a>>, SplitError> {
         if let Some((start, _)) = self.current {
             let block = &self.block;
             // Sending the rest of the script as one statement would only get a confusing
@@ -463,12 +466,13 @@ impl Splitter<'_> {
 
     fn end_statement(&mut self, end: usize) {
         if let Some((start, line)) = self.current.take() {
-            let sql = self.src[start..end].trim_end();
+            let src = self.src;
+            let sql = src[start..end].trim_end();
             if self.dialect == Dialect::MySql {
                 self.sql_mode.follow(sql);
             }
             self.out.push(Statement {
-                sql: sql.to_owned(),
+                sql: Cow::Borrowed(sql),
                 line,
                 copy_data: None,
             });
@@ -752,7 +756,7 @@ impl Splitter<'_> {
 
     /// The rows after `COPY ... FROM stdin;`: from the next line up to a line that is only
     /// `\.`, which psql takes as the end of the data in both text and CSV formats.
-    fn copy_rows(&mut self, line: usize) -> Result<String, SplitError> {
+    fn copy_rows(&mut self, line: usize) -> Result<&'a str, SplitError> {
         let rest = &self.src[self.pos..];
         let line_end = rest.find('\n').map_or(rest.len(), |i| i + 1);
         if !rest[..line_end].trim().is_empty() {
@@ -767,7 +771,8 @@ impl Splitter<'_> {
             let text = &self.src[at..next];
             if matches!(text, "\\.\n" | "\\.\r\n" | "\\.") {
                 self.pos = next;
-                return Ok(self.src[start..at].to_owned());
+                let src = self.src;
+                return Ok(&src[start..at]);
             }
             at = next;
         }
@@ -1010,15 +1015,15 @@ mod tests {
 
     const ALL: [Dialect; 3] = [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite];
 
-    fn st(line: usize, sql: &str) -> Statement {
+    fn st(line: usize, sql: &str) -> Statement<'static> {
         Statement {
-            sql: sql.to_owned(),
+            sql: Cow::Owned(sql.to_owned()),
             line,
             copy_data: None,
         }
     }
 
-    fn ok(script: &str, dialect: Dialect) -> Vec<Statement> {
+    fn ok(script: &str, dialect: Dialect) -> Vec<Statement<'_>> {
         split(script, dialect).unwrap_or_else(|e| panic!("{dialect:?}: {e}"))
     }
 
@@ -1661,7 +1666,7 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
                 assert!(!statement.sql.is_empty(), "{dialect:?}: {statements:?}");
                 assert_eq!(statement.sql.trim(), statement.sql, "{dialect:?}");
                 assert!(
-                    script.contains(&statement.sql),
+                    script.contains(statement.sql.as_ref()),
                     "{dialect:?}: {statement:?}"
                 );
                 assert!(
@@ -1764,7 +1769,7 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
                       SELECT 'c\\';\n\
                       SELECT 2;";
         let statements = ok(script, Dialect::Postgres);
-        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_ref()).collect();
         assert_eq!(
             sql,
             [
@@ -1796,7 +1801,7 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
                       INSERT INTO t VALUES ('c\\';d');\n\
                       /*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n";
         let statements = ok(script, Dialect::MySql);
-        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+        let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_ref()).collect();
         assert_eq!(sql.len(), 8, "{sql:#?}");
         assert_eq!(
             sql[4],
@@ -1864,7 +1869,7 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
     #[derive(Debug, Clone)]
     struct Case {
         script: String,
-        expected: Vec<Statement>,
+        expected: Vec<Statement<'static>>,
     }
 
     const KEYWORDS: [&str; 13] = [
@@ -2041,7 +2046,7 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
                         delimiter = wanted;
                     }
                     expected.push(Statement {
-                        sql: sql.trim_end().to_owned(),
+                        sql: Cow::Owned(sql.trim_end().to_owned()),
                         line: 1 + script.matches('\n').count(),
                         copy_data: None,
                     });
