@@ -478,3 +478,36 @@ fn postgres_statement_a_frozen_server_cannot_stop_gives_up_the_connection() {
     );
     assert!(out.took < Duration::from_secs(60), "{out:?}");
 }
+
+#[test]
+fn sqlite_failure_among_many_statements_names_its_own_line_and_keeps_nothing() {
+    let tmp = tempdir();
+    let db = Server::Sqlite(tmp.path().join("app.db"));
+    // Enough statements to go to the driver in batches; the bad one sits inside one.
+    let mut script = String::from("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT);\n");
+    for id in 1..=1200 {
+        let id = if id == 700 { 699 } else { id };
+        script.push_str(&format!(
+            "INSERT INTO t VALUES ({id}, 'row -- {id}'); -- {id}\n"
+        ));
+    }
+    let dir = scripts(tmp.path(), &[("V1__rows.sql", &script)]);
+    let out = run(&db, &dir, &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("V1__rows.sql line 701: UNIQUE constraint failed: t.id"),
+        "{out:?}"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM sqlite_master WHERE name = 't'"),
+        "0"
+    );
+    let fixed = script.replace("(699, 'row -- 700')", "(700, 'row -- 700')");
+    std::fs::write(dir.join("V1__rows.sql"), fixed).unwrap();
+    let again = migrate_run(&["--database-url", &db.url(), "--dir", dir.to_str().unwrap()]);
+    assert_eq!(
+        repair.code, 3,
+        "a recorded failure blocks the next run: {repair:?}"
+    );
+}
