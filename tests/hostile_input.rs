@@ -255,7 +255,7 @@ fn shifted<'a>(result: &Split<'a>, lines: usize) -> Split<'a> {
             .map(|s| Statement {
                 sql: s.sql.clone(),
                 line: s.line + lines,
-                copy_data: s.copy_data.clone(),
+                copy_data: s.copy_data,
             })
             .collect()),
         Err(e) => Err(match e.clone() {

@@ -507,7 +507,7 @@ fn sqlite_failure_among_many_statements_names_its_own_line_and_keeps_nothing() {
     std::fs::write(dir.join("V1__rows.sql"), fixed).unwrap();
     let again = migrate_run(&["--database-url", &db.url(), "--dir", dir.to_str().unwrap()]);
     assert_eq!(
-        repair.code, 3,
-        "a recorded failure blocks the next run: {repair:?}"
+        again.code, 3,
+        "a recorded failure blocks the next run: {again:?}"
     );
 }

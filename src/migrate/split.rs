@@ -1693,15 +1693,12 @@ EXPLAIN QUERY PLAN CREATE TRIGGER t3 AFTER INSERT ON log BEGIN SELECT 1; END";
         let statements = ok(script, Dialect::Postgres);
         assert_eq!(statements.len(), 4, "{statements:?}");
         assert_eq!(
-            statements[1].copy_data.as_deref(),
+            statements[1].copy_data,
             Some("1\ta;b\\\\c\n2\t\\\\.\n3\t\\N\n")
         );
         assert_eq!(statements[1].sql, "COPY public.t (id, note) FROM stdin");
         assert_eq!(statements[2], st(7, "SELECT 1"));
-        assert_eq!(
-            statements[3].copy_data.as_deref(),
-            Some("\"x;\",\"it's\"\r\n")
-        );
+        assert_eq!(statements[3].copy_data, Some("\"x;\",\"it's\"\r\n"));
         assert_eq!(statements[0].copy_data, None);
     }
 
