@@ -254,7 +254,9 @@ impl Watchdog {
             set(deadline, None);
             return match result {
                 Ok(v) => Ok(v),
-                Err(_) if overran => Err(Bounded::Stopped { confirmed: true }),
+                Err(e) if overran && is_sqlite_interrupt(&e) => {
+                    Err(Bounded::Stopped { confirmed: true })
+                }
                 Err(e) => Err(Bounded::Failed(e)),
             };
         }
@@ -281,6 +283,14 @@ impl Watchdog {
             }),
             Err(_) => Err(Bounded::Unresponsive),
         }
+    }
+}
+
+/// SQLITE_INTERRUPT: what the progress handler's refusal becomes.
+fn is_sqlite_interrupt(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("9"),
+        _ => false,
     }
 }
 
