@@ -192,6 +192,50 @@ impl DbConn {
         copy.finish().await
     }
 
+    /// SQLite: runs several statements in one `sqlite3_exec` call on this thread, stopping
+    /// at the first error. Going through sqlx would hand each statement to its worker thread
+    /// and each result back. The error says only that the batch failed: callers run its
+    /// statements again one at a time to learn which one, and why.
+    pub async fn execute_batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        use libsqlite3_sys::{SQLITE_OK, sqlite3_exec, sqlite3_free};
+        use std::ffi::{CStr, CString, c_char};
+        let DbConn::Sqlite(c) = self else {
+            return self.execute(sql).await.map(drop);
+        };
+        let sql = CString::new(sql)
+            .map_err(|_| sqlx::Error::Protocol("a statement holds a NUL character".into()))?;
+        let mut handle = c.lock_handle().await?;
+        let db = handle.as_raw_handle();
+        let mut message: *mut c_char = std::ptr::null_mut();
+        // SAFETY: while `handle` lives, sqlx's worker thread makes no call on this
+        // connection; `sql` is NUL-terminated and outlives the call; SQLite allocates
+        // `message` (or leaves it null), and it is freed once below.
+        let rc = unsafe {
+            sqlite3_exec(
+                db.as_ptr(),
+                sql.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                &mut message,
+            )
+        };
+        if rc == SQLITE_OK {
+            return Ok(());
+        }
+        let text = if message.is_null() {
+            format!("SQLite error {rc}")
+        } else {
+            // SAFETY: a non-null message from sqlite3_exec is a NUL-terminated string.
+            let text = unsafe { CStr::from_ptr(message) }
+                .to_string_lossy()
+                .into_owned();
+            // SAFETY: freed once, with the allocator SQLite used.
+            unsafe { sqlite3_free(message.cast()) };
+            text
+        };
+        Err(sqlx::Error::Protocol(text))
+    }
+
     /// SQLite: calls `keep_going` every `steps` virtual machine steps of a statement; the
     /// statement is interrupted when it returns false. Elsewhere a no-op.
     pub async fn on_progress(
