@@ -646,13 +646,13 @@ def explain(engines, measured):
         else:
             lines.append(
                 f"- **SQLite**: {verdict}. `sqlite3 .dump` writes one INSERT per row ({m['data_statements']:,} "
-                f"statements). dbvigil runs each as a statement of its own through sqlx's SQLite driver, which "
-                f"executes statements on a worker thread: every statement is handed to that thread and its result "
-                f"handed back. That shows as {med(dv, 'csw'):,.0f} context switches during dbvigil's load against "
-                f"{med(nat, 'csw'):,.0f} for sqlite3, which runs the file on its own thread, and as "
-                f"{_fmt_s(med(dv, 'sys'))} of system CPU against {_fmt_s(med(nat, 'sys'))}; user CPU, where the "
-                f"parsing, splitting and SQLite's own work are, is {_fmt_s(med(dv, 'user'))} against "
-                f"{_fmt_s(med(nat, 'user'))}.")
+                f"statements). dbvigil sends them in batches (up to 500 statements or 1 MiB) with `sqlite3_exec` on "
+                f"the connection's handle, so they do not cross to the worker thread of sqlx's SQLite driver one by "
+                f"one; a batch that fails is run again one statement at a time, so the error still names its line. "
+                f"Context switches: {med(dv, 'csw'):,.0f} during dbvigil's load against {med(nat, 'csw'):,.0f} for "
+                f"sqlite3; CPU: {_fmt_s(med(dv, 'user'))} user and {_fmt_s(med(dv, 'sys'))} system against "
+                f"{_fmt_s(med(nat, 'user'))} and {_fmt_s(med(nat, 'sys'))}, dbvigil's including reading, "
+                f"checksumming and splitting the file before the first statement runs.")
     lines.append(
         f"- **Memory**: dbvigil's peak RSS grows with the dump ({'; '.join(rss)}): it reads and splits every "
         "pending script before the first one runs (docs/migrations.md, Splitting), so a whole dump is in memory "
