@@ -12,10 +12,10 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::client;
-use crate::config::{self, Endpoint, Kind};
+use crate::config::{self, Endpoint, Kind, MigrationLimits};
 use crate::migrate::conn::{DbConn, Engine, Purpose};
 use crate::migrate::history::LockHeld;
-use crate::migrate::limits::{self, Limits};
+
 use crate::migrate::plan;
 use crate::migrate::runner::{self, MigrateError, Observer, Options, State, Status};
 use crate::migrate::script::{self, Script};
@@ -171,7 +171,7 @@ pub struct RunArgs {
 pub struct Limit(Option<Duration>);
 
 fn limit(text: &str) -> Result<Limit, String> {
-    limits::parse_limit(text).map(Limit)
+    config::parse_limit(text).map(Limit)
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -188,7 +188,7 @@ struct Job {
     strict: bool,
     secrets: Vec<String>,
     /// The target's limits (defaults without one); flags override them.
-    limits: Limits,
+    limits: MigrationLimits,
 }
 
 pub fn run(args: MigrateArgs) -> ExitCode {
@@ -294,7 +294,7 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
                 scripts,
                 strict: false,
                 secrets,
-                limits: Limits::default(),
+                limits: MigrationLimits::default(),
             });
         }
         return Ok((jobs, notes));
@@ -366,7 +366,14 @@ fn jobs(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), String> {
                 .dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("migrations"));
-            (label, kind, endpoint, dir, secrets, Limits::default())
+            (
+                label,
+                kind,
+                endpoint,
+                dir,
+                secrets,
+                MigrationLimits::default(),
+            )
         }
         (None, None) => {
             return Err(
@@ -412,7 +419,7 @@ async fn run_job(
         lock_timeout: args.lock_timeout,
         installed_by: installed_by(),
         ignore_missing: args.ignore_missing || !job.strict,
-        limits: Limits {
+        limits: MigrationLimits {
             statement: args.statement_timeout.map_or(job.limits.statement, |l| l.0),
             lock_wait: args.lock_wait_timeout.map_or(job.limits.lock_wait, |l| l.0),
         },

@@ -102,7 +102,47 @@ pub struct MigrationsConfig {
     pub interval: Duration,
     pub timeout: Duration,
     /// `dbvigil migrate --target`'s limits, unless its flags say otherwise.
-    pub limits: crate::migrate::limits::Limits,
+    pub limits: MigrationLimits,
+}
+
+/// A schema change that runs for ten minutes is stuck or misjudged; ten seconds behind
+/// another session's lock already queues every query on that table behind the migration.
+const DEFAULT_STATEMENT: Duration = Duration::from_secs(600);
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// `dbvigil migrate`'s bounds on each statement of a run (enforced by `migrate::limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationLimits {
+    /// None: a statement may run as long as it takes.
+    pub statement: Option<Duration>,
+    /// None: the server's own lock-wait settings apply.
+    pub lock_wait: Option<Duration>,
+}
+
+impl Default for MigrationLimits {
+    fn default() -> Self {
+        MigrationLimits {
+            statement: Some(DEFAULT_STATEMENT),
+            lock_wait: Some(DEFAULT_LOCK_WAIT),
+        }
+    }
+}
+
+/// A limit as flags and the configuration write it: a duration like `30s`, or `none`.
+pub fn parse_limit(text: &str) -> Result<Option<Duration>, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d.is_zero() => Err(
+            "0 would stop every statement: write a duration like 30s or 10m, or none for no limit"
+                .to_owned(),
+        ),
+        Ok(d) => Ok(Some(d)),
+        Err(_) => Err(format!(
+            "{text:?} is neither a duration nor none: write a duration like 30s or 10m, or none for no limit"
+        )),
+    }
 }
 
 /// Migration history changes rarely; reading it every probe would be waste.
@@ -883,11 +923,11 @@ impl Validator<'_> {
         }
         let limit = |key: &str, value: &Option<Spanned<Expanded>>, default| match value {
             None => Ok(default),
-            Some(v) => crate::migrate::limits::parse_limit(&v.value.0)
+            Some(v) => parse_limit(&v.value.0)
                 .map_err(|e| self.err(v.referenced, format!("migrations {key}: {e}"))),
         };
-        let defaults = crate::migrate::limits::Limits::default();
-        let limits = crate::migrate::limits::Limits {
+        let defaults = MigrationLimits::default();
+        let limits = MigrationLimits {
             statement: limit(
                 "statement_timeout",
                 &raw.statement_timeout,

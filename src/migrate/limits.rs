@@ -12,52 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::conn::{Cell, DbConn, Engine, Purpose};
-use crate::config::{Endpoint, Kind};
-
-/// A schema change that runs for ten minutes is stuck or misjudged; ten seconds behind
-/// another session's lock already queues every query on that table behind the migration.
-pub const DEFAULT_STATEMENT: Duration = Duration::from_secs(600);
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+use crate::config::{Endpoint, Kind, MigrationLimits as Limits};
 
 /// How long a cancelled statement has to stop before its connection is given up.
 const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 /// SQLite checks its deadline every this many virtual machine steps.
 const SQLITE_PROGRESS_STEPS: i32 = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// None: a statement may run as long as it takes.
-    pub statement: Option<Duration>,
-    /// None: the server's own lock-wait settings apply.
-    pub lock_wait: Option<Duration>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            statement: Some(DEFAULT_STATEMENT),
-            lock_wait: Some(DEFAULT_LOCK_WAIT),
-        }
-    }
-}
-
-/// A limit as flags and the configuration write it: a duration like `30s`, or `none`.
-pub fn parse_limit(text: &str) -> Result<Option<Duration>, String> {
-    if text.trim().eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    match humantime::parse_duration(text.trim()) {
-        Ok(d) if d.is_zero() => Err(
-            "0 would stop every statement: write a duration like 30s or 10m, or none for no limit"
-                .to_owned(),
-        ),
-        Ok(d) => Ok(Some(d)),
-        Err(_) => Err(format!(
-            "{text:?} is neither a duration nor none: write a duration like 30s or 10m, or none for no limit"
-        )),
-    }
-}
 
 /// `30s`, `10m`, or `none`, as the user would write it back.
 pub fn describe(limit: Option<Duration>) -> String {

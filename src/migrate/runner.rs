@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::conn::{DbConn, Engine};
 use super::history::LockHeld;
-use super::limits::{self, Bounded, Limits, Watchdog};
+use super::limits::{self, Bounded, Watchdog};
 use super::schema_history::{self, Entry, Home, Row};
 use super::script::{Script, Version};
 use super::session::Session;
 use super::split::{self, Dialect, Statement};
-use crate::config::{Endpoint, Kind};
+use crate::config::{Endpoint, Kind, MigrationLimits};
 
 /// How often a run waiting for the lock tries again.
 const LOCK_RETRY: Duration = Duration::from_millis(250);
@@ -27,7 +27,7 @@ pub struct Options {
     pub installed_by: String,
     /// Applied versions whose scripts are gone are not an error.
     pub ignore_missing: bool,
-    pub limits: Limits,
+    pub limits: MigrationLimits,
     /// How to reach the server again, to cancel a statement that overran its limit.
     pub reach: Option<(Endpoint, Kind)>,
 }
@@ -891,7 +891,7 @@ mod tests {
             lock_timeout: Duration::ZERO,
             installed_by: String::new(),
             ignore_missing,
-            limits: Limits::default(),
+            limits: MigrationLimits::default(),
             reach: None,
         }
     }

@@ -4,10 +4,11 @@
 //! `SET search_path = ''` does not leak into the next script.
 
 use super::conn::{Cell, DbConn, Engine};
-use super::limits::{self, Limits};
+use super::limits;
+use crate::config::MigrationLimits;
 
 pub struct Session {
-    limits: Limits,
+    limits: MigrationLimits,
     /// MySQL: statements that restore what the run started with, in order.
     restore: Vec<String>,
 }
@@ -29,7 +30,7 @@ const MYSQL_VARIABLES: [&str; 9] = [
 
 impl Session {
     /// Reads what must be restored later and sets the lock-wait limit.
-    pub async fn start(conn: &mut DbConn, limits: Limits) -> Result<Session, sqlx::Error> {
+    pub async fn start(conn: &mut DbConn, limits: MigrationLimits) -> Result<Session, sqlx::Error> {
         let mut restore = Vec::new();
         if conn.engine() == Engine::MySql {
             let columns: Vec<String> = MYSQL_VARIABLES
@@ -60,7 +61,7 @@ impl Session {
         Ok(Session { limits, restore })
     }
 
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &MigrationLimits {
         &self.limits
     }
 
