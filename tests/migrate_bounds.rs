@@ -511,3 +511,33 @@ fn sqlite_failure_among_many_statements_names_its_own_line_and_keeps_nothing() {
         "a recorded failure blocks the next run: {again:?}"
     );
 }
+
+#[test]
+fn sqlite_write_over_its_time_limit_takes_the_whole_run_back_and_says_so() {
+    let tmp = tempdir();
+    let db = Server::Sqlite(tmp.path().join("app.db"));
+    // An interrupted write makes SQLite roll back the whole transaction, and the run is
+    // one transaction: V1 goes too, and the user must hear it.
+    let dir = scripts(
+        tmp.path(),
+        &[
+            ("V1__first.sql", "CREATE TABLE first (x int);\n"),
+            (
+                "V2__slow.sql",
+                "CREATE TABLE t (x int);\nINSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c;\n",
+            ),
+        ],
+    );
+    let out = run(&db, &dir, &["--statement-timeout", "1s"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("stopped after the statement time limit of 1s")
+            && out.stderr.contains("SQLite rolled back the whole run with it: no script of this run stayed applied, and nothing was recorded"),
+        "{out:?}"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM sqlite_master"), "0");
+    std::fs::write(dir.join("V2__slow.sql"), "CREATE TABLE t (x int);\n").unwrap();
+    let again = run(&db, &dir, &["--statement-timeout", "1s"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("applied 2 script(s)"), "{again:?}");
+}

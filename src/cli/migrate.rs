@@ -437,6 +437,7 @@ async fn run_job(
                 MigrateError::Refused(_) => (exit::REFUSED, "refused"),
                 MigrateError::Split { .. } => (exit::INVALID, "invalid"),
                 MigrateError::Unresponsive { .. } => (exit::UNREACHABLE, "unresponsive"),
+                MigrateError::RunRolledBack { .. } => (exit::SCRIPT_FAILED, "rolled-back"),
             };
             let message = redact(&format!("{}: {e}", job.label));
             out.error(&message);

@@ -236,6 +236,20 @@ impl DbConn {
         Err(sqlx::Error::Protocol(text))
     }
 
+    /// SQLite: whether the connection is still inside a transaction. After some failures
+    /// (an interrupted write, a full disk) SQLite rolls the whole transaction back itself.
+    /// Elsewhere always true.
+    pub async fn sqlite_in_transaction(&mut self) -> Result<bool, sqlx::Error> {
+        let DbConn::Sqlite(c) = self else {
+            return Ok(true);
+        };
+        let mut handle = c.lock_handle().await?;
+        let db = handle.as_raw_handle();
+        // SAFETY: while `handle` lives, sqlx's worker thread makes no call on this
+        // connection.
+        Ok(unsafe { libsqlite3_sys::sqlite3_get_autocommit(db.as_ptr()) } == 0)
+    }
+
     /// SQLite: calls `keep_going` every `steps` virtual machine steps of a statement; the
     /// statement is interrupted when it returns false. Elsewhere a no-op.
     pub async fn on_progress(

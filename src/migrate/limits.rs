@@ -247,10 +247,12 @@ impl Watchdog {
     }
 }
 
-/// SQLITE_INTERRUPT: what the progress handler's refusal becomes.
+/// SQLITE_INTERRUPT: what the progress handler's refusal becomes, through sqlx (code 9)
+/// or through `DbConn::execute_batch` (SQLite's own message for it).
 fn is_sqlite_interrupt(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db.code().as_deref() == Some("9"),
+        sqlx::Error::Protocol(message) => message == "interrupted",
         _ => false,
     }
 }

@@ -158,6 +158,17 @@ pub enum MigrateError {
         line: usize,
         limit: String,
     },
+    /// SQLite rolled back the run's whole transaction after a failure (an interrupted
+    /// write, a full disk): scripts applied earlier in the run went with it.
+    #[error(
+        "{script} {lines}: {message}. SQLite rolled back the whole run with it: no script of this run stayed applied, and nothing was recorded; run again once the cause is gone"
+    )]
+    RunRolledBack {
+        script: String,
+        /// `line N`, or `lines N to M` for a batch.
+        lines: String,
+        message: String,
+    },
 }
 
 fn describe_holder(h: &LockHeld) -> String {
@@ -581,7 +592,7 @@ async fn apply(
     while index < statements.len() {
         if index >= single_until {
             if let Some(end) = batch_end(engine, &statements, index) {
-                if run_batch(conn, run, &statements[index..end]).await? {
+                if run_batch(conn, run, script, &statements[index..end]).await? {
                     index = end;
                     continue;
                 }
@@ -605,6 +616,13 @@ async fn apply(
             }
             Err(StatementFailure::Failed { message, undone }) => (message, undone),
         };
+        if !conn.sqlite_in_transaction().await? {
+            return Err(MigrateError::RunRolledBack {
+                script: script.name.clone(),
+                lines: format!("line {}", statement.line),
+                message,
+            });
+        }
         // Stopped by a limit with nothing of the script kept: the script is not at fault,
         // so nothing is recorded and the next run tries it again.
         let kept_nothing = transactional
@@ -688,6 +706,7 @@ fn controls_transaction(sql: &str) -> bool {
 async fn run_batch(
     conn: &mut DbConn,
     run: &Run<'_>,
+    script: &Script,
     statements: &[Statement<'_>],
 ) -> Result<bool, MigrateError> {
     let mut sql = String::new();
@@ -703,7 +722,25 @@ async fn run_batch(
         });
     }
     conn.execute("SAVEPOINT dbvigil_batch").await?;
-    let went_through = run.watchdog.run(conn.execute_batch(&sql)).await.is_ok();
+    let sent = run.watchdog.run(conn.execute_batch(&sql)).await;
+    let went_through = sent.is_ok();
+    if let Err(failure) = sent {
+        if !conn.sqlite_in_transaction().await? {
+            let message = match failure_of(conn.engine(), run, failure) {
+                StatementFailure::Failed { message, .. } => message,
+                StatementFailure::Unresponsive => "no answer".to_owned(),
+            };
+            return Err(MigrateError::RunRolledBack {
+                script: script.name.clone(),
+                lines: format!(
+                    "lines {} to {}",
+                    statements.first().map_or(0, |s| s.line),
+                    statements.last().map_or(0, |s| s.line)
+                ),
+                message,
+            });
+        }
+    }
     let end = if went_through {
         "RELEASE dbvigil_batch"
     } else {
@@ -724,7 +761,6 @@ async fn run_statement(
         Some(rows) => run.watchdog.run(conn.copy_in(&statement.sql, rows)).await,
         None => run.watchdog.run(conn.execute(&statement.sql)).await,
     };
-    let limits = run.session.limits();
     match sent {
         Ok(_) => run
             .session
@@ -734,28 +770,36 @@ async fn run_statement(
                 message: server_message(&e),
                 undone: false,
             }),
-        Err(Bounded::Unresponsive) => Err(StatementFailure::Unresponsive),
-        Err(Bounded::Stopped { confirmed }) => Err(StatementFailure::Failed {
+        Err(bounded) => Err(failure_of(engine, run, bounded)),
+    }
+}
+
+/// What a statement that did not go through tells the user, and whether it changed nothing.
+fn failure_of(engine: Engine, run: &Run<'_>, bounded: Bounded) -> StatementFailure {
+    let limits = run.session.limits();
+    match bounded {
+        Bounded::Unresponsive => StatementFailure::Unresponsive,
+        Bounded::Stopped { confirmed } => StatementFailure::Failed {
             message: format!(
                 "stopped after the statement time limit of {} (--statement-timeout, or migrations.statement_timeout): make the statement faster, or raise the limit for this run",
                 limits::describe(limits.statement)
             ),
             undone: confirmed,
-        }),
-        Err(Bounded::Failed(e)) if limits::is_lock_wait_timeout(engine, &e) => {
-            Err(StatementFailure::Failed {
+        },
+        Bounded::Failed(e) if limits::is_lock_wait_timeout(engine, &e) => {
+            StatementFailure::Failed {
                 message: format!(
                     "waited longer than the lock-wait limit of {} for a lock another session holds (--lock-wait-timeout, or migrations.lock_wait_timeout): {}; run again when that session is done",
                     limits::describe(limits.lock_wait),
                     server_message(&e)
                 ),
                 undone: true,
-            })
+            }
         }
-        Err(Bounded::Failed(e)) => Err(StatementFailure::Failed {
+        Bounded::Failed(e) => StatementFailure::Failed {
             message: server_message(&e),
             undone: false,
-        }),
+        },
     }
 }
 
