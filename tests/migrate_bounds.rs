@@ -541,3 +541,39 @@ fn sqlite_write_over_its_time_limit_takes_the_whole_run_back_and_says_so() {
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("applied 2 script(s)"), "{again:?}");
 }
+
+/// Backslashes in strings are read as the server's own settings say before the script
+/// changes them: scripts written for such a server split as its client splits them.
+fn server_reads_backslashes(db: &Server, setup: &str, script: &str, rows: &str, want: &str) {
+    let tmp = tempdir();
+    db.sql(setup);
+    let dir = scripts(tmp.path(), &[("V1__paths.sql", script)]);
+    let out = run(db, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(db.sql(rows), want);
+}
+
+#[test]
+fn postgres_database_without_standard_conforming_strings_splits_as_psql_does() {
+    let Some(db) = start_pg() else { return };
+    server_reads_backslashes(
+        &db,
+        "ALTER DATABASE app SET standard_conforming_strings = off;",
+        "CREATE TABLE s (v text);\nINSERT INTO s VALUES ('it\\'s; here');\n",
+        "SELECT v FROM s",
+        "it's; here",
+    );
+}
+
+#[test]
+fn mariadb_server_with_no_backslash_escapes_splits_as_its_client_does() {
+    let Some(db) = start_maria() else { return };
+    server_reads_backslashes(
+        &db,
+        "SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES');",
+        "CREATE TABLE p (v TEXT);\nINSERT INTO p VALUES ('C:\\');\nINSERT INTO p VALUES ('D:\\');\n",
+        // Lengths, since the client escapes backslashes in what it prints.
+        "SELECT GROUP_CONCAT(CONCAT(LEFT(v, 2), LENGTH(v)) ORDER BY v SEPARATOR ' ') FROM app.p",
+        "C:3 D:3",
+    );
+}

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::conn::{DbConn, Engine};
+use super::conn::{Cell, DbConn, Engine};
 use super::history::LockHeld;
 use super::limits::{self, Bounded, Watchdog};
 use super::schema_history::{self, Entry, Home, Row};
 use super::script::{Script, Version};
 use super::session::Session;
-use super::split::{self, Dialect, Statement};
+use super::split::{self, Dialect, Lexing, Statement};
 use crate::config::{Endpoint, Kind, MigrationLimits};
 
 /// How often a run waiting for the lock tries again.
@@ -341,20 +341,49 @@ pub async fn validate(
     opts: &Options,
 ) -> Result<Status, MigrateError> {
     let status = info(conn, scripts, opts).await?;
-    split_all(conn.engine(), scripts.iter())?;
+    let lexing = lexing(conn).await?;
+    split_all(conn.engine(), lexing, scripts.iter())?;
     if !status.problems.is_empty() {
         return Err(MigrateError::Refused(status.problems));
     }
     Ok(status)
 }
 
+/// How the server reads backslashes in strings when a script starts (each script starts
+/// from the session the run began with: `session.rs`).
+async fn lexing(conn: &mut DbConn) -> Result<Lexing, sqlx::Error> {
+    let sql = match conn.engine() {
+        Engine::Postgres => "SELECT current_setting('standard_conforming_strings') = 'on'",
+        Engine::MySql => "SELECT @@SESSION.sql_mode LIKE '%NO_BACKSLASH_ESCAPES%'",
+        Engine::Sqlite => return Ok(Lexing::default()),
+    };
+    let on = conn
+        .fetch(sql)
+        .await?
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Cell::bool)
+        .unwrap_or_default();
+    Ok(match conn.engine() {
+        Engine::Postgres => Lexing {
+            standard_strings: on,
+            ..Lexing::default()
+        },
+        _ => Lexing {
+            no_backslash_escapes: on,
+            ..Lexing::default()
+        },
+    })
+}
+
 fn split_all<'a>(
     engine: Engine,
+    lexing: Lexing,
     scripts: impl Iterator<Item = &'a Script>,
 ) -> Result<Vec<(&'a Script, Vec<Statement<'a>>)>, MigrateError> {
     scripts
         .map(|s| {
-            split::split(&s.content, dialect(engine))
+            split::split_from(&s.content, dialect(engine), lexing)
                 .map(|statements| (s, statements))
                 .map_err(|e| MigrateError::Split {
                     script: s.name.clone(),
@@ -397,7 +426,8 @@ pub async fn run(
         }
         // Every pending script is split before the first runs, so a syntax slip in the
         // last one does not leave the database half-way.
-        let work = split_all(conn.engine(), pending(&status, scripts))?;
+        let lexing = lexing(conn).await?;
+        let work = split_all(conn.engine(), lexing, pending(&status, scripts))?;
         let mut rank = rows.iter().map(|r| r.rank).max().unwrap_or(0);
         let mut outcome = RunOutcome::default();
         let total = work.len();

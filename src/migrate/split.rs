@@ -96,6 +96,34 @@ pub enum SplitError {
 /// Splits `script` into statements, following the quoting, comment and block rules of
 /// `dialect`.
 pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement<'_>>, SplitError> {
+    split_from(script, dialect, Lexing::default())
+}
+
+/// How the session reads backslashes in strings before a script's first statement: the
+/// server's defaults, which a script's own SETs then change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lexing {
+    /// PostgreSQL `standard_conforming_strings`.
+    pub standard_strings: bool,
+    /// MySQL NO_BACKSLASH_ESCAPES in sql_mode.
+    pub no_backslash_escapes: bool,
+}
+
+impl Default for Lexing {
+    fn default() -> Self {
+        Lexing {
+            standard_strings: true,
+            no_backslash_escapes: false,
+        }
+    }
+}
+
+/// [`split`], starting from the session's `lexing` rather than the engines' defaults.
+pub fn split_from(
+    script: &str,
+    dialect: Dialect,
+    lexing: Lexing,
+) -> Result<Vec<Statement<'_>>, SplitError> {
     let mut splitter = Splitter {
         src: script,
         bytes: script.as_bytes(),
@@ -106,9 +134,12 @@ pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement<'_>>, Split
         delimiter: String::from(";"),
         current: None,
         block: Block::default(),
-        standard_strings: true,
+        standard_strings: lexing.standard_strings,
         restricted: None,
-        sql_mode: SqlMode::default(),
+        sql_mode: SqlMode {
+            no_backslash_escapes: lexing.no_backslash_escapes,
+            saved: Vec::new(),
+        },
         out: Vec::new(),
     };
     while splitter.pos < splitter.bytes.len() {
@@ -861,8 +892,7 @@ impl<'a> Splitter<'a> {
 /// asks the server after each statement; splitting happens before anything runs, so the
 /// assignments mysqldump writes are followed instead: a mode given as a literal, saved to a
 /// user variable (`SET @saved_sql_mode = @@sql_mode`) and restored from it. A script starts
-/// without it, as a server's default sql_mode has it off.
-#[derive(Default)]
+/// with the session's own mode ([`Lexing`]).
 struct SqlMode {
     no_backslash_escapes: bool,
     /// User variables holding a saved sql_mode, and whether it had NO_BACKSLASH_ESCAPES.
