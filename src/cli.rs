@@ -329,7 +329,7 @@ async fn serve(
         format!("cannot listen on {addr}: {e}; pass --web.listen-address with a free address")
     })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let exporter = Exporter::start(settings, config)?;
+    let exporter = Exporter::start(settings, config).map_err(|e| e.to_string())?;
     announce(&exporter, local, &web);
     // Read the stored windows before answering: right after a restart the gate and the
     // API must already know them, or a load balancer would be told "not in maintenance"

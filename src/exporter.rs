@@ -1,11 +1,11 @@
 //! The running exporter: the set of target tasks, the configuration they came from, and
 //! reloads. Readers get `Arc` snapshots; nothing here is locked on the read path.
 
+use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
@@ -28,10 +28,21 @@ pub struct Settings {
     pub web_config_file: Option<PathBuf>,
 }
 
+/// Why the exporter could not start; the configuration itself was already validated.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid web configuration: {0}")]
+    WebConfig(#[source] ConfigError),
+    #[error("cannot set up the maintenance state store: {0}")]
+    StateStore(#[source] maintenance::StoreError),
+    #[error("cannot start the threads that probe the targets: {0}")]
+    ProbeThreads(#[source] std::io::Error),
+}
+
 #[derive(Debug, Clone)]
 pub struct ReloadStatus {
     pub successful: bool,
-    pub last_success_at: SystemTime,
+    pub last_success_at: Timestamp,
     pub last_error: Option<String>,
 }
 
@@ -85,7 +96,7 @@ pub struct Generation {
 
 impl Generation {
     /// Every window known now (stored, scheduled, application flags), from memory only.
-    pub fn maintenance_windows(&self, maintenance: &Maintenance, now_ms: i64) -> Vec<Window> {
+    pub fn maintenance_windows(&self, maintenance: &Maintenance, now: Timestamp) -> Vec<Window> {
         let flags: Vec<(String, AppFlag)> = self
             .targets
             .iter()
@@ -94,7 +105,7 @@ impl Generation {
                 Some((t.config.name.clone(), flag))
             })
             .collect();
-        maintenance::all_windows(&self.config, &maintenance.stored(), &flags, now_ms)
+        maintenance::all_windows(&self.config, &maintenance.stored(), &flags, now)
     }
 }
 
@@ -162,14 +173,11 @@ impl Drop for ProbeRuntime {
 impl Exporter {
     /// Starts one probing task per target and the maintenance refresh loop. Must be called
     /// inside a Tokio runtime. Fails only when the state store cannot be set up.
-    pub fn start(settings: Settings, config: Config) -> Result<Exporter, String> {
-        let web = settings
-            .load_web()
-            .map_err(|e| format!("invalid web configuration: {e}"))?;
-        let maintenance = Maintenance::new(&settings.data_dir, &config.state)
-            .map_err(|e| format!("cannot set up the maintenance state store: {e}"))?;
-        let probes = ProbeRuntime::new()
-            .map_err(|e| format!("cannot start the threads that probe the targets: {e}"))?;
+    pub fn start(settings: Settings, config: Config) -> Result<Exporter, StartError> {
+        let web = settings.load_web().map_err(StartError::WebConfig)?;
+        let maintenance =
+            Maintenance::new(&settings.data_dir, &config.state).map_err(StartError::StateStore)?;
+        let probes = ProbeRuntime::new().map_err(StartError::ProbeThreads)?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let probe_tasks = ProbeTasks::default();
@@ -203,7 +211,7 @@ impl Exporter {
                 maintenance,
                 reload_status: ArcSwap::from_pointee(ReloadStatus {
                     successful: true,
-                    last_success_at: SystemTime::now(),
+                    last_success_at: Timestamp::now(),
                     last_error: None,
                 }),
                 reload_lock: tokio::sync::Mutex::new(()),
@@ -226,9 +234,9 @@ impl Exporter {
     }
 
     /// Every window known now (stored, scheduled, application flags), from memory only.
-    pub fn maintenance_windows(&self, now_ms: i64) -> Vec<Window> {
+    pub fn maintenance_windows(&self, now: Timestamp) -> Vec<Window> {
         self.generation()
-            .maintenance_windows(&self.inner.maintenance, now_ms)
+            .maintenance_windows(&self.inner.maintenance, now)
     }
 
     /// One step of the maintenance loop: re-read the store, then count the windows that
@@ -240,7 +248,7 @@ impl Exporter {
 
     /// Counts windows that became active; in memory only.
     pub fn maintenance_tick(&self) {
-        let now = maintenance::now_ms();
+        let now = Timestamp::now();
         let windows = self.maintenance_windows(now);
         self.inner.maintenance.tick(&windows, now);
     }
@@ -340,7 +348,7 @@ impl Exporter {
         let summary = self.apply(config);
         self.inner.reload_status.store(Arc::new(ReloadStatus {
             successful: true,
-            last_success_at: SystemTime::now(),
+            last_success_at: Timestamp::now(),
             last_error: None,
         }));
         tracing::info!(

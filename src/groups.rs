@@ -2,9 +2,9 @@
 //! probes (a short lock that only probe tasks take) and published as immutable snapshots,
 //! so the metrics, API and load-balancer endpoints never wait.
 
+use crate::time::Timestamp;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
@@ -31,7 +31,7 @@ pub struct MemberState {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Switch {
-    pub at: SystemTime,
+    pub at: Timestamp,
     pub from: Option<String>,
     pub to: Option<String>,
     pub cause: String,
@@ -52,7 +52,7 @@ pub struct GroupState {
     /// through "none eligible" (the primary dropped before the standby was eligible) is
     /// one switch, and a member that returns after such a gap is none.
     pub switches: u64,
-    pub last_switch_at: Option<SystemTime>,
+    pub last_switch_at: Option<Timestamp>,
     /// Newest last.
     pub recent: VecDeque<Switch>,
 }
@@ -100,7 +100,7 @@ impl GroupState {
         i: usize,
         ok: bool,
         failure: Option<String>,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Option<Switch> {
         let (fail_after, recover_after) = (self.config.fail_after, self.config.recover_after);
         let level = self.config.eligibility.as_str();
@@ -143,7 +143,7 @@ impl GroupState {
         self.choose(change, now)
     }
 
-    fn choose(&mut self, cause: Option<String>, now: SystemTime) -> Option<Switch> {
+    fn choose(&mut self, cause: Option<String>, now: Timestamp) -> Option<Switch> {
         use crate::config::Policy;
         let first_eligible = self.members.iter().position(|m| m.eligible);
         let next = match (self.config.policy, self.active) {
@@ -277,7 +277,6 @@ impl GroupSet {
 mod tests {
     use super::*;
     use crate::config::{Eligibility, Policy};
-    use std::time::Duration;
 
     fn group(policy: Policy) -> GroupState {
         let config = GroupConfig {
@@ -291,8 +290,8 @@ mod tests {
         GroupState::new(Arc::new(config), &[Kind::Postgres; 3])
     }
 
-    fn at(ms: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms as i64)
     }
 
     fn name(g: &GroupState) -> Option<&str> {

@@ -10,33 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetConfig;
 use crate::groups::GroupSet;
-use crate::metrics::{self, TargetText};
+use crate::metrics::Published;
 use crate::migrate::watch::{self, MigrationSnapshot};
 use crate::probe::{self, ProbeContext, ProbeReport, Prober};
 use crate::state::{TargetStats, Transition};
-
-/// What a probe task publishes after each probe: the stats, and the series of them that a
-/// scrape shows, already rendered, so that a scrape only copies them.
-#[derive(Debug)]
-pub struct Published {
-    pub stats: TargetStats,
-    pub text: TargetText,
-}
-
-impl Published {
-    pub fn new(stats: TargetStats) -> Self {
-        let text = metrics::render_target(&stats);
-        Published { stats, text }
-    }
-}
-
-impl std::ops::Deref for Published {
-    type Target = TargetStats;
-
-    fn deref(&self) -> &TargetStats {
-        &self.stats
-    }
-}
 
 /// The shared face of a running target: its configuration and its latest snapshot.
 pub struct TargetHandle {
@@ -91,7 +68,7 @@ impl TargetHandle {
             match (&read.result, before) {
                 (Err(e), before) if before.is_none_or(|b| b != Some(e)) => tracing::warn!(
                     target = %self.config.name, tool = read.tool,
-                    error = %probe::redact(e, &secrets),
+                    error = %crate::connect::redact(e, &secrets),
                     "cannot read a migration history table; its tool's series are left out until it can be read"
                 ),
                 (Ok(_), Some(Some(_))) => tracing::info!(

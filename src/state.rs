@@ -5,7 +5,9 @@
 use crate::maintenance::AppFlag;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::time::Timestamp;
 
 use crate::config::{Check, TargetConfig};
 use crate::probe::{Failure, Identity, Phase, ProbeReport, Reason};
@@ -68,8 +70,8 @@ impl Histogram {
 /// successful one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Episode {
-    pub started_at: SystemTime,
-    pub ended_at: Option<SystemTime>,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
     /// The failure of the first failed probe.
     pub reason: Reason,
     pub message: String,
@@ -77,15 +79,15 @@ pub struct Episode {
 }
 
 impl Episode {
-    pub fn duration(&self, now: SystemTime) -> Duration {
+    pub fn duration(&self, now: Timestamp) -> Duration {
         let end = self.ended_at.unwrap_or(now);
-        end.duration_since(self.started_at).unwrap_or_default()
+        end.since(self.started_at)
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct LastProbe {
-    pub at: SystemTime,
+    pub at: Timestamp,
     pub duration: Duration,
     pub success: bool,
     pub checks: Vec<(Check, bool)>,
@@ -106,7 +108,7 @@ pub struct TargetStats {
     pub probes: u64,
     pub failures: [u64; Reason::ALL.len()],
     pub last: Option<LastProbe>,
-    pub last_success_at: Option<SystemTime>,
+    pub last_success_at: Option<Timestamp>,
     pub phase_durations: Vec<Histogram>,
     pub read_only: Option<bool>,
     /// Age of the primary's heartbeat on this replica at the last probe; `None` when that
@@ -170,20 +172,20 @@ impl TargetStats {
         if self.target.maintenance_query.is_none() {
             return;
         }
-        let at_ms = crate::maintenance::to_ms(report.started_at);
+        let at = report.started_at;
         let previous = self.app_flag.take();
         self.app_flag = match (&report.maintenance_flag, previous) {
             (Some(Ok(on)), Some(p)) if p.on == *on => Some(AppFlag { error: None, ..p }),
             (Some(Ok(on)), _) => Some(AppFlag {
                 on: *on,
-                since_ms: at_ms,
+                since: at,
                 error: None,
             }),
             (Some(Err(f)), p) => Some(AppFlag {
                 error: Some(f.message.clone()),
                 ..p.unwrap_or(AppFlag {
                     on: false,
-                    since_ms: at_ms,
+                    since: at,
                     error: None,
                 })
             }),
@@ -327,7 +329,7 @@ mod tests {
             Some(r) => vec![phase(Phase::Connect, Err(Failure::new(r, "boom")))],
         };
         ProbeReport {
-            started_at: SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms),
+            started_at: Timestamp::from_millis(at_ms as i64),
             duration: Duration::from_millis(2),
             phases,
             read_only: None,
@@ -380,10 +382,7 @@ mod tests {
             Reason::Timeout,
             "the episode keeps its first failure"
         );
-        assert_eq!(
-            ep.started_at,
-            SystemTime::UNIX_EPOCH + Duration::from_millis(100)
-        );
+        assert_eq!(ep.started_at, Timestamp::from_millis(100));
         assert_eq!(s.failures[Reason::Timeout.index()], 1);
         assert_eq!(s.failures[Reason::Refused.index()], 2);
         assert_eq!(s.outage_durations.count, 1);

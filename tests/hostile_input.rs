@@ -935,7 +935,7 @@ fn accepted_as_asked(
         let d = humantime::parse_duration(text.trim()).ok()?;
         Some(d.as_millis() as i64)
     };
-    let ends_at_ms = || {
+    let ends_at = || {
         let text = body.get("ends_at")?.as_str()?;
         Some(
             text.trim()
@@ -944,14 +944,14 @@ fn accepted_as_asked(
                 .as_millisecond(),
         )
     };
-    let planned = window.ends_at_ms.unwrap_or_default();
+    let planned = window.ends_at.map_or(0, |t| t.as_millis());
     let old = before.iter().find(|w| w.id == window.id);
     let (want, got) = match &case.route {
         Route::Start if old.is_some() => return Err(format!("start changed {window:?}")),
-        Route::Start => match (duration_ms(), ends_at_ms()) {
-            (Some(d), _) => (d, planned - window.starts_at_ms),
+        Route::Start => match (duration_ms(), ends_at()) {
+            (Some(d), _) => (d, planned - window.starts_at.as_millis()),
             (None, Some(t)) => (t, planned),
-            (None, None) => (10 * 60_000, planned - window.starts_at_ms),
+            (None, None) => (10 * 60_000, planned - window.starts_at.as_millis()),
         },
         Route::Change { id: Some(_), .. } => {
             return Err(format!("a change of an odd id changed {window:?}"));
@@ -962,14 +962,14 @@ fn accepted_as_asked(
         Route::Change {
             action: "extend", ..
         } => {
-            let was = old.and_then(|w| w.ends_at_ms).unwrap_or_default();
-            match (duration_ms(), ends_at_ms()) {
+            let was = old.and_then(|w| w.ends_at).map_or(0, |t| t.as_millis());
+            match (duration_ms(), ends_at()) {
                 (Some(d), _) => (was + d, planned),
                 (None, Some(t)) => (t, planned),
                 (None, None) => return Err("extended without duration or ends_at".to_owned()),
             }
         }
-        Route::Change { .. } => match window.ended_at_ms {
+        Route::Change { .. } => match window.ended_at {
             Some(_) => return Ok(()),
             None => return Err(format!("end left {window:?} open")),
         },
@@ -988,7 +988,7 @@ async fn api_check(
     open: &mut String,
     case: &ApiCase,
 ) -> Result<(u16, serde_json::Value), String> {
-    let now = dbvigil::maintenance::now_ms();
+    let now = dbvigil::time::Timestamp::now();
     let mut before = stored_windows(e).await;
     let still_open = before
         .iter()

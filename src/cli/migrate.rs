@@ -404,7 +404,7 @@ async fn run_job(
 ) -> (u8, Value) {
     let mut report = json!({ "database": job.label, "engine": job.kind.as_str() });
     let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
-    let redact = |text: &str| crate::probe::redact(text, &secrets);
+    let redact = |text: &str| crate::connect::redact(text, &secrets);
     let mut conn = match connect(args, job, out).await {
         Ok(c) => c,
         Err(e) => {
@@ -833,7 +833,7 @@ impl Printer {
                 e.version,
                 state,
                 e.installed_on
-                    .map(|t| crate::maintenance::rfc3339((t * 1000.0) as i64))
+                    .map(|t| crate::time::Timestamp::from_secs_f64(t).to_string())
                     .unwrap_or_default(),
                 e.execution_ms
                     .map(|ms| format!("{ms} ms"))

@@ -1,8 +1,6 @@
 //! `/api/v1/targets` and `/api/v1/groups`: state, last errors, outage episodes, active
 //! members and switches as JSON. Built from snapshots and configuration, never a credential.
 
-use std::time::SystemTime;
-
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -15,15 +13,12 @@ use super::AppState;
 use crate::config::{Endpoint, TargetConfig};
 use crate::groups::GroupState;
 use crate::state::{Episode, TargetStats};
+use crate::time::Timestamp;
 
-fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-fn episode(e: &Episode, now: SystemTime) -> Value {
+fn episode(e: &Episode, now: Timestamp) -> Value {
     json!({
-        "started_at": time(e.started_at),
-        "ended_at": e.ended_at.map(time),
+        "started_at": e.started_at.to_string(),
+        "ended_at": e.ended_at.map(|t| t.to_string()),
         "duration_seconds": e.duration(now).as_secs_f64(),
         "reason": e.reason.as_str(),
         "message": e.message,
@@ -31,7 +26,7 @@ fn episode(e: &Episode, now: SystemTime) -> Value {
     })
 }
 
-fn target(s: &TargetStats, now: SystemTime) -> Value {
+fn target(s: &TargetStats, now: Timestamp) -> Value {
     let t = &s.target;
     let state = match s.up {
         Some(true) => "up",
@@ -53,9 +48,9 @@ fn target(s: &TargetStats, now: SystemTime) -> Value {
         "identity_changes": s.identity_changes,
         "probes": s.probes,
         "consecutive_failures": s.consecutive_failures,
-        "last_success_at": s.last_success_at.map(time),
+        "last_success_at": s.last_success_at.map(|t| t.to_string()),
         "last_probe": s.last.as_ref().map(|l| json!({
-            "at": time(l.at),
+            "at": l.at.to_string(),
             "duration_seconds": l.duration.as_secs_f64(),
             "success": l.success,
             "checks": l.checks.iter().map(|(c, ok)| (c.as_str().to_owned(), Value::Bool(*ok)))
@@ -69,7 +64,7 @@ fn target(s: &TargetStats, now: SystemTime) -> Value {
 }
 
 pub(super) async fn targets(State(s): State<AppState>) -> Json<Value> {
-    let now = SystemTime::now();
+    let now = Timestamp::now();
     let targets: Vec<Value> = s
         .exporter
         .targets()
@@ -152,10 +147,10 @@ fn group_json(s: &AppState, g: &GroupState) -> Value {
         "active": active,
         "eligible_members": g.eligible_count(),
         "switches": g.switches,
-        "last_switch_at": g.last_switch_at.map(time),
+        "last_switch_at": g.last_switch_at.map(|t| t.to_string()),
         "members": members,
         "recent_switches": g.recent.iter().rev().map(|sw| json!({
-            "at": time(sw.at), "from": sw.from, "to": sw.to, "cause": sw.cause,
+            "at": sw.at.to_string(), "from": sw.from, "to": sw.to, "cause": sw.cause,
         })).collect::<Vec<_>>(),
     })
 }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,8 +21,10 @@ use tokio::sync::Mutex;
 use super::{AppState, text};
 use crate::exporter::Exporter;
 use crate::metrics::{
-    self, CLASSIC_CONTENT_TYPE, Format, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, Scrape,
+    self, CLASSIC_CONTENT_TYPE, Format, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, ReloadScrape,
+    Scrape,
 };
+use crate::time::Timestamp;
 
 /// The last render of each format while someone waits for it, and the right to make the
 /// next one.
@@ -81,21 +83,26 @@ impl SharedRenders {
 
 /// Everything one answer shows, captured from the snapshots at once.
 fn scrape(exporter: &Exporter) -> Scrape {
-    let now = SystemTime::now();
-    let now_ms = crate::maintenance::to_ms(now);
+    let now = Timestamp::now();
     // One load: targets, groups and configuration of the same reload.
     let generation = exporter.generation();
     Scrape {
         targets: generation.targets.iter().map(|t| t.snapshot()).collect(),
         groups: generation.groups.snapshots(),
-        reload: exporter.reload_status(),
+        reload: {
+            let status = exporter.reload_status();
+            ReloadScrape {
+                successful: status.successful,
+                last_success_at: status.last_success_at,
+            }
+        },
         probe_tasks: exporter.probe_tasks(),
         maintenance: MaintenanceScrape {
-            windows: generation.maintenance_windows(exporter.maintenance(), now_ms),
+            windows: generation.maintenance_windows(exporter.maintenance(), now),
             started: exporter.maintenance().started(),
             stored: exporter.maintenance().stored(),
             config: generation.config.clone(),
-            now_ms,
+            now,
         },
         migrations: generation
             .targets

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::config::{Config, TOKEN_ENV, Token};
 use crate::maintenance::{
-    self, Actor, Coverage, Extension, Length, MaintenanceError, StartRequest, Window, rfc3339,
+    self, Actor, Coverage, Extension, Length, MaintenanceError, StartRequest, Window,
 };
+use crate::time::Timestamp;
 
 pub fn json_error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
     let mut body = json!({ "error": message.into() });
@@ -151,10 +152,9 @@ fn authorized_body<T: serde::de::DeserializeOwned>(
     Ok((token, parse_body(body)?))
 }
 
-fn parse_time(field: &'static str, text: &str) -> Result<i64, MaintenanceError> {
+fn parse_time(field: &'static str, text: &str) -> Result<Timestamp, MaintenanceError> {
     text.trim()
-        .parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
+        .parse::<Timestamp>()
         .map_err(|_| MaintenanceError::Invalid {
             field,
             message: format!(
@@ -214,7 +214,7 @@ fn start_request(b: StartBody) -> Result<StartRequest, MaintenanceError> {
         scope: b.scope,
         reason: b.reason,
         by: b.by,
-        starts_at_ms: b
+        starts_at: b
             .starts_at
             .as_deref()
             .map(|t| parse_time("starts_at", t))
@@ -237,7 +237,7 @@ pub async fn start(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
         Ok(req) => {
             s.exporter
                 .maintenance()
-                .start(&config, req, &actor, maintenance::now_ms())
+                .start(&config, req, &actor, Timestamp::now())
                 .await
         }
         Err(e) => Err(e),
@@ -247,7 +247,7 @@ pub async fn start(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
             s.exporter.maintenance_tick();
             let mut r = (
                 StatusCode::CREATED,
-                axum::Json(window_json(&w, maintenance::now_ms())),
+                axum::Json(window_json(&w, Timestamp::now())),
             )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/maintenance/{}", w.id)) {
@@ -283,7 +283,7 @@ pub async fn extend(
         Ok(ext) => {
             s.exporter
                 .maintenance()
-                .extend(&config, &id, ext, &actor, maintenance::now_ms())
+                .extend(&config, &id, ext, &actor, Timestamp::now())
                 .await
         }
         Err(e) => Err(e),
@@ -291,7 +291,7 @@ pub async fn extend(
     match result {
         Ok(w) => {
             s.exporter.maintenance_tick();
-            axum::Json(window_json(&w, maintenance::now_ms())).into_response()
+            axum::Json(window_json(&w, Timestamp::now())).into_response()
         }
         Err(e) => refused(e),
     }
@@ -312,19 +312,19 @@ pub async fn end(
     match s
         .exporter
         .maintenance()
-        .end(&id, body.reason, &actor, maintenance::now_ms())
+        .end(&id, body.reason, &actor, Timestamp::now())
         .await
     {
         Ok(w) => {
             s.exporter.maintenance_tick();
-            axum::Json(window_json(&w, maintenance::now_ms())).into_response()
+            axum::Json(window_json(&w, Timestamp::now())).into_response()
         }
         Err(e) => refused(e),
     }
 }
 
 pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let now = maintenance::now_ms();
+    let now = Timestamp::now();
     // Schedule and app windows exist only in memory; API windows are read from the store
     // so that an old one can still be looked up.
     if let Some(w) = s
@@ -356,7 +356,7 @@ pub struct ListQuery {
 }
 
 pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let now = maintenance::now_ms();
+    let now = Timestamp::now();
     let generation = s.exporter.generation();
     let config = &generation.config;
     let windows = generation.maintenance_windows(s.exporter.maintenance(), now);
@@ -397,12 +397,12 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
         .collect();
     let stored = s.exporter.maintenance().stored();
     axum::Json(json!({
-        "now": rfc3339(now),
+        "now": now.to_string(),
         "store": {
             "description": s.exporter.maintenance().store_description(),
             "ok": stored.error.is_none() && stored.refreshed_at.is_some(),
             "error": stored.error,
-            "refreshed_at": stored.refreshed_at.map(|t| rfc3339(maintenance::to_ms(t))),
+            "refreshed_at": stored.refreshed_at.map(|t| t.to_string()),
         },
         "windows": shown,
     }))
@@ -446,7 +446,7 @@ pub async fn gate(
             None,
         );
     }
-    let now = maintenance::now_ms();
+    let now = Timestamp::now();
     let windows = generation.maintenance_windows(s.exporter.maintenance(), now);
     let coverage = maintenance::coverage(config, &windows, &scope, now);
     gate_answer(&scope, &coverage, status)
@@ -471,7 +471,7 @@ fn gate_answer(scope: &str, c: &Coverage<'_>, status: StatusCode) -> Response {
                 "scope": w.scope,
                 "source": w.source.as_str(),
                 "reason": w.reason,
-                "ends_at": w.end_ms().map(rfc3339),
+                "ends_at": w.end().map(|t| t.to_string()),
             })
         })
         .collect();
@@ -479,7 +479,7 @@ fn gate_answer(scope: &str, c: &Coverage<'_>, status: StatusCode) -> Response {
         "scope": scope,
         "maintenance": true,
         "message": format!("{scope} is in maintenance: {}", c.windows.iter().map(|w| w.reason.as_str()).collect::<Vec<_>>().join("; ")),
-        "ends_at": c.planned_end_ms.map(rfc3339),
+        "ends_at": c.planned_end.map(|t| t.to_string()),
         "retry_after_seconds": c.retry_after_secs,
         "windows": windows,
     });
@@ -494,8 +494,8 @@ fn gate_answer(scope: &str, c: &Coverage<'_>, status: StatusCode) -> Response {
         .into_response()
 }
 
-pub fn window_json(w: &Window, now_ms: i64) -> Value {
-    let state = w.state(now_ms);
+pub fn window_json(w: &Window, now: Timestamp) -> Value {
+    let state = w.state(now);
     json!({
         "id": w.id,
         "scope": w.scope,
@@ -503,17 +503,17 @@ pub fn window_json(w: &Window, now_ms: i64) -> Value {
         "state": state.as_str(),
         "reason": w.reason,
         "created_by": w.created_by,
-        "created_at": rfc3339(w.created_at_ms),
-        "starts_at": rfc3339(w.starts_at_ms),
-        "ends_at": w.ends_at_ms.map(rfc3339),
-        "ended_at": w.ended_at_ms.map(rfc3339),
+        "created_at": w.created_at.to_string(),
+        "starts_at": w.starts_at.to_string(),
+        "ends_at": w.ends_at.map(|t| t.to_string()),
+        "ended_at": w.ended_at.map(|t| t.to_string()),
         "ended_by": w.ended_by,
-        "remaining_seconds": match (state, w.end_ms()) {
-            (maintenance::WindowState::Active, Some(end)) => Some(((end - now_ms).max(0) as u64).div_ceil(1000)),
+        "remaining_seconds": match (state, w.end()) {
+            (maintenance::WindowState::Active, Some(end)) => Some((end.since(now).as_millis() as u64).div_ceil(1000)),
             _ => None,
         },
         "events": w.events.iter().map(|e| json!({
-            "at": rfc3339(e.at_ms),
+            "at": e.at.to_string(),
             "action": e.action.as_str(),
             "by": e.by,
             "token": e.token,

@@ -1,31 +1,30 @@
 //! Windows from the configuration's schedules: for each, the occurrences that ended within
 //! [`RECENT`](super::RECENT), the one in progress, and the next one.
 
+use jiff::ToSpan;
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
 
 use super::{Source, Window};
 use crate::config::{ScheduleConfig, When};
+use crate::time::Timestamp;
 
-pub fn occurrences(s: &ScheduleConfig, now_ms: i64) -> Vec<Window> {
-    let duration_ms = s.duration.as_millis() as i64;
-    let recent_ms = super::RECENT.as_millis() as i64;
-    let starts: Vec<i64> = match &s.when {
-        When::Once(at) => vec![at.as_millisecond()],
+pub fn occurrences(s: &ScheduleConfig, now: Timestamp) -> Vec<Window> {
+    let starts: Vec<Timestamp> = match &s.when {
+        When::Once(at) => vec![Timestamp::from_millis(at.as_millisecond())],
         When::Weekly {
             day,
             time,
             timezone,
-        } => weekly_starts(*day, *time, timezone, now_ms),
+        } => weekly_starts(*day, *time, timezone, now),
     };
     let mut windows: Vec<Window> = Vec::new();
     let mut next_seen = false;
     for start in starts {
-        let end = start + duration_ms;
-        if end < now_ms - recent_ms {
+        let end = start + s.duration;
+        if end < now - super::RECENT {
             continue;
         }
-        if start > now_ms {
+        if start > now {
             // Only the next one is worth showing.
             if next_seen {
                 continue;
@@ -33,15 +32,15 @@ pub fn occurrences(s: &ScheduleConfig, now_ms: i64) -> Vec<Window> {
             next_seen = true;
         }
         windows.push(Window {
-            id: format!("schedule:{}@{}", s.name, start / 1000),
+            id: format!("schedule:{}@{}", s.name, start.as_millis() / 1000),
             scope: s.scope.clone(),
             source: Source::Schedule,
             reason: s.reason.clone(),
             created_by: format!("schedule {}", s.name),
-            created_at_ms: start,
-            starts_at_ms: start,
-            ends_at_ms: Some(end),
-            ended_at_ms: None,
+            created_at: start,
+            starts_at: start,
+            ends_at: Some(end),
+            ended_at: None,
             ended_by: None,
             events: Vec::new(),
         });
@@ -49,20 +48,20 @@ pub fn occurrences(s: &ScheduleConfig, now_ms: i64) -> Vec<Window> {
     windows
 }
 
-/// Starts of the weekly occurrences from two weeks before `now_ms` to two weeks after, in
+/// Starts of the weekly occurrences from two weeks before `now` to two weeks after, in
 /// order. A local time that does not exist on a DST day moves forward; one that exists
 /// twice takes the earlier instant (RFC 5545 "compatible").
 fn weekly_starts(
     day: jiff::civil::Weekday,
     time: jiff::civil::Time,
     timezone: &str,
-    now_ms: i64,
-) -> Vec<i64> {
+    now: Timestamp,
+) -> Vec<Timestamp> {
     let Ok(tz) = TimeZone::get(timezone) else {
         // Validated when the configuration was loaded.
         return Vec::new();
     };
-    let Ok(now) = Timestamp::from_millisecond(now_ms) else {
+    let Ok(now) = jiff::Timestamp::from_millisecond(now.as_millis()) else {
         return Vec::new();
     };
     let today = now.to_zoned(tz.clone()).date();
@@ -70,7 +69,7 @@ fn weekly_starts(
         .filter_map(|offset: i64| today.checked_add(offset.days()).ok())
         .filter(|date| date.weekday() == day)
         .filter_map(|date| date.to_datetime(time).to_zoned(tz.clone()).ok())
-        .map(|z| z.timestamp().as_millisecond())
+        .map(|z| Timestamp::from_millis(z.timestamp().as_millisecond()))
         .collect()
 }
 
@@ -90,8 +89,8 @@ mod tests {
         }
     }
 
-    fn ms(text: &str) -> i64 {
-        text.parse::<Timestamp>().unwrap().as_millisecond()
+    fn ms(text: &str) -> Timestamp {
+        text.parse().unwrap()
     }
 
     #[test]
@@ -109,9 +108,9 @@ mod tests {
         let w = occurrences(&s, now);
         let active: Vec<&Window> = w.iter().filter(|w| w.is_active(now)).collect();
         assert_eq!(active.len(), 1, "{w:#?}");
-        assert_eq!(active[0].starts_at_ms, ms("2026-10-25T02:30:00Z"));
+        assert_eq!(active[0].starts_at, ms("2026-10-25T02:30:00Z"));
         // The previous Sunday ended more than a day ago; the next one is a week later.
-        let starts: Vec<i64> = w.iter().map(|w| w.starts_at_ms).collect();
+        let starts: Vec<Timestamp> = w.iter().map(|w| w.starts_at).collect();
         assert_eq!(
             starts,
             vec![ms("2026-10-25T02:30:00Z"), ms("2026-11-01T02:30:00Z")]

@@ -11,6 +11,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::OnceCell;
 
 use super::{Action, Event, Source, Window};
+use crate::time::Timestamp;
 
 /// Bounds every store operation: a hung store must fail a request, not hold it.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -172,9 +173,9 @@ impl Store {
         tx.commit().await
     }
 
-    /// Windows that are not over, and those that ended at or after `since_ms`, with their
+    /// Windows that are not over, and those that ended at or after `since`, with their
     /// audit events; ordered by start.
-    pub async fn load(&self, since_ms: i64) -> Result<Vec<Window>, StoreError> {
+    pub async fn load(&self, since: Timestamp) -> Result<Vec<Window>, StoreError> {
         self.ready().await?;
         self.bounded(async {
             let rows = sqlx::query(
@@ -183,7 +184,7 @@ impl Store {
                  WHERE COALESCE(ended_at_ms, ends_at_ms) >= $1
                  ORDER BY starts_at_ms, id",
             )
-            .bind(since_ms)
+            .bind(since.as_millis())
             .fetch_all(&self.pool)
             .await?;
             let events = sqlx::query(
@@ -193,7 +194,7 @@ impl Store {
                  WHERE COALESCE(w.ended_at_ms, w.ends_at_ms) >= $1
                  ORDER BY e.id",
             )
-            .bind(since_ms)
+            .bind(since.as_millis())
             .fetch_all(&self.pool)
             .await?;
             assemble(rows, events)
@@ -236,19 +237,18 @@ impl Store {
             .bind(w.scope)
             .bind(w.reason)
             .bind(w.by)
-            .bind(w.now_ms)
-            .bind(w.starts_at_ms)
-            .bind(w.ends_at_ms)
+            .bind(w.now.as_millis())
+            .bind(w.starts_at.as_millis())
+            .bind(w.ends_at.as_millis())
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
             let detail = format!(
                 "scope {} from {} to {}",
                 w.scope,
-                super::rfc3339(w.starts_at_ms),
-                super::rfc3339(w.ends_at_ms)
+                w.starts_at, w.ends_at
             );
-            event(&mut tx, id, w.now_ms, Action::Started, w.by, w.token, &detail).await?;
+            event(&mut tx, id, w.now, Action::Started, w.by, w.token, &detail).await?;
             tx.commit().await?;
             Ok(id)
         })
@@ -260,32 +260,32 @@ impl Store {
     pub async fn extend(
         &self,
         id: i64,
-        new_end_ms: i64,
-        max_ms: i64,
+        new_end: Timestamp,
+        max: Duration,
         change: &Change<'_>,
     ) -> Result<bool, StoreError> {
         self.ready().await?;
         self.bounded(async {
             let mut tx = self.pool.begin().await?;
-            let old: Option<i64> = sqlx::query(
+            let old: Option<Timestamp> = sqlx::query(
                 "SELECT ends_at_ms FROM dbvigil_maintenance_windows
                  WHERE id = $1 AND ended_at_ms IS NULL AND ends_at_ms > $2",
             )
             .bind(id)
-            .bind(change.now_ms)
+            .bind(change.now.as_millis())
             .fetch_optional(&mut *tx)
             .await?
-            .map(|r| r.try_get(0))
+            .map(|r| r.try_get(0).map(Timestamp::from_millis))
             .transpose()?;
             let updated = sqlx::query(
                 "UPDATE dbvigil_maintenance_windows SET ends_at_ms = $1
                  WHERE id = $2 AND ended_at_ms IS NULL AND ends_at_ms > $3
                    AND $1 > ends_at_ms AND $1 - starts_at_ms <= $4",
             )
-            .bind(new_end_ms)
+            .bind(new_end.as_millis())
             .bind(id)
-            .bind(change.now_ms)
-            .bind(max_ms)
+            .bind(change.now.as_millis())
+            .bind(i64::try_from(max.as_millis()).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -294,13 +294,13 @@ impl Store {
             }
             let detail = format!(
                 "end moved from {} to {}",
-                old.map_or_else(|| "?".to_owned(), super::rfc3339),
-                super::rfc3339(new_end_ms)
+                old.map_or_else(|| "?".to_owned(), |t| t.to_string()),
+                new_end
             );
             event(
                 &mut tx,
                 id,
-                change.now_ms,
+                change.now,
                 Action::Extended,
                 change.by,
                 change.token,
@@ -323,7 +323,7 @@ impl Store {
                 "UPDATE dbvigil_maintenance_windows SET ended_at_ms = $1, ended_by = $2
                  WHERE id = $3 AND ended_at_ms IS NULL AND ends_at_ms > $1",
             )
-            .bind(change.now_ms)
+            .bind(change.now.as_millis())
             .bind(change.by)
             .bind(id)
             .execute(&mut *tx)
@@ -335,7 +335,7 @@ impl Store {
             event(
                 &mut tx,
                 id,
-                change.now_ms,
+                change.now,
                 Action::Ended,
                 change.by,
                 change.token,
@@ -371,22 +371,22 @@ pub struct NewWindow<'a> {
     pub reason: &'a str,
     pub by: &'a str,
     pub token: &'a str,
-    pub now_ms: i64,
-    pub starts_at_ms: i64,
-    pub ends_at_ms: i64,
+    pub now: Timestamp,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
 }
 
 /// Who changes a window, and when.
 pub struct Change<'a> {
     pub by: &'a str,
     pub token: &'a str,
-    pub now_ms: i64,
+    pub now: Timestamp,
 }
 
 async fn event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     window: i64,
-    at_ms: i64,
+    at: Timestamp,
     action: Action,
     actor: &str,
     token: &str,
@@ -397,7 +397,7 @@ async fn event(
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(window)
-    .bind(at_ms)
+    .bind(at.as_millis())
     .bind(action.as_str())
     .bind(actor)
     .bind(token)
@@ -405,6 +405,11 @@ async fn event(
     .execute(&mut **tx)
     .await
     .map(|_| ())
+}
+
+/// The store keeps times as milliseconds since the epoch, in a BIGINT every backend has.
+fn millis(row: &AnyRow, column: &str) -> Result<Timestamp, sqlx::Error> {
+    row.try_get::<i64, _>(column).map(Timestamp::from_millis)
 }
 
 fn assemble(rows: Vec<AnyRow>, events: Vec<AnyRow>) -> Result<Vec<Window>, sqlx::Error> {
@@ -417,10 +422,12 @@ fn assemble(rows: Vec<AnyRow>, events: Vec<AnyRow>) -> Result<Vec<Window>, sqlx:
                 source: Source::Api,
                 reason: r.try_get("reason")?,
                 created_by: r.try_get("created_by")?,
-                created_at_ms: r.try_get("created_at_ms")?,
-                starts_at_ms: r.try_get("starts_at_ms")?,
-                ends_at_ms: Some(r.try_get("ends_at_ms")?),
-                ended_at_ms: r.try_get("ended_at_ms")?,
+                created_at: millis(r, "created_at_ms")?,
+                starts_at: millis(r, "starts_at_ms")?,
+                ends_at: Some(millis(r, "ends_at_ms")?),
+                ended_at: r
+                    .try_get::<Option<i64>, _>("ended_at_ms")?
+                    .map(Timestamp::from_millis),
                 ended_by: r.try_get("ended_by")?,
                 events: Vec::new(),
             })
@@ -430,7 +437,7 @@ fn assemble(rows: Vec<AnyRow>, events: Vec<AnyRow>) -> Result<Vec<Window>, sqlx:
         let window_id: i64 = e.try_get("window_id")?;
         let action: String = e.try_get("action")?;
         let event = Event {
-            at_ms: e.try_get("at_ms")?,
+            at: millis(&e, "at_ms")?,
             action: Action::parse(&action).unwrap_or(Action::Started),
             by: e.try_get("actor")?,
             token: e.try_get("token")?,

@@ -13,7 +13,7 @@ pub type MigrationScrape = (Arc<TargetConfig>, Option<Arc<MigrationSnapshot>>);
 
 impl Scrape {
     pub(super) fn write_migrations(&self, f: &mut impl Sink) -> std::fmt::Result {
-        let now = super::secs(self.now);
+        let now = self.now.as_secs_f64();
         let ms = &self.migrations;
         f.gauge(
             "dbvigil_migration_read_success",

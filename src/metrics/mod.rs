@@ -11,20 +11,18 @@ mod text;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 pub use migrations::MigrationScrape;
 pub use text::{Format, TargetText};
 use text::{SeriesLabels, TextWriter};
 
 use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
-use crate::exporter::ReloadStatus;
 use crate::groups::GroupState;
 use crate::labels::Label;
 use crate::maintenance::{self, Source, Stored, Window};
 use crate::probe::{self, Phase, ProbeReport, Reason};
-use crate::runner::Published;
 use crate::state::{Histogram, TargetStats};
+use crate::time::Timestamp;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -39,13 +37,20 @@ pub const REVISION: &str = env!("DBVIGIL_REVISION");
 pub struct Scrape {
     pub targets: Vec<Arc<Published>>,
     pub groups: Vec<Arc<GroupState>>,
-    pub reload: Arc<ReloadStatus>,
+    pub reload: ReloadScrape,
     /// Probe tasks running (`Exporter::probe_tasks`).
     pub probe_tasks: usize,
     pub maintenance: MaintenanceScrape,
     /// Targets with `migrations` configured.
     pub migrations: Vec<MigrationScrape>,
-    pub now: SystemTime,
+    pub now: Timestamp,
+}
+
+/// How the last configuration reload went, as the exporter reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadScrape {
+    pub successful: bool,
+    pub last_success_at: Timestamp,
 }
 
 /// Maintenance windows as this scrape sees them, all from memory.
@@ -56,7 +61,30 @@ pub struct MaintenanceScrape {
     pub windows: Vec<Window>,
     pub started: Arc<BTreeMap<(String, Source), u64>>,
     pub stored: Arc<Stored>,
-    pub now_ms: i64,
+    pub now: Timestamp,
+}
+
+/// What a probe task publishes after each probe: the stats, and the series of them that a
+/// scrape shows, already rendered, so that a scrape only copies them.
+#[derive(Debug)]
+pub struct Published {
+    pub stats: TargetStats,
+    pub text: TargetText,
+}
+
+impl Published {
+    pub fn new(stats: TargetStats) -> Self {
+        let text = render_target(&stats);
+        Published { stats, text }
+    }
+}
+
+impl std::ops::Deref for Published {
+    type Target = TargetStats;
+
+    fn deref(&self) -> &TargetStats {
+        &self.stats
+    }
 }
 
 /// The exposition in the requested format.
@@ -82,11 +110,6 @@ pub fn render_probe(target: &TargetConfig, report: &ProbeReport, format: Format)
 
 fn is_replica(t: &TargetConfig) -> bool {
     matches!(&t.endpoint, Endpoint::Server(s) if s.replica_of.is_some())
-}
-
-fn secs(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn bool_gauge(v: Option<bool>) -> f64 {
@@ -229,7 +252,7 @@ impl Scrape {
         f.single(
             "dbvigil_config_last_reload_success_timestamp_seconds",
             "Time of the last successful configuration load.",
-            secs(self.reload.last_success_at),
+            self.reload.last_success_at.as_secs_f64(),
         )?;
         f.single(
             "dbvigil_probe_tasks",
@@ -320,7 +343,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
     f.gauge(
         "dbvigil_last_probe_timestamp_seconds",
         "Start time of the last probe; a stale value means the exporter is not probing this target. NaN before the first probe.",
-        ts.iter().map(|s| (labels(&s.target, &[]), s.last.as_ref().map_or(f64::NAN, |l| secs(l.at)))),
+        ts.iter().map(|s| (labels(&s.target, &[]), s.last.as_ref().map_or(f64::NAN, |l| l.at.as_secs_f64()))),
     )?;
     f.gauge(
         "dbvigil_last_probe_duration_seconds",
@@ -340,7 +363,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         ts.iter().map(|s| {
             (
                 labels(&s.target, &[]),
-                s.last_success_at.map_or(f64::NAN, secs),
+                s.last_success_at.map_or(f64::NAN, Timestamp::as_secs_f64),
             )
         }),
     )?;
@@ -465,7 +488,7 @@ impl Scrape {
         let kinds = scope_kinds(config);
         let coverage: Vec<(&str, maintenance::Coverage<'_>)> = scopes
             .iter()
-            .map(|s| (*s, maintenance::coverage(config, &m.windows, s, m.now_ms)))
+            .map(|s| (*s, maintenance::coverage(config, &m.windows, s, m.now)))
             .collect();
         f.gauge(
             "dbvigil_maintenance_active",
@@ -490,8 +513,8 @@ impl Scrape {
             "dbvigil_maintenance_end_timestamp_seconds",
             "Planned end of the maintenance covering the scope (the latest planned end among the covering windows). Absent when no window with a planned end covers it.",
             coverage.iter().filter_map(|(s, c)| {
-                c.planned_end_ms
-                    .map(|end| (scope_labels(&kinds, s), end as f64 / 1000.0))
+                c.planned_end
+                    .map(|end| (scope_labels(&kinds, s), end.as_secs_f64()))
             }),
         )?;
         f.counter(
@@ -548,7 +571,7 @@ impl Scrape {
         f.single(
             "dbvigil_maintenance_store_last_refresh_timestamp_seconds",
             "Time of the last successful read of the maintenance state store; 0 before the first.",
-            m.stored.refreshed_at.map_or(0.0, secs),
+            m.stored.refreshed_at.map_or(0.0, Timestamp::as_secs_f64),
         )
     }
 }
@@ -611,7 +634,7 @@ impl Scrape {
             gs.iter().map(|g| {
                 (
                     group_labels(g, None),
-                    g.last_switch_at.map_or(f64::NAN, secs),
+                    g.last_switch_at.map_or(f64::NAN, Timestamp::as_secs_f64),
                 )
             }),
         )?;

@@ -2,7 +2,9 @@
 //! through dbvigil's `TextWriter` must come out byte for byte the same, in both formats.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::time::Timestamp;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -14,7 +16,6 @@ use prometheus_client::registry::Registry;
 use super::classic::openmetrics_to_classic;
 use super::*;
 use crate::config::GroupConfig;
-use crate::exporter::ReloadStatus;
 use crate::maintenance::{Source, Stored, Window};
 use crate::probe::{Failure, Identity, PhaseOutcome, ProbeReport, Reason};
 
@@ -145,7 +146,7 @@ fn scrape() -> Scrape {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("m")).unwrap();
     let config = Arc::new(crate::config::parse(CONFIG, "test.yml", dir.path(), "test").unwrap());
-    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
+    let at = Timestamp::from_millis(1_796_000_000_123);
     let outcome = |phase, ms, result| PhaseOutcome {
         phase,
         duration: Duration::from_micros(ms),
@@ -191,7 +192,7 @@ fn scrape() -> Scrape {
                 stats.record(&down);
             }
             stats.record_lag(Duration::from_micros(300 * i as u64), i as u64);
-            Arc::new(crate::runner::Published::new(stats))
+            Arc::new(Published::new(stats))
         })
         .collect::<Vec<_>>();
     let kinds: Vec<_> = config.targets.iter().map(|t| t.kind).collect();
@@ -202,10 +203,10 @@ fn scrape() -> Scrape {
         source,
         reason: "upgrade".into(),
         created_by: "ops".into(),
-        created_at_ms: 1_796_000_000_000,
-        starts_at_ms: 1_796_000_000_000,
-        ends_at_ms: ends,
-        ended_at_ms: None,
+        created_at: Timestamp::from_millis(1_796_000_000_000),
+        starts_at: Timestamp::from_millis(1_796_000_000_000),
+        ends_at: ends,
+        ended_at: None,
         ended_by: None,
         events: Vec::new(),
     };
@@ -215,15 +216,19 @@ fn scrape() -> Scrape {
             Arc::new(group.clone()),
             &kinds[1..3],
         ))],
-        reload: Arc::new(ReloadStatus {
+        reload: ReloadScrape {
             successful: false,
             last_success_at: at,
-            last_error: Some("bad".into()),
-        }),
+        },
         probe_tasks: 5,
         maintenance: MaintenanceScrape {
             windows: vec![
-                window("1", "orders-pair", Source::Api, Some(1_796_000_600_000)),
+                window(
+                    "1",
+                    "orders-pair",
+                    Source::Api,
+                    Some(Timestamp::from_millis(1_796_000_600_000)),
+                ),
                 window("app:app", "app", Source::App, None),
             ],
             started: Arc::new(
@@ -239,7 +244,7 @@ fn scrape() -> Scrape {
                 ..Stored::default()
             }),
             config: config.clone(),
-            now_ms: 1_796_000_100_000,
+            now: Timestamp::from_millis(1_796_000_100_000),
         },
         migrations: vec![(Arc::new(config.targets[3].clone()), None)],
         now: at + Duration::from_secs(5),

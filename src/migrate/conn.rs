@@ -9,7 +9,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::config::{Endpoint, Kind};
-use crate::probe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -130,12 +129,12 @@ impl DbConn {
         };
         match (endpoint, kind) {
             (Endpoint::Server(server), Kind::Postgres) => {
-                PgConnection::connect_with(&probe::postgres::connect_options(server, app))
+                PgConnection::connect_with(&crate::connect::postgres(server, app))
                     .await
                     .map(DbConn::Postgres)
             }
             (Endpoint::Server(server), _) => {
-                MySqlConnection::connect_with(&probe::mysql::connect_options(server))
+                MySqlConnection::connect_with(&crate::connect::mysql(server))
                     .await
                     .map(DbConn::MySql)
             }

@@ -4,11 +4,11 @@
 
 pub mod conn;
 pub mod history;
-pub mod limits;
+pub(crate) mod limits;
 pub mod plan;
-pub mod runner;
-pub mod schema_history;
+pub(crate) mod runner;
+pub(crate) mod schema_history;
 pub mod script;
-pub mod session;
+pub(crate) mod session;
 pub mod split;
-pub mod watch;
+pub(crate) mod watch;

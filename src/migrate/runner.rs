@@ -39,10 +39,6 @@ pub trait Observer {
     fn finished(&mut self, _script: &Script, _execution_ms: i64) {}
 }
 
-/// An observer that says nothing.
-pub struct Quiet;
-impl Observer for Quiet {}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
@@ -176,7 +172,7 @@ fn describe_holder(h: &LockHeld) -> String {
         Some(since) => format!(
             ": {} since {}",
             h.holder,
-            crate::maintenance::rfc3339((since * 1000.0) as i64)
+            crate::time::Timestamp::from_secs_f64(since)
         ),
         None => format!(": {}", h.holder),
     }
@@ -243,7 +239,7 @@ pub fn status(
         };
         let when = || {
             row.installed_on
-                .map(|t| crate::maintenance::rfc3339((t * 1000.0) as i64))
+                .map(|t| crate::time::Timestamp::from_secs_f64(t).to_string())
                 .unwrap_or_default()
         };
         let label = || format!("V{} ({})", row.version, row.script);

@@ -50,7 +50,7 @@ pub async fn read(target: &TargetConfig, config: &MigrationsConfig) -> Migration
         tokio::time::timeout(config.timeout, read_tables(target, scripts.as_deref())).await;
     let secrets = target.secrets();
     let mut snapshot = MigrationSnapshot {
-        read_at: crate::maintenance::now_ms() as f64 / 1000.0,
+        read_at: crate::time::Timestamp::now().as_secs_f64(),
         duration: started.elapsed(),
         error: None,
         tools: Vec::new(),
@@ -64,7 +64,7 @@ pub async fn read(target: &TargetConfig, config: &MigrationsConfig) -> Migration
             snapshot.pending = pending;
             snapshot.drift = drift;
         }
-        Ok(Err(e)) => snapshot.error = Some(crate::probe::redact(&e, &secrets)),
+        Ok(Err(e)) => snapshot.error = Some(crate::connect::redact(&e, &secrets)),
         Err(_) => {
             snapshot.error = Some(format!(
                 "no answer within the migrations timeout of {}",

@@ -11,7 +11,9 @@ mod tcp;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use crate::time::Timestamp;
 
 use crate::config::{Check, Endpoint, Kind, TargetConfig};
 
@@ -231,7 +233,7 @@ pub struct Identity {
 
 #[derive(Debug, Clone)]
 pub struct ProbeReport {
-    pub started_at: SystemTime,
+    pub started_at: Timestamp,
     pub duration: Duration,
     /// The phases that ran, in order. A phase after a failed one does not run.
     pub phases: Vec<PhaseOutcome>,
@@ -304,11 +306,11 @@ impl ProbeReport {
     pub fn redact(&mut self, secrets: &[&str]) {
         for p in &mut self.phases {
             if let Err(f) = &mut p.result {
-                f.message = redact(&f.message, secrets);
+                f.message = crate::connect::redact(&f.message, secrets);
             }
         }
         if let Some(Err(f)) = &mut self.maintenance_flag {
-            f.message = redact(&f.message, secrets);
+            f.message = crate::connect::redact(&f.message, secrets);
         }
     }
 }
@@ -321,19 +323,11 @@ pub fn not_asked_to_write() -> Failure {
     )
 }
 
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(s, "<redacted>");
-    }
-    out
-}
-
 /// Runs a probe's phases against one deadline and collects their outcomes; shared by
 /// every prober so that timing and timeouts mean the same thing for every kind.
 pub struct PhaseRunner {
     started: Instant,
-    started_at: SystemTime,
+    started_at: Timestamp,
     deadline: Instant,
     phases: Vec<PhaseOutcome>,
 }
@@ -343,7 +337,7 @@ impl PhaseRunner {
         let started = Instant::now();
         PhaseRunner {
             started,
-            started_at: SystemTime::now(),
+            started_at: Timestamp::now(),
             deadline: started + timeout,
             phases: Vec::with_capacity(6),
         }
@@ -504,7 +498,8 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Beat {
     pub seq: i64,
-    pub at_ms: i64,
+    /// When it was written: the replica's lag is the time since.
+    pub at: Timestamp,
 }
 
 impl Beat {
@@ -528,10 +523,10 @@ impl Beat {
 
     pub fn next(seq: &mut i64) -> Beat {
         *seq += 1;
-        let at_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        Beat { seq: *seq, at_ms }
+        Beat {
+            seq: *seq,
+            at: Timestamp::now(),
+        }
     }
 }
 

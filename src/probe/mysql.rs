@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 use super::server::{Dialect, HeartbeatSql, Session};
 use super::{Beat, Failure, FlagValue, Identity, Reason, net};
-use crate::config::{Server, TlsMode};
+use crate::config::Server;
+use crate::connect;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavour {
@@ -24,40 +26,9 @@ pub struct MySql {
     sql: Arc<HeartbeatSql>,
 }
 
-/// Connect options for a configured server, shared with the migration runner and reader.
-pub fn connect_options(server: &Server) -> MySqlConnectOptions {
-    let mut options = MySqlConnectOptions::new()
-        .host(&server.host)
-        .port(server.port)
-        .username(&server.user)
-        .ssl_mode(match server.tls.mode {
-            TlsMode::Disable => MySqlSslMode::Disabled,
-            TlsMode::Prefer => MySqlSslMode::Preferred,
-            TlsMode::Require => MySqlSslMode::Required,
-            TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
-            TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
-        })
-        // No session SETs at connect: dbvigil sets only its statement limit.
-        .pipes_as_concat(false)
-        .no_engine_substitution(false)
-        .timezone(None)
-        .set_names(false)
-        .disable_statement_logging();
-    if let Some(p) = &server.password {
-        options = options.password(&p.0);
-    }
-    if let Some(db) = &server.database {
-        options = options.database(db);
-    }
-    if let Some(ca) = &server.tls.ca_file {
-        options = options.ssl_ca(ca);
-    }
-    options
-}
-
 impl MySql {
     pub fn new(server: &Server) -> Self {
-        let options = connect_options(server);
+        let options = connect::mysql(server);
         // Qualified by the heartbeat schema, else the target's database, so that messages
         // name the table exactly; the database name is quoted as an identifier.
         let (table, schema) = match (&server.heartbeat_schema, &server.database) {
@@ -184,7 +155,10 @@ impl Session for MySqlSession {
             .fetch_optional(&mut self.conn)
             .await
             .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE"))?;
-        Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
+        Ok(row.map(|(seq, at_ms)| Beat {
+            seq,
+            at: Timestamp::from_millis(at_ms),
+        }))
     }
 
     async fn create_heartbeat(&mut self) -> Result<(), Failure> {
@@ -205,7 +179,7 @@ impl Session for MySqlSession {
             .bind(target)
             .bind(instance)
             .bind(beat.seq)
-            .bind(beat.at_ms)
+            .bind(beat.at.as_millis())
             .execute(&mut self.conn)
             .await
             .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE"))?;

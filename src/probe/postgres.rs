@@ -10,51 +10,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow, PgSslMode};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{Connection, Row};
 
 use super::server::{Dialect, HeartbeatSql, Session};
 use super::{Beat, Failure, FlagValue, Identity, Reason, net};
-use crate::config::{Server, TlsMode};
+use crate::config::Server;
+use crate::connect;
+use crate::time::Timestamp;
 
 pub struct Postgres {
     options: PgConnectOptions,
     sql: Arc<HeartbeatSql>,
 }
 
-/// Connect options for a configured server, shared with the migration runner and reader.
-/// `application_name` shows in `pg_stat_activity`, so a DBA can tell dbvigil's sessions apart.
-pub fn connect_options(server: &Server, application_name: &str) -> PgConnectOptions {
-    let mut options = PgConnectOptions::new_without_pgpass()
-        .host(&server.host)
-        .port(server.port)
-        .username(&server.user)
-        .application_name(application_name)
-        .ssl_mode(match server.tls.mode {
-            TlsMode::Disable => PgSslMode::Disable,
-            TlsMode::Prefer => PgSslMode::Prefer,
-            TlsMode::Require => PgSslMode::Require,
-            TlsMode::VerifyCa => PgSslMode::VerifyCa,
-            TlsMode::VerifyFull => PgSslMode::VerifyFull,
-        })
-        .disable_statement_logging();
-    if let Some(p) = &server.password {
-        options = options.password(&p.0);
-    }
-    if let Some(db) = &server.database {
-        options = options.database(db);
-    }
-    if let Some(ca) = &server.tls.ca_file {
-        options = options.ssl_root_cert(ca);
-    }
-    options
-}
-
 impl Postgres {
     pub fn new(server: &Server) -> Self {
         // Pooled connections must not carry per-session settings that PgBouncer does not
         // track: the probe decodes no floats, so it sends no `extra_float_digits`.
-        let options = connect_options(server, "dbvigil").extra_float_digits(None);
+        let options = connect::postgres(server, "dbvigil").extra_float_digits(None);
         let table = match &server.heartbeat_schema {
             Some(schema) => format!("{schema}.dbvigil_heartbeat"),
             None => "dbvigil_heartbeat".to_owned(),
@@ -162,7 +136,7 @@ impl Session for PgSession {
             .map(|row| {
                 Ok(Beat {
                     seq: row.try_get(0)?,
-                    at_ms: row.try_get(1)?,
+                    at: Timestamp::from_millis(row.try_get(1)?),
                 })
             })
             .transpose()
@@ -186,7 +160,7 @@ impl Session for PgSession {
         let sql = self
             .heartbeat_statement(&self.sql.write, target, instance)
             .replace("{seq}", &beat.seq.to_string())
-            .replace("{at_ms}", &beat.at_ms.to_string());
+            .replace("{at_ms}", &beat.at.as_millis().to_string());
         self.query(&sql)
             .await
             .map_err(|e| self.heartbeat_failure(e, "SELECT, INSERT, UPDATE ON"))?;

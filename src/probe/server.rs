@@ -4,13 +4,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{
     Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, ProbeReport,
     Prober, Reason, net,
 };
 use crate::config::{Check, ConnectionMode, Role, Server, TargetConfig};
+use crate::time::Timestamp;
 
 /// A dialect's statements for one configured heartbeat table, built once per target.
 pub struct HeartbeatSql {
@@ -166,7 +167,7 @@ impl<D: Dialect> ServerProber<D> {
                 .await;
             if let Some((exists, primary_beat)) = read {
                 self.table_seen = exists;
-                lag = primary_beat.map(|b: Beat| age(b.at_ms));
+                lag = primary_beat.map(|b: Beat| Timestamp::now().since(b.at));
             }
             if !usable(&run) {
                 return self.end(run, Some(session), None, lag).await;
@@ -282,11 +283,4 @@ fn usable(run: &PhaseRunner) -> bool {
             Reason::ReadOnly | Reason::Query | Reason::Mismatch | Reason::Locked
         )
     })
-}
-
-fn age(at_ms: i64) -> Duration {
-    let now_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Duration::from_millis(now_ms.saturating_sub(at_ms).max(0) as u64)
 }

@@ -13,6 +13,7 @@ use super::{
     Reason,
 };
 use crate::config::{Check, ConnectionMode, TargetConfig};
+use crate::time::Timestamp;
 
 /// Identity of the file on disk: a deleted and recreated database is another file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +248,10 @@ async fn read_beat(
     .fetch_optional(&mut *conn)
     .await
     .map_err(failure)?;
-    Ok(row.map(|(seq, at_ms)| Beat { seq, at_ms }))
+    Ok(row.map(|(seq, at_ms)| Beat {
+        seq,
+        at: Timestamp::from_millis(at_ms),
+    }))
 }
 
 /// Upserts the one heartbeat row of this target and instance and reads it back.
@@ -278,7 +282,7 @@ async fn write(
     .bind(target)
     .bind(instance)
     .bind(beat.seq)
-    .bind(beat.at_ms)
+    .bind(beat.at.as_millis())
     .execute(&mut *conn)
     .await
     .map_err(failure)?;
