@@ -34,7 +34,7 @@ mod table;
 
 use crate::migrate::conn::DbConn;
 
-pub use error::HistoryError;
+use error::HistoryError;
 pub(in crate::migrate) use locks::{mysql_lock_holder, pg_advisory_holder};
 
 /// What one tool's history table says.
