@@ -49,26 +49,82 @@ pub struct Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("cannot read plan {path}: {error}")]
-    Read { path: PathBuf, error: String },
-    #[error("plan {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Read {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("plan {path}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        problem: PlanProblem,
+    },
+}
+
+/// What is wrong inside a plan, each saying what to fix. None quotes a password.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanProblem {
+    #[error("cannot read the header: {0}")]
+    Header(#[source] csv::Error),
+    #[error("the header must be exactly {}; found {}", HEADER.join(","), found.join(","))]
+    WrongHeader { found: Vec<String> },
+    #[error("row {row} has {len} fields; every row needs the 9 of the header")]
+    FieldCount { row: usize, len: u64 },
+    #[error("row {row}: {source}")]
+    Row {
+        row: usize,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("row {row}: {column} is empty; fill it in")]
+    Empty { row: usize, column: &'static str },
+    #[error("row {row}: port {port:?} is not a port number (1-65535)")]
+    Port { row: usize, port: String },
+    #[error("row {row}: {why}")]
+    Engine {
+        row: usize,
+        #[source]
+        why: PortEngineError,
+    },
+    #[error(
+        "row {row}: the password differs from an earlier row for the same database and user; use one"
+    )]
+    PasswordDiffers { row: usize },
+    #[error("it has a header but no rows: add one row per script")]
+    NoRows,
+}
+
+/// The port of a row tells no engine dbvigil can run.
+#[derive(Debug, thiserror::Error)]
+pub enum PortEngineError {
+    #[error(
+        "port 1521 is Oracle's; dbvigil migrates PostgreSQL, MySQL/MariaDB and SQLite only: run this row with Oracle's own tools"
+    )]
+    Oracle,
+    #[error(
+        "port 1433 is SQL Server's; dbvigil migrates PostgreSQL, MySQL/MariaDB and SQLite only: run this row with SQL Server's own tools"
+    )]
+    SqlServer,
+    #[error("cannot tell the engine from port {0}: pass --engine postgres or --engine mysql")]
+    Unknown(u16),
 }
 
 /// Reads a plan. Relative script paths are resolved against `base` (the working directory,
 /// as the original updater did). `engine` overrides the engine for every row; without it
 /// the engine is told from the port.
 pub fn load(path: &Path, base: &Path, engine: Option<Engine>) -> Result<Plan, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| PlanError::Read {
         path: path.to_owned(),
-        error: e.to_string(),
+        error,
     })?;
-    parse(&text, base, engine).map_err(|message| PlanError::Invalid {
+    parse(&text, base, engine).map_err(|problem| PlanError::Invalid {
         path: path.to_owned(),
-        message,
+        problem,
     })
 }
 
-pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, String> {
+pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, PlanProblem> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -76,33 +132,29 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, St
         .from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| format!("cannot read the header: {e}"))?
+        .map_err(PlanProblem::Header)?
         .iter()
         .map(str::to_owned)
         .collect();
     if header != HEADER {
-        return Err(format!(
-            "the header must be exactly {}; found {}",
-            HEADER.join(","),
-            header.join(",")
-        ));
+        return Err(PlanProblem::WrongHeader { found: header });
     }
     let mut databases: Vec<PlanDatabase> = Vec::new();
     let mut runner_columns_used = false;
     for (index, record) in reader.records().enumerate() {
         // Row 1 is the header.
         let row = index + 2;
-        let record = record.map_err(|e| match e.kind() {
+        let record = record.map_err(|source| match source.kind() {
             csv::ErrorKind::UnequalLengths { len, .. } => {
-                format!("row {row} has {len} fields; every row needs the 9 of the header")
+                PlanProblem::FieldCount { row, len: *len }
             }
-            _ => format!("row {row}: {e}"),
+            _ => PlanProblem::Row { row, source },
         })?;
         let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
         runner_columns_used |= (0..3).any(|i| !field(i).is_empty());
         let (host, user, password, port, database, script) =
             (field(3), field(4), field(5), field(6), field(7), field(8));
-        for (name, value) in [
+        for (column, value) in [
             ("database_host", &host),
             ("database_userid", &user),
             ("port", &port),
@@ -110,15 +162,13 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, St
             ("sql_script_to_run", &script),
         ] {
             if value.is_empty() {
-                return Err(format!("row {row}: {name} is empty; fill it in"));
+                return Err(PlanProblem::Empty { row, column });
             }
         }
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("row {row}: port {port:?} is not a port number (1-65535)"))?;
+        let port: u16 = port.parse().map_err(|_| PlanProblem::Port { row, port })?;
         let engine = match engine {
             Some(e) => e,
-            None => engine_of_port(port).map_err(|why| format!("row {row}: {why}"))?,
+            None => engine_of_port(port).map_err(|why| PlanProblem::Engine { row, why })?,
         };
         let server = Server {
             host,
@@ -139,9 +189,7 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, St
         match databases.iter_mut().find(|d| same(d)) {
             Some(d) => {
                 if d.server.password != server.password {
-                    return Err(format!(
-                        "row {row}: the password differs from an earlier row for the same database and user; use one"
-                    ));
+                    return Err(PlanProblem::PasswordDiffers { row });
                 }
                 d.scripts.push((row, script));
             }
@@ -153,7 +201,7 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, St
         }
     }
     if databases.is_empty() {
-        return Err("it has a header but no rows: add one row per script".to_owned());
+        return Err(PlanProblem::NoRows);
     }
     Ok(Plan {
         databases,
@@ -163,15 +211,13 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, St
 
 /// The plan format has no engine column; the port tells it for the usual ports, and names
 /// the engines dbvigil cannot run.
-fn engine_of_port(port: u16) -> Result<Engine, String> {
+fn engine_of_port(port: u16) -> Result<Engine, PortEngineError> {
     match port {
         5432 => Ok(Engine::Postgres),
         3306 => Ok(Engine::MySql),
-        1521 => Err("port 1521 is Oracle's; dbvigil migrates PostgreSQL, MySQL/MariaDB and SQLite only: run this row with Oracle's own tools".to_owned()),
-        1433 => Err("port 1433 is SQL Server's; dbvigil migrates PostgreSQL, MySQL/MariaDB and SQLite only: run this row with SQL Server's own tools".to_owned()),
-        other => Err(format!(
-            "cannot tell the engine from port {other}: pass --engine postgres or --engine mysql"
-        )),
+        1521 => Err(PortEngineError::Oracle),
+        1433 => Err(PortEngineError::SqlServer),
+        other => Err(PortEngineError::Unknown(other)),
     }
 }
 
@@ -234,7 +280,7 @@ localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V2_1__A
                 "row 2: database is empty",
             ),
         ] {
-            let err = parse(&text, Path::new("."), None).unwrap_err();
+            let err = parse(&text, Path::new("."), None).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(!err.contains("p,"), "no password in {err}");
         }

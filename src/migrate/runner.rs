@@ -13,7 +13,7 @@ use super::limits::{self, Bounded, Watchdog};
 use super::schema_history::{self, Entry, Home, Row};
 use super::script::{Script, Version};
 use super::session::Session;
-use super::split::{self, Dialect, Lexing, Statement};
+use super::split::{self, Dialect, Lexing, SplitError, Statement};
 use crate::config::{Endpoint, Kind, MigrationLimits};
 
 /// How often a run waiting for the lock tries again.
@@ -130,7 +130,7 @@ pub struct RepairOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error("{0}")]
-    Database(String),
+    Database(#[source] DatabaseError),
     #[error(
         "another migration run holds the lock{}; gave up after {}s: wait for it to finish, or raise --lock-timeout",
         holder.as_ref().map(describe_holder).unwrap_or_default(),
@@ -143,7 +143,11 @@ pub enum MigrateError {
     #[error("refused, nothing was changed:\n  {}", .0.join("\n  "))]
     Refused(Vec<String>),
     #[error("{script}: {error}")]
-    Split { script: String, error: String },
+    Split {
+        script: String,
+        #[source]
+        error: SplitError,
+    },
     /// A statement overran its limit and the server did not stop it when asked: the
     /// connection was given up, and the server rolls back and frees the lock when it notices.
     #[error(
@@ -178,9 +182,20 @@ fn describe_holder(h: &LockHeld) -> String {
     }
 }
 
+/// The database failed dbvigil itself (not a script): reading or writing the history,
+/// the lock, the session.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("{}", server_message(.0))]
+    Query(#[source] sqlx::Error),
+    /// Whatever the run did stays done; only the lock may still be held.
+    #[error("the run finished but releasing the lock failed: {}", server_message(.0))]
+    Unlock(#[source] sqlx::Error),
+}
+
 impl From<sqlx::Error> for MigrateError {
     fn from(e: sqlx::Error) -> Self {
-        MigrateError::Database(server_message(&e))
+        MigrateError::Database(DatabaseError::Query(e))
     }
 }
 
@@ -381,9 +396,9 @@ fn split_all<'a>(
         .map(|s| {
             split::split_from(&s.content, dialect(engine), lexing)
                 .map(|statements| (s, statements))
-                .map_err(|e| MigrateError::Split {
+                .map_err(|error| MigrateError::Split {
                     script: s.name.clone(),
-                    error: e.to_string(),
+                    error,
                 })
         })
         .collect()
@@ -543,10 +558,7 @@ async fn locked<T>(
     let released = schema_history::unlock(conn, &home, keep).await;
     match (result, released) {
         (Ok(v), Ok(())) => Ok(v),
-        (Ok(_), Err(e)) => Err(MigrateError::Database(format!(
-            "the run finished but releasing the lock failed: {}",
-            server_message(&e)
-        ))),
+        (Ok(_), Err(e)) => Err(MigrateError::Database(DatabaseError::Unlock(e))),
         (Err(e), _) => Err(e),
     }
 }

@@ -132,37 +132,47 @@ pub fn checksum(content: &str) -> String {
 }
 
 /// Splits `V1_1__Add_users.sql` into version 1.1 and description "Add users".
-pub fn parse_name(name: &str) -> Result<(Version, String), String> {
+pub fn parse_name(name: &str) -> Result<(Version, String), NameError> {
     let Some(stem) = name.strip_suffix(".sql") else {
-        return Err("a migration script must end in .sql".to_owned());
+        return Err(NameError::NotSql);
     };
     if stem.starts_with("R__") {
-        return Err(
-            "repeatable migrations (R__) are not supported: give it a version, V<version>__<description>.sql"
-                .to_owned(),
-        );
+        return Err(NameError::Repeatable);
     }
     if stem.starts_with('U') && stem.contains("__") {
-        return Err(
-            "undo migrations (U...) are not supported: write a new forward migration instead"
-                .to_owned(),
-        );
+        return Err(NameError::Undo);
     }
     let Some(rest) = stem.strip_prefix('V') else {
-        return Err("the name must start with V: V<version>__<description>.sql".to_owned());
+        return Err(NameError::NoV);
     };
     let Some((version, description)) = rest.split_once("__") else {
-        return Err(
-            "the version and description are separated by two underscores: V<version>__<description>.sql"
-                .to_owned(),
-        );
+        return Err(NameError::NoSeparator);
     };
     let Some(version) = Version::parse(version) else {
-        return Err(format!(
-            "version {version:?} must be numbers separated by '.' or '_', like 1, 1_1 or 2.3.1"
-        ));
+        return Err(NameError::Version(version.to_owned()));
     };
     Ok((version, description.replace('_', " ").trim().to_owned()))
+}
+
+/// Why a file name is not a migration script's, and how to name it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("a migration script must end in .sql")]
+    NotSql,
+    #[error(
+        "repeatable migrations (R__) are not supported: give it a version, V<version>__<description>.sql"
+    )]
+    Repeatable,
+    #[error("undo migrations (U...) are not supported: write a new forward migration instead")]
+    Undo,
+    #[error("the name must start with V: V<version>__<description>.sql")]
+    NoV,
+    #[error(
+        "the version and description are separated by two underscores: V<version>__<description>.sql"
+    )]
+    NoSeparator,
+    #[error("version {0:?} must be numbers separated by '.' or '_', like 1, 1_1 or 2.3.1")]
+    Version(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,7 +182,11 @@ pub enum ScriptError {
     #[error("cannot read {path}: {error}")]
     Read { path: PathBuf, error: String },
     #[error("{name}: {why}")]
-    Name { name: String, why: String },
+    Name {
+        name: String,
+        #[source]
+        why: NameError,
+    },
     #[error(
         "{}: not a migration script; rename it V<version>__<description>.sql, or pass --ignore '{}' (migrations.ignore in the configuration) to leave it alone",
         names.join(", "), names[0]
@@ -290,7 +304,7 @@ mod tests {
             ("V1x__a.sql", "numbers separated"),
             ("V1__a.txt", "end in .sql"),
         ] {
-            let err = parse_name(name).unwrap_err();
+            let err = parse_name(name).unwrap_err().to_string();
             assert!(err.contains(why), "{name}: {err}");
         }
     }

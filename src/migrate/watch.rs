@@ -8,7 +8,7 @@ use super::conn::{DbConn, Purpose};
 use super::history::{self, LastRun, LockHeld, ToolRead, ToolState};
 use super::runner::{self, Options, State};
 use super::schema_history::{self, Row};
-use super::script::{self, Script, Version};
+use super::script::{self, Script, ScriptError, Version};
 use crate::config::{MigrationsConfig, TargetConfig};
 
 /// One read of a target's migration history.
@@ -37,14 +37,14 @@ pub async fn read(target: &TargetConfig, config: &MigrationsConfig) -> Migration
             let ignore = config.ignore.clone();
             tokio::task::spawn_blocking(move || script::load_dir(&dir, &ignore))
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(ScriptsError::Task)
+                .and_then(|r| r.map_err(ScriptsError::Load))
                 .map(Some)
         }
     };
     let (scripts, scripts_error) = match scripts {
         Ok(s) => (s, None),
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     let outcome =
         tokio::time::timeout(config.timeout, read_tables(target, scripts.as_deref())).await;
@@ -64,26 +64,48 @@ pub async fn read(target: &TargetConfig, config: &MigrationsConfig) -> Migration
             snapshot.pending = pending;
             snapshot.drift = drift;
         }
-        Ok(Err(e)) => snapshot.error = Some(crate::connect::redact(&e, &secrets)),
-        Err(_) => {
-            snapshot.error = Some(format!(
-                "no answer within the migrations timeout of {}",
-                crate::config::format_duration(config.timeout)
-            ))
-        }
+        Ok(Err(e)) => snapshot.error = Some(crate::connect::redact(&e.to_string(), &secrets)),
+        Err(_) => snapshot.error = Some(ReadError::Timeout(config.timeout).to_string()),
     }
     snapshot
 }
 
+/// Why the scripts directory could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ScriptsError {
+    #[error("{0}")]
+    Load(#[source] ScriptError),
+    #[error("{0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Why a target's migration history could not be read at all. Connection and query
+/// errors reach the snapshot redacted: a driver may quote the connection string.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{}", runner::server_message(.0))]
+    Connect(#[source] sqlx::Error),
+    #[error("{}", runner::server_message(.0))]
+    Query(#[source] sqlx::Error),
+    #[error(
+        "no answer within the migrations timeout of {}",
+        crate::config::format_duration(*.0)
+    )]
+    Timeout(Duration),
+}
+
 type Tables = (Vec<ToolRead>, Option<u64>, Option<u64>);
 
-async fn read_tables(target: &TargetConfig, scripts: Option<&[Script]>) -> Result<Tables, String> {
+async fn read_tables(
+    target: &TargetConfig,
+    scripts: Option<&[Script]>,
+) -> Result<Tables, ReadError> {
     let mut conn = DbConn::open(&target.endpoint, target.kind, Purpose::Read)
         .await
-        .map_err(|e| runner::server_message(&e))?;
+        .map_err(ReadError::Connect)?;
     let result = read_with(&mut conn, scripts).await;
     conn.close().await;
-    result.map_err(|e| runner::server_message(&e))
+    result.map_err(ReadError::Query)
 }
 
 async fn read_with(conn: &mut DbConn, scripts: Option<&[Script]>) -> Result<Tables, sqlx::Error> {
