@@ -153,8 +153,10 @@ fn authorized_body<T: serde::de::DeserializeOwned>(
 }
 
 fn parse_time(field: &'static str, text: &str) -> Result<Timestamp, MaintenanceError> {
+    // Windows are kept to the millisecond, as the store holds them.
     text.trim()
         .parse::<Timestamp>()
+        .map(Timestamp::floor_millis)
         .map_err(|_| MaintenanceError::Invalid {
             field,
             message: format!(

@@ -288,7 +288,7 @@ impl Maintenance {
         };
         let max = config.maintenance.max_duration;
         let end = match req.length {
-            Length::Default => start + config.maintenance.default_duration,
+            Length::Default => (start + config.maintenance.default_duration).floor_millis(),
             Length::For(d) if d.is_zero() => {
                 return Err(invalid("duration", "must be greater than zero"));
             }
@@ -303,7 +303,7 @@ impl Maintenance {
                     ),
                 ));
             }
-            Length::For(d) => start + d,
+            Length::For(d) => (start + d).floor_millis(),
             Length::Until(t) if t <= start => {
                 return Err(invalid(
                     "ends_at",
@@ -370,7 +370,7 @@ impl Maintenance {
             }
             // Saturating: a duration of millions of years must be refused by the check
             // below, not wrap around into a small extension or overflow.
-            Extension::By(d) => ("duration", planned + d),
+            Extension::By(d) => ("duration", (planned + d).floor_millis()),
             Extension::Until(t) if t <= planned => {
                 return Err(invalid(
                     "ends_at",
