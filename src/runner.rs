@@ -209,11 +209,8 @@ impl TargetRunner {
                 _ = tokio::time::sleep_until(slot) => {}
             }
             let now = Instant::now();
-            let mut skipped = 0;
-            while now >= slot + interval {
-                slot += interval;
-                skipped += 1;
-            }
+            let skipped;
+            (slot, skipped) = catch_up(slot, interval, now);
             self.stats.record_lag(now - slot, skipped);
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -224,6 +221,17 @@ impl TargetRunner {
     }
 }
 
+/// The slot a probe starting at `now` belongs to: the last one already started, and how
+/// many slots after `slot` were missed entirely on the way to it.
+fn catch_up(mut slot: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let mut skipped = 0;
+    while now >= slot + interval {
+        slot += interval;
+        skipped += 1;
+    }
+    (slot, skipped)
+}
+
 /// Spreads targets' first probes over one interval (by a hash of the name, so the spread
 /// is stable across restarts) instead of probing them all at the same instant.
 fn stagger(name: &str, interval: Duration) -> Duration {
@@ -232,4 +240,37 @@ fn stagger(name: &str, interval: Duration) -> Duration {
     });
     let nanos = interval.as_nanos().max(1) as u64;
     Duration::from_nanos(hash % nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_slots_are_counted_and_skipped_and_starts_stay_on_the_grid() {
+        let interval = Duration::from_secs(10);
+        let start = Instant::now();
+        let slot = |n: u32| start + interval * n;
+        let ms = Duration::from_millis;
+        // (the slot the run loop sleeps until, when it wakes) -> (the slot it probes for,
+        // how many it skipped)
+        for (due, now, expected) in [
+            // On time, or late within the slot: that slot, nothing skipped.
+            (0, slot(0), (slot(0), 0)),
+            (0, slot(0) + ms(9_999), (slot(0), 0)),
+            // Woken at the very start of the next slot: the due one is missed.
+            (0, slot(1), (slot(1), 1)),
+            (0, slot(1) + ms(1), (slot(1), 1)),
+            // A probe that hung for three and a half intervals.
+            (4, slot(7) + ms(5_000), (slot(7), 3)),
+            (4, slot(8) - ms(1), (slot(7), 3)),
+        ] {
+            assert_eq!(
+                catch_up(slot(due), interval, now),
+                expected,
+                "due at slot {due}, woken {:?} after the start",
+                now - start
+            );
+        }
+    }
 }

@@ -17,6 +17,9 @@ use super::classic::openmetrics_to_classic;
 use super::*;
 use crate::config::GroupConfig;
 use crate::maintenance::{Source, Stored, Window};
+use crate::migrate::history::{LastRun, LockHeld, ToolRead, ToolState};
+use crate::migrate::schema_history::Row;
+use crate::migrate::watch::{self, MigrationSnapshot};
 use crate::probe::{Failure, Identity, PhaseOutcome, ProbeReport, Reason};
 
 impl EncodeLabelSet for SeriesLabels<'_> {
@@ -246,9 +249,115 @@ fn scrape() -> Scrape {
             config: config.clone(),
             now: Timestamp::from_millis(1_796_000_100_000),
         },
-        migrations: vec![(Arc::new(config.targets[3].clone()), None)],
+        migrations: migrations(&config.targets),
         now: at + Duration::from_secs(5),
     }
+}
+
+/// Migration reads of every outcome, so that every migration family has series to compare:
+/// one never read, one that failed (on the target whose labels need escaping), and one with
+/// dbvigil's own history (a run holding the lock) and other tools' (a failed run, a version
+/// that needs escaping, a table of another shape).
+fn migrations(targets: &[TargetConfig]) -> Vec<MigrationScrape> {
+    let read_at = 1_796_000_000.25;
+    let snapshot = |error: Option<&str>, tools, pending, drift| {
+        Some(Arc::new(MigrationSnapshot {
+            read_at,
+            duration: Duration::from_millis(42),
+            error: error.map(str::to_owned),
+            tools,
+            pending,
+            drift,
+            scripts_error: None,
+        }))
+    };
+    let row = |rank: i64, version: &str, success| Row {
+        rank,
+        version: version.into(),
+        description: "step".into(),
+        script: format!("V{version}__step.sql"),
+        checksum: "c".into(),
+        installed_by: "ops".into(),
+        installed_on: Some(read_at - 600.0 + rank as f64),
+        execution_ms: 1_500 * rank,
+        success,
+    };
+    let dbvigil = watch::own_state(
+        &[
+            row(1, "1", Some(true)),
+            row(2, "1.1", Some(true)),
+            row(3, "2", None),
+        ],
+        Some(LockHeld {
+            since: Some(read_at - 30.5),
+            holder: "dbvigil migrate on host".into(),
+        }),
+    );
+    let flyway = ToolState {
+        tool: "flyway",
+        table: "flyway_schema_history".into(),
+        version: Some("2.1".into()),
+        applied: Some(5),
+        last_run: Some(LastRun {
+            success: false,
+            ended_at: Some(read_at - 3_600.0),
+            duration_seconds: Some(0.75),
+        }),
+        failed: true,
+        lock: None,
+    };
+    let alembic = ToolState {
+        tool: "alembic",
+        table: "alembic_version".into(),
+        version: Some("ae10 \"head\" \\ 2".into()),
+        applied: None,
+        last_run: None,
+        failed: false,
+        lock: Some(LockHeld {
+            since: None,
+            holder: "alembic".into(),
+        }),
+    };
+    let tools = [
+        ("dbvigil", Ok(dbvigil)),
+        ("flyway", Ok(flyway)),
+        ("alembic", Ok(alembic)),
+    ]
+    .into_iter()
+    .chain([("sqlx", Err("column \"checksum\" is missing".to_owned()))])
+    .map(|(tool, result)| ToolRead { tool, result })
+    .collect();
+    vec![
+        (Arc::new(targets[1].clone()), None),
+        (
+            Arc::new(targets[0].clone()),
+            snapshot(Some("no answer"), Vec::new(), None, None),
+        ),
+        (
+            Arc::new(targets[3].clone()),
+            snapshot(None, tools, Some(2), Some(1)),
+        ),
+    ]
+}
+
+/// The families among `# TYPE` lines with no series line after them.
+fn families_without_series(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let family = line.strip_prefix("# TYPE ")?.split(' ').next()?;
+            let series = lines
+                .get(i + 1..)?
+                .iter()
+                .take_while(|l| !l.starts_with("# TYPE"));
+            let has_series = series
+                .clone()
+                .any(|l| !l.starts_with('#') && l.starts_with(family));
+            (!has_series).then_some(family)
+        })
+        .collect()
 }
 
 #[test]
@@ -263,6 +372,14 @@ fn the_writer_matches_prometheus_client_for_a_whole_scrape() {
         "the fixture must exercise escaping:\n{expected}"
     );
     assert!(expected.contains("dbvigil_phase_duration_seconds_bucket{le=\"+Inf\""));
+    let silent: Vec<_> = families_without_series(&expected)
+        .into_iter()
+        .filter(|f| f.starts_with("dbvigil_migration_"))
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "the fixture must give every migration family a series: {silent:?}\n{expected}"
+    );
     assert_eq!(render(&s, Format::OpenMetrics), expected);
     assert_eq!(
         render(&s, Format::Classic),
