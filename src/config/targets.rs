@@ -196,11 +196,11 @@ impl Role {
 
 pub(super) mod raw {
     //! A target as written, with spans.
-    use super::super::Secret;
-    use super::super::endpoint::raw::{RawHeartbeat, RawTls};
-    use super::super::migrations::raw::RawMigrations;
-    use super::super::values::{Expanded, HumanDuration};
     use super::*;
+    use crate::config::Secret;
+    use crate::config::endpoint::raw::{RawHeartbeat, RawTls};
+    use crate::config::migrations::raw::RawMigrations;
+    use crate::config::values::{Expanded, HumanDuration};
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
