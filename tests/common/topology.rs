@@ -1,4 +1,4 @@
-//! Production topologies around the throwaway servers of servers.rs: a PgBouncer in
+//! Production topologies around the throwaway servers of servers/: a PgBouncer in
 //! front of a [`PgServer`]. (The PostgreSQL standby and the MariaDB replica are
 //! constructors of the server types themselves: `PgServer::start_standby_of`,
 //! `MariaDbServer::start_primary` / `start_replica_of`.)
