@@ -218,7 +218,10 @@ impl GroupSet {
                                     .targets
                                     .iter()
                                     .find(|t| &t.name == m)
-                                    .map_or(Kind::Tcp, |t| t.kind)
+                                    // Loading refuses a group member that is not a
+                                    // configured target (config::groups::validate).
+                                    .expect("every group member is a configured target")
+                                    .kind
                             })
                             .collect();
                         GroupState::new(Arc::new(g.clone()), &kinds)

@@ -1,4 +1,4 @@
-//! Smoke tests of the throwaway-server harness in tests/common/servers.rs: real
+//! Smoke tests of the throwaway-server harness in tests/common/servers/: real
 //! PostgreSQL and MariaDB servers are started, queried, stopped, restarted, frozen and
 //! thawed, and the effects are checked from the outside (TCP, wire protocol, /proc).
 //! Then the production shape: TLS and password logins, PgBouncer in both pool modes
@@ -7,7 +7,7 @@
 
 #[path = "common/netfault.rs"]
 mod netfault;
-#[path = "common/servers.rs"]
+#[path = "common/servers/mod.rs"]
 mod servers;
 #[path = "common/topology.rs"]
 mod topology;
@@ -329,7 +329,7 @@ fn pg_stop_start_again_and_restart_keep_port_and_data() {
     };
     let port = pg.port();
     pg.psql("create table kept (v text); insert into kept values ('before stop')");
-    let first_pid = pg.postmaster_pid();
+    let first_pid = pg.pid();
 
     pg.stop();
     assert_refused(port);
@@ -340,13 +340,13 @@ fn pg_stop_start_again_and_restart_keep_port_and_data() {
 
     pg.start_again();
     assert_eq!(pg.port(), port);
-    assert_ne!(pg.postmaster_pid(), first_pid);
+    assert_ne!(pg.pid(), first_pid);
     assert_eq!(pg.psql("select v from kept"), "before stop");
     pg.psql("insert into kept values ('before restart')");
 
-    let second_pid = pg.postmaster_pid();
+    let second_pid = pg.pid();
     pg.restart();
-    assert_ne!(pg.postmaster_pid(), second_pid);
+    assert_ne!(pg.pid(), second_pid);
     assert_eq!(
         pg.psql("select string_agg(v, ',' order by v) from kept"),
         "before restart,before stop"
@@ -368,7 +368,7 @@ fn pg_freeze_stops_every_process_and_thaw_resumes_them() {
         .parse()
         .unwrap();
 
-    let postmaster = pg.postmaster_pid();
+    let postmaster = pg.pid();
     pg.freeze();
     let tree = children_tree(postmaster);
     assert!(
@@ -461,7 +461,7 @@ fn pg_two_servers_at_once_are_independent() {
         return;
     };
     assert_ne!(a.port(), b.port());
-    assert_ne!(a.postmaster_pid(), b.postmaster_pid());
+    assert_ne!(a.pid(), b.pid());
     a.psql("create table only_a (x int)");
     assert_eq!(
         a.psql("select count(*) from pg_tables where tablename = 'only_a'"),

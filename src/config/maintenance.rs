@@ -34,7 +34,7 @@ pub struct MaintenanceConfig {
 
 impl MaintenanceConfig {
     /// Defaults, with the token from the environment if there is one.
-    pub fn from_env() -> Result<MaintenanceConfig, String> {
+    pub fn from_env() -> Result<MaintenanceConfig, ShortEnvToken> {
         Ok(MaintenanceConfig {
             default_duration: DEFAULT_WINDOW_DURATION,
             max_duration: DEFAULT_MAX_WINDOW_DURATION,
@@ -186,7 +186,7 @@ impl Checker<'_> {
             file: self.file.to_owned(),
             line: 1,
             column: 1,
-            message: e,
+            message: e.to_string(),
         })?;
         if let Some(d) = &raw.max_duration {
             if d.value.0.is_zero() {
@@ -407,13 +407,18 @@ fn parse_weekday(text: &str) -> Option<jiff::civil::Weekday> {
     (lower.len() == 3 || lower == full).then_some(day)
 }
 
+/// [`TOKEN_ENV`] holds a token too short to resist guessing.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{TOKEN_ENV} is shorter than {MIN_TOKEN_LENGTH} characters: generate a token with `openssl rand -hex 32`"
+)]
+pub struct ShortEnvToken;
+
 /// The token from [`TOKEN_ENV`], named `env` in the audit trail.
-fn env_token() -> Result<Option<Token>, String> {
+fn env_token() -> Result<Option<Token>, ShortEnvToken> {
     match std::env::var(TOKEN_ENV) {
         Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) if v.trim().len() < MIN_TOKEN_LENGTH => Err(format!(
-            "{TOKEN_ENV} is shorter than {MIN_TOKEN_LENGTH} characters: generate a token with `openssl rand -hex 32`"
-        )),
+        Ok(v) if v.trim().len() < MIN_TOKEN_LENGTH => Err(ShortEnvToken),
         Ok(v) => Ok(Some(Token {
             name: "env".to_owned(),
             secret: Secret(v.trim().to_owned()),

@@ -27,8 +27,24 @@ impl fmt::Debug for Expanded {
     }
 }
 
-/// Expands `${NAME}` and `${NAME:-default}`. The error names the variable, never a value.
-pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Why a `${...}` could not be expanded. Names the variable, never a value.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    #[error("unterminated ${{...}}: close it with '}}', or write $${{ for a literal ${{")]
+    Unterminated,
+    #[error("invalid environment variable name {name:?} in ${{...}}: use letters, digits and '_'")]
+    InvalidName { name: String },
+    #[error(
+        "environment variable {name} is not set: export it before starting dbvigil, or write ${{{name}:-default}}"
+    )]
+    Unset { name: String },
+}
+
+/// Expands `${NAME}` and `${NAME:-default}`.
+pub fn expand_env(
+    raw: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(pos) = rest.find('$') {
@@ -38,9 +54,7 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail.find('}').ok_or_else(|| {
-                "unterminated ${...}: close it with '}', or write $${ for a literal ${".to_owned()
-            })?;
+            let end = tail.find('}').ok_or(ExpandError::Unterminated)?;
             let body = &tail[..end];
             let (name, default) = match body.split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
@@ -50,17 +64,17 @@ pub fn expand_env(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
                 && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(format!(
-                    "invalid environment variable name {name:?} in ${{...}}: use letters, digits and '_'"
-                ));
+                return Err(ExpandError::InvalidName {
+                    name: name.to_owned(),
+                });
             }
             match (lookup(name), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
-                    return Err(format!(
-                        "environment variable {name} is not set: export it before starting dbvigil, or write ${{{name}:-default}}"
-                    ));
+                    return Err(ExpandError::Unset {
+                        name: name.to_owned(),
+                    });
                 }
             }
             rest = &tail[end + 1..];
@@ -119,7 +133,7 @@ pub fn format_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::expand_env;
+    use super::{ExpandError, expand_env};
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -144,18 +158,18 @@ mod tests {
     fn missing_variable_names_it_and_says_what_to_do() {
         let err = expand_env("${NOPE}", env).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "environment variable NOPE is not set: export it before starting dbvigil, or write ${NOPE:-default}"
         );
+        let unterminated = expand_env("${USER_A", env).unwrap_err();
+        assert_eq!(unterminated, ExpandError::Unterminated);
+        assert!(unterminated.to_string().starts_with("unterminated"));
+        let invalid = expand_env("${1X}", env).unwrap_err();
         assert!(
-            expand_env("${USER_A", env)
-                .unwrap_err()
-                .starts_with("unterminated")
-        );
-        assert!(
-            expand_env("${1X}", env)
-                .unwrap_err()
-                .starts_with("invalid environment variable name")
+            invalid
+                .to_string()
+                .starts_with("invalid environment variable name"),
+            "{invalid}"
         );
     }
 }

@@ -12,7 +12,9 @@ use tokio::sync::Semaphore;
 
 use super::AppState;
 
-/// bcrypt checks at once: one per core. A flood of wrong passwords queues here instead of
+/// bcrypt checks at once: two, whatever the number of cores. Credentials that passed are
+/// cached, so only new or wrong ones get here, and two at a time serve real clients; a
+/// flood of wrong passwords then keeps at most two cores busy and queues here instead of
 /// starving the blocking pool that renders scrapes.
 static BCRYPT_SLOTS: Semaphore = Semaphore::const_new(2);
 

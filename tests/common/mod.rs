@@ -1,5 +1,5 @@
 //! Shared test harness: an in-process exporter on port 0, a small HTTP client, metric
-//! parsing, and throwaway database servers (see servers.rs), the topologies around them
+//! parsing, and throwaway database servers (see servers/), the topologies around them
 //! (topology.rs: PgBouncer) and lost packets (netfault.rs).
 #![allow(dead_code)]
 

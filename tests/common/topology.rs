@@ -1,4 +1,4 @@
-//! Production topologies around the throwaway servers of servers.rs: a PgBouncer in
+//! Production topologies around the throwaway servers of servers/: a PgBouncer in
 //! front of a [`PgServer`]. (The PostgreSQL standby and the MariaDB replica are
 //! constructors of the server types themselves: `PgServer::start_standby_of`,
 //! `MariaDbServer::start_primary` / `start_replica_of`.)
@@ -14,9 +14,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::servers::{
-    DROP_STOP_TIMEOUT, Daemon, PgServer, STOP_TIMEOUT, as_user, chown, find_in, find_program,
-    free_port, install_server_tls, is_root, psql_with, server_tempdir, skip_or_fail, sql_literal,
-    user_ids,
+    PgServer, Program, Server, ServerTls, as_user, chown, find_in, find_program,
+    install_server_tls, is_root, psql_with, server_tempdir, skip_or_fail, sql_literal, user_ids,
 };
 
 /// The admin-console user of every [`PgBouncer`] (`admin_users`), with a plain-text
@@ -53,19 +52,80 @@ impl PoolMode {
 /// not track, `options` included, is refused as in production.
 ///
 /// Runs as the `postgres` user when the tests run as root (PgBouncer refuses root).
-pub struct PgBouncer {
-    daemon: Daemon,
-    port: u16,
+pub type PgBouncer = Server<Bouncer>;
+
+/// PgBouncer's binary, files and the server it routes to.
+pub struct Bouncer {
     bin: PathBuf,
     ini: PathBuf,
+    userlist: PathBuf,
     socket_dir: PathBuf,
+    tls: ServerTls,
+    mode: PoolMode,
+    pg_port: u16,
     psql: PathBuf,
     run_as: Option<(u32, u32)>,
-    /// Declared last: removed after PgBouncer has been stopped.
+    /// Declared last: removed after everything else.
     dir: TempDir,
 }
 
-impl PgBouncer {
+impl Program for Bouncer {
+    const NAME: &'static str = "PgBouncer";
+    const SCHEME: &'static str = "postgres";
+    /// Immediate shutdown.
+    const STOP_SIGNAL: i32 = libc::SIGTERM;
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("pgbouncer.log")
+    }
+
+    /// PgBouncer reads its port from the ini only, so each launch writes the ini anew.
+    fn command(&self, port: u16) -> Command {
+        let config = format!(
+            "[databases]\n\
+             * = host=127.0.0.1 port={pg_port}\n\
+             \n\
+             [pgbouncer]\n\
+             listen_addr = 127.0.0.1\n\
+             listen_port = {port}\n\
+             unix_socket_dir = {sock}\n\
+             auth_type = scram-sha-256\n\
+             auth_file = {userlist}\n\
+             admin_users = {PGBOUNCER_ADMIN}\n\
+             pool_mode = {mode}\n\
+             ignore_startup_parameters = extra_float_digits\n\
+             client_tls_sslmode = require\n\
+             client_tls_cert_file = {cert}\n\
+             client_tls_key_file = {key}\n\
+             client_tls_ca_file = {ca}\n\
+             server_tls_sslmode = require\n\
+             server_tls_ca_file = {ca}\n",
+            pg_port = self.pg_port,
+            sock = self.socket_dir.display(),
+            userlist = self.userlist.display(),
+            mode = self.mode.as_str(),
+            cert = self.tls.cert.display(),
+            key = self.tls.key.display(),
+            ca = self.tls.ca.display(),
+        );
+        fs::write(&self.ini, config)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.ini.display()));
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(&self.ini);
+        as_user(&mut cmd, self.run_as);
+        cmd
+    }
+
+    fn accepting(&self, port: u16) -> bool {
+        TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            Duration::from_secs(2),
+        )
+        .is_ok()
+    }
+}
+
+impl Server<Bouncer> {
     /// Starts PgBouncer in `mode` in front of `pg` for the login roles `users` (which must
     /// have SCRAM passwords), and returns once it accepts TCP connections. `None` (after
     /// printing `SKIPPED: ...`) when `pgbouncer` is not installed and `CI` is not `"true"`.
@@ -117,7 +177,6 @@ impl PgBouncer {
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", socket_dir.display()));
         let tls = install_server_tls(dir.path(), run_as);
         let userlist_path = dir.path().join("userlist.txt");
-        let ini = dir.path().join("pgbouncer.ini");
         fs::write(&userlist_path, userlist)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", userlist_path.display()));
         fs::set_permissions(&userlist_path, fs::Permissions::from_mode(0o600))
@@ -128,61 +187,19 @@ impl PgBouncer {
             }
         }
 
-        let mut bouncer = PgBouncer {
-            daemon: Daemon::new("PgBouncer", libc::SIGTERM, dir.path().join("pgbouncer.log")),
-            port: 0,
+        let bouncer = Bouncer {
             bin,
-            ini,
+            ini: dir.path().join("pgbouncer.ini"),
+            userlist: userlist_path,
             socket_dir,
+            tls,
+            mode,
+            pg_port: pg.port(),
             psql: pg.psql_program().to_owned(),
             run_as,
             dir,
         };
-        let mut last = String::new();
-        for _ in 0..3 {
-            bouncer.port = free_port();
-            let config = format!(
-                "[databases]\n\
-                 * = host=127.0.0.1 port={pg_port}\n\
-                 \n\
-                 [pgbouncer]\n\
-                 listen_addr = 127.0.0.1\n\
-                 listen_port = {port}\n\
-                 unix_socket_dir = {sock}\n\
-                 auth_type = scram-sha-256\n\
-                 auth_file = {userlist}\n\
-                 admin_users = {PGBOUNCER_ADMIN}\n\
-                 pool_mode = {mode}\n\
-                 ignore_startup_parameters = extra_float_digits\n\
-                 client_tls_sslmode = require\n\
-                 client_tls_cert_file = {cert}\n\
-                 client_tls_key_file = {key}\n\
-                 client_tls_ca_file = {ca}\n\
-                 server_tls_sslmode = require\n\
-                 server_tls_ca_file = {ca}\n",
-                pg_port = pg.port(),
-                port = bouncer.port,
-                sock = bouncer.socket_dir.display(),
-                userlist = userlist_path.display(),
-                mode = mode.as_str(),
-                cert = tls.cert.display(),
-                key = tls.key.display(),
-                ca = tls.ca.display(),
-            );
-            fs::write(&bouncer.ini, config)
-                .unwrap_or_else(|e| panic!("cannot write {}: {e}", bouncer.ini.display()));
-            match bouncer.launch() {
-                Ok(()) => return Some(bouncer),
-                Err(e) if e.contains("Address already in use") => last = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("{last}");
-    }
-
-    /// The TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
+        Some(Server::launch_on_free_port("PgBouncer", bouncer))
     }
 
     /// A runs a command on the admin console (database `pgbouncer`, over the Unix
@@ -190,46 +207,16 @@ impl PgBouncer {
     pub fn admin(&self, command: &str) -> String {
         let conninfo = format!(
             "host={} port={} user={PGBOUNCER_ADMIN} dbname=pgbouncer",
-            self.socket_dir.display(),
-            self.port
+            self.program.socket_dir.display(),
+            self.port()
         );
         psql_with(
-            &self.psql,
+            &self.program.psql,
             &conninfo,
             Some(PGBOUNCER_ADMIN_PASSWORD),
             command,
         )
-        .unwrap_or_else(|e| panic!("PgBouncer admin {command:?} on port {}: {e}", self.port))
-    }
-
-    /// Immediate shutdown (SIGTERM); returns once PgBouncer has exited.
-    pub fn stop(&mut self) {
-        if let Err(e) = self.daemon.stop(STOP_TIMEOUT) {
-            panic!("{e}\n{}", self.daemon.log_tail());
-        }
-    }
-
-    fn launch(&mut self) -> Result<(), String> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg(&self.ini);
-        as_user(&mut cmd, self.run_as);
-        self.daemon.launch(cmd);
-        let port = self.port;
-        self.daemon
-            .wait_ready(|| {
-                TcpStream::connect_timeout(
-                    &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-                    Duration::from_secs(2),
-                )
-                .is_ok()
-            })
-            .map_err(|e| format!("PgBouncer on port {port}: {e}"))
-    }
-}
-
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        let _ = self.daemon.stop(DROP_STOP_TIMEOUT);
+        .unwrap_or_else(|e| panic!("PgBouncer admin {command:?} on port {}: {e}", self.port()))
     }
 }
 
