@@ -46,6 +46,10 @@ impl Timestamp {
         self.0.div_euclid(MICROS_PER_MILLI)
     }
 
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
     /// Seconds since the epoch: the value of a `_timestamp_seconds` series.
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e6

@@ -69,7 +69,7 @@ pub enum When {
         timezone: String,
     },
     /// Once, at an instant.
-    Once(jiff::Timestamp),
+    Once(crate::time::Timestamp),
 }
 
 #[derive(Debug, Clone, PartialEq)]

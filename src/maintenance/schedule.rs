@@ -10,7 +10,7 @@ use crate::time::Timestamp;
 
 pub fn occurrences(s: &ScheduleConfig, now: Timestamp) -> Vec<Window> {
     let starts: Vec<Timestamp> = match &s.when {
-        When::Once(at) => vec![Timestamp::from_millis(at.as_millisecond())],
+        When::Once(at) => vec![*at],
         When::Weekly {
             day,
             time,
@@ -61,7 +61,7 @@ fn weekly_starts(
         // Validated when the configuration was loaded.
         return Vec::new();
     };
-    let Ok(now) = jiff::Timestamp::from_millisecond(now.as_millis()) else {
+    let Ok(now) = jiff::Timestamp::from_microsecond(now.as_micros()) else {
         return Vec::new();
     };
     let today = now.to_zoned(tz.clone()).date();
