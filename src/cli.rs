@@ -4,6 +4,7 @@
 mod client;
 mod maintenance;
 mod migrate;
+mod output;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,16 +1,19 @@
 //! A small HTTP/1.1 client for the CLI's calls to a running exporter.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod args;
+mod http_config;
 
-use base64::Engine;
-use rustls::pki_types::pem::PemObject;
+use std::path::Path;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+
+pub use args::ExporterArgs;
+use http_config::HttpConfig;
+pub use http_config::HttpConfigError;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -22,187 +25,53 @@ pub struct Reply {
 /// Why a call got no answer; the CLI exits with 4 on these.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("{0}")]
-    Url(String),
+    #[error("invalid --url {url:?} ({error}): write it like http://127.0.0.1:10150")]
+    InvalidUrl { url: String, error: url::ParseError },
+    #[error("--url {0:?}: write http:// or https://")]
+    NotHttp(String),
+    #[error("--url {0:?} has no host")]
+    NoHost(String),
+    #[error("cannot check the certificate of {name:?}: {error}")]
+    ServerName {
+        name: String,
+        error: rustls::pki_types::InvalidDnsNameError,
+    },
     #[error("cannot reach dbvigil at {url}: {error}; is it running, and is --url right?")]
     Unreachable { url: String, error: String },
     #[error("dbvigil at {0} did not answer within {secs}s", secs = TIMEOUT.as_secs())]
     Timeout(String),
 }
 
-/// The bearer token from `--token`, or the first line of `--token-file`.
-pub fn token(
-    token: Option<&str>,
-    file: Option<&std::path::Path>,
-) -> Result<Option<String>, String> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
-        return Ok(text.lines().next().map(|l| l.trim().to_owned()));
-    }
-    Ok(token.map(str::to_owned))
+/// A running exporter: its address, and how to get through its port.
+pub struct Client {
+    url: String,
+    http: HttpConfig,
 }
 
-/// How the CLI reaches dbvigil's port when it has TLS or basic auth: a Prometheus-style
-/// HTTP client configuration file (`--http.config.file`, as amtool takes).
-#[derive(Default)]
-pub struct HttpConfig {
-    basic_auth: Option<String>,
-    tls: Option<(tokio_rustls::TlsConnector, Option<String>)>,
-}
-
-mod raw {
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct File {
-        pub basic_auth: Option<BasicAuth>,
-        pub tls_config: Option<Tls>,
+impl Client {
+    pub fn new(url: &str, http_config_file: Option<&Path>) -> Result<Client, HttpConfigError> {
+        Ok(Client {
+            url: url.to_owned(),
+            http: HttpConfig::load(http_config_file)?,
+        })
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct BasicAuth {
-        pub username: String,
-        pub password: Option<String>,
-        pub password_file: Option<String>,
+    /// One request; `token` goes where the exporter's maintenance API looks for it.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> Result<Reply, CallError> {
+        call(&self.url, &self.http, method, path, token, body).await
     }
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Tls {
-        pub ca_file: Option<String>,
-        pub cert_file: Option<String>,
-        pub key_file: Option<String>,
-        pub server_name: Option<String>,
-        pub insecure_skip_verify: Option<bool>,
-    }
-}
-
-impl HttpConfig {
-    /// Reads `--http.config.file`; relative paths in it are relative to its directory.
-    pub fn load(path: Option<&Path>) -> Result<HttpConfig, CallError> {
-        let Some(path) = path else {
-            return Ok(HttpConfig::default());
-        };
-        let shown = path.display();
-        let bad = |m: String| CallError::Url(format!("--http.config.file {shown}: {m}"));
-        let text =
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        let raw: Option<raw::File> = serde_saphyr::from_str(&text).map_err(|e| {
-            bad(e
-                .render_with_options(serde_saphyr::render_options! {
-                    snippets: serde_saphyr::SnippetMode::Off,
-                })
-                .to_string())
-        })?;
-        let Some(raw) = raw else {
-            return Ok(HttpConfig::default());
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let read = |what: &str, p: &str| {
-            std::fs::read_to_string(base.join(p))
-                .map_err(|e| bad(format!("cannot read {what} {:?}: {e}", base.join(p))))
-        };
-        let basic_auth = match raw.basic_auth {
-            None => None,
-            Some(b) => {
-                let password = match (b.password, b.password_file) {
-                    (Some(p), None) => p,
-                    (None, Some(f)) => read("password_file", &f)?
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    (None, None) => String::new(),
-                    (Some(_), Some(_)) => {
-                        return Err(bad(
-                            "basic_auth has both password and password_file: keep one".to_owned(),
-                        ));
-                    }
-                };
-                let pair = format!("{}:{password}", b.username);
-                Some(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ))
-            }
-        };
-        let tls = match raw.tls_config {
-            None => None,
-            Some(t) => {
-                if t.insecure_skip_verify == Some(true) {
-                    return Err(bad("insecure_skip_verify is not supported: set tls_config.ca_file to the CA that signed dbvigil's certificate (or to a self-signed certificate itself)".to_owned()));
-                }
-                let mut roots = rustls::RootCertStore::empty();
-                match &t.ca_file {
-                    Some(ca) => {
-                        let certs = read_certs(&base.join(ca))
-                            .map_err(|e| bad(format!("cannot read ca_file {ca:?}: {e}")))?;
-                        for c in certs {
-                            roots
-                                .add(c)
-                                .map_err(|e| bad(format!("ca_file {ca:?}: {e}")))?;
-                        }
-                    }
-                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-                }
-                let builder = trusting(roots);
-                let config = match (&t.cert_file, &t.key_file) {
-                    (None, None) => builder.with_no_client_auth(),
-                    (Some(c), Some(k)) => {
-                        let certs = read_certs(&base.join(c))
-                            .map_err(|e| bad(format!("cannot read cert_file {c:?}: {e}")))?;
-                        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(base.join(k))
-                            .map_err(|e| bad(format!("cannot read key_file {k:?}: {e}")))?;
-                        builder
-                            .with_client_auth_cert(certs, key)
-                            .map_err(|e| bad(format!("cert_file and key_file: {e}")))?
-                    }
-                    _ => {
-                        return Err(bad(
-                            "tls_config needs both cert_file and key_file for a client certificate, or neither".to_owned(),
-                        ));
-                    }
-                };
-                Some((
-                    tokio_rustls::TlsConnector::from(Arc::new(config)),
-                    t.server_name,
-                ))
-            }
-        };
-        Ok(HttpConfig { basic_auth, tls })
-    }
-}
-
-/// https:// without --http.config.file: the certificate must chain to a public CA.
-fn public_roots_connector() -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    tokio_rustls::TlsConnector::from(Arc::new(trusting(roots).with_no_client_auth()))
-}
-
-/// A client configuration (ring, TLS 1.2 and 1.3) that trusts `roots`.
-fn trusting(
-    roots: rustls::RootCertStore,
-) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-}
-
-fn read_certs(
-    path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::pem::Error> {
-    rustls::pki_types::CertificateDer::pem_file_iter(path)?.collect()
 }
 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-pub async fn call(
+async fn call(
     base: &str,
     http: &HttpConfig,
     method: Method,
@@ -210,23 +79,20 @@ pub async fn call(
     token: Option<&str>,
     body: Option<String>,
 ) -> Result<Reply, CallError> {
-    let url = url::Url::parse(base).map_err(|e| {
-        CallError::Url(format!(
-            "invalid --url {base:?} ({e}): write it like http://127.0.0.1:10150"
-        ))
+    let url = url::Url::parse(base).map_err(|error| CallError::InvalidUrl {
+        url: base.to_owned(),
+        error,
     })?;
     let default_port = match url.scheme() {
         "http" => 80,
         "https" => 443,
         _ => {
-            return Err(CallError::Url(format!(
-                "--url {base:?}: write http:// or https://"
-            )));
+            return Err(CallError::NotHttp(base.to_owned()));
         }
     };
     let host = url
         .host_str()
-        .ok_or_else(|| CallError::Url(format!("--url {base:?} has no host")))?
+        .ok_or_else(|| CallError::NoHost(base.to_owned()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
@@ -236,15 +102,18 @@ pub async fn call(
     let tls = match (&http.tls, https) {
         (Some((connector, name)), true) => Some((connector, name.clone().unwrap_or(host.clone()))),
         (None, true) => {
-            default_tls = public_roots_connector();
+            default_tls = http_config::public_roots_connector();
             Some((&default_tls, host.clone()))
         }
         (_, false) => None,
     };
     let server_name = match &tls {
         Some((_, name)) => Some(
-            rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
-                CallError::Url(format!("cannot check the certificate of {name:?}: {e}"))
+            rustls::pki_types::ServerName::try_from(name.clone()).map_err(|error| {
+                CallError::ServerName {
+                    name: name.clone(),
+                    error,
+                }
             })?,
         ),
         None => None,

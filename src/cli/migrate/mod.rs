@@ -11,7 +11,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::client;
+use super::client::ExporterArgs;
+use super::output::Output;
 use crate::config::{self, Endpoint, Kind, MigrationLimits};
 use crate::migrate::conn::{DbConn, Engine, Purpose};
 use crate::migrate::history::LockHeld;
@@ -98,12 +99,6 @@ pub struct MigrateArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineArg {
     Postgres,
     Mysql,
@@ -140,30 +135,8 @@ pub struct RunArgs {
         requires = "maintenance"
     )]
     pub maintenance_for: Option<String>,
-    /// Where the exporter listens.
-    #[arg(
-        long = "dbvigil-url",
-        env = "DBVIGIL_URL",
-        default_value = "http://127.0.0.1:10150"
-    )]
-    pub dbvigil_url: String,
-    /// Bearer token for the maintenance API.
-    #[arg(long, env = "DBVIGIL_MAINTENANCE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// File holding the bearer token (its first line).
-    #[arg(
-        long = "token-file",
-        env = "DBVIGIL_MAINTENANCE_TOKEN_FILE",
-        conflicts_with = "token"
-    )]
-    pub token_file: Option<PathBuf>,
-    /// HTTP client configuration for an exporter with TLS or basic auth (basic_auth, tls_config; as amtool's).
-    #[arg(
-        long = "http.config.file",
-        value_name = "FILE",
-        env = "DBVIGIL_HTTP_CONFIG_FILE"
-    )]
-    pub http_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
 }
 
 /// A limit flag's value: a duration, or none.
@@ -673,7 +646,7 @@ struct Window {
 }
 
 fn token(run: &RunArgs) -> Result<String, String> {
-    client::token(run.token.as_deref(), run.token_file.as_deref())?.ok_or_else(|| {
+    run.exporter.token().map_err(|e| e.to_string())?.ok_or_else(|| {
         "--maintenance needs a token: pass --token, --token-file, or set DBVIGIL_MAINTENANCE_TOKEN".to_owned()
     })
 }
@@ -694,18 +667,16 @@ async fn open_window(run: &RunArgs, scope: &str, label: &str) -> Result<Window, 
     if let Some(d) = &run.maintenance_for {
         body["duration"] = json!(d);
     }
-    let http =
-        client::HttpConfig::load(run.http_config_file.as_deref()).map_err(|e| e.to_string())?;
-    let reply = client::call(
-        &run.dbvigil_url,
-        &http,
-        Method::POST,
-        "/api/v1/maintenance",
-        Some(&token),
-        Some(body.to_string()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let client = run.exporter.client().map_err(|e| e.to_string())?;
+    let reply = client
+        .call(
+            Method::POST,
+            "/api/v1/maintenance",
+            Some(&token),
+            Some(body.to_string()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     let parsed: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
     if reply.status != 201 && reply.status != 200 {
         let why = parsed["error"].as_str().unwrap_or(reply.body.trim());
@@ -720,18 +691,16 @@ async fn open_window(run: &RunArgs, scope: &str, label: &str) -> Result<Window, 
 async fn end_window(run: &RunArgs, w: &Window) -> Result<(), String> {
     let token = token(run)?;
     let body = json!({ "reason": "migration finished", "by": installed_by() });
-    let http =
-        client::HttpConfig::load(run.http_config_file.as_deref()).map_err(|e| e.to_string())?;
-    let reply = client::call(
-        &run.dbvigil_url,
-        &http,
-        Method::POST,
-        &format!("/api/v1/maintenance/{}/end", w.id),
-        Some(&token),
-        Some(body.to_string()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let client = run.exporter.client().map_err(|e| e.to_string())?;
+    let reply = client
+        .call(
+            Method::POST,
+            &format!("/api/v1/maintenance/{}/end", w.id),
+            Some(&token),
+            Some(body.to_string()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     if reply.status == 200 {
         Ok(())
     } else {
