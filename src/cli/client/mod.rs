@@ -11,7 +11,7 @@ use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 
-pub use args::ExporterArgs;
+pub use args::{ExporterArgs, TokenFileError};
 use http_config::HttpConfig;
 pub use http_config::HttpConfigError;
 
