@@ -667,3 +667,62 @@ fn every_shipped_example_passes_check_config() {
     }
     assert!(checked >= 5, "only {checked} examples found");
 }
+
+/// `--dbvigil-url` names the exporter in every subcommand that calls one; `--url`, which
+/// `maintenance` took first, still works in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_spellings_of_the_exporter_address_work_in_maintenance_and_migrate() {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let dir = tempdir();
+    let path = dir.path();
+    std::fs::write(path.join("tokens"), format!("ci {TOKEN}\n")).unwrap();
+    std::fs::write(
+        path.join("dbvigil.yml"),
+        "targets:\n  - {name: app, kind: sqlite, path: app.db, create: true, interval: 1s}\n\
+         maintenance:\n  tokens_file: tokens\n",
+    )
+    .unwrap();
+    std::fs::create_dir(path.join("migrations")).unwrap();
+    std::fs::write(
+        path.join("migrations/V1__t.sql"),
+        "CREATE TABLE t (id int);\n",
+    )
+    .unwrap();
+    let run = Running::start(path, &["--config.file", "dbvigil.yml"], &[]).await;
+    let url = format!("http://{}", run.addr);
+    for flag in ["--dbvigil-url", "--url"] {
+        let out = dbvigil(path, &["maintenance", flag, &url, "status", "app"], &[]);
+        assert_eq!(out.status.code(), Some(0), "maintenance {flag}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "app: not in maintenance\n"
+        );
+        // A database of its own per spelling, so each run has a script to apply.
+        let database = format!("sqlite:{}.db", flag.trim_start_matches('-'));
+        let out = dbvigil(
+            path,
+            &[
+                "migrate",
+                "--database-url",
+                &database,
+                "run",
+                "--maintenance",
+                "--maintenance-scope",
+                "app",
+                flag,
+                &url,
+                "--token",
+                TOKEN,
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "migrate {flag}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("opened maintenance window")
+                && stdout.contains("ended maintenance window"),
+            "migrate {flag}: {stdout}"
+        );
+    }
+    run.terminate();
+}

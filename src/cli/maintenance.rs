@@ -1,14 +1,14 @@
 //! `dbvigil maintenance ...`: start, extend, end, status and list windows on a running
 //! exporter, with exit codes a pipeline can branch on.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::client::{self, Reply};
+use super::client::{ExporterArgs, Reply};
+use super::output::Output;
 
 /// Exit codes, documented in `dbvigil maintenance --help` and docs/maintenance.md.
 pub mod exit {
@@ -29,48 +29,12 @@ const EXIT_CODES: &str = "Exit codes: 0 done (status: not in maintenance), 1 ref
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct MaintenanceArgs {
-    /// Where the exporter listens.
-    #[arg(
-        long,
-        env = "DBVIGIL_URL",
-        default_value = "http://127.0.0.1:10150",
-        global = true
-    )]
-    pub url: String,
-    /// Bearer token for changes (start, extend, end).
-    #[arg(
-        long,
-        env = "DBVIGIL_MAINTENANCE_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub token: Option<String>,
-    /// File holding the bearer token (its first line), instead of --token.
-    #[arg(
-        long = "token-file",
-        env = "DBVIGIL_MAINTENANCE_TOKEN_FILE",
-        global = true,
-        conflicts_with = "token"
-    )]
-    pub token_file: Option<PathBuf>,
-    /// HTTP client configuration for an exporter with TLS or basic auth (basic_auth, tls_config; as amtool's).
-    #[arg(
-        long = "http.config.file",
-        value_name = "FILE",
-        env = "DBVIGIL_HTTP_CONFIG_FILE",
-        global = true
-    )]
-    pub http_config_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
     #[arg(long, value_enum, default_value = "text", global = true)]
     pub output: Output,
     #[command(subcommand)]
     pub command: MaintenanceCommand,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +117,7 @@ fn default_by() -> Option<String> {
 }
 
 async fn execute(args: MaintenanceArgs) -> u8 {
-    let token = match client::token(args.token.as_deref(), args.token_file.as_deref()) {
+    let token = match args.exporter.token() {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
@@ -243,22 +207,21 @@ async fn execute(args: MaintenanceArgs) -> u8 {
         );
         return exit::AUTH;
     }
-    let http = match client::HttpConfig::load(args.http_config_file.as_deref()) {
-        Ok(h) => h,
+    let client = match args.exporter.client() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return exit::REFUSED;
         }
     };
-    let reply = match client::call(
-        &args.url,
-        &http,
-        method,
-        &path,
-        token.as_deref().filter(|_| needs_token),
-        body.map(|b| b.to_string()),
-    )
-    .await
+    let reply = match client
+        .call(
+            method,
+            &path,
+            token.as_deref().filter(|_| needs_token),
+            body.map(|b| b.to_string()),
+        )
+        .await
     {
         Ok(r) => r,
         Err(e) => {

@@ -1,0 +1,214 @@
+//! Which databases `dbvigil migrate` works on, and their scripts: a target of the
+//! configuration file, a database URL, or the rows of a CSV plan.
+
+use std::path::PathBuf;
+
+use super::args::{EngineArg, MigrateArgs};
+use crate::config::{self, ConfigError, Endpoint, Kind, MigrationLimits};
+use crate::migrate::conn::Engine;
+use crate::migrate::plan::{self, PlanError};
+use crate::migrate::script::{self, Script, ScriptError, Version};
+
+/// One database to work on, and its scripts.
+pub struct Job {
+    pub label: String,
+    pub kind: Kind,
+    pub endpoint: Endpoint,
+    pub scripts: Vec<Script>,
+    /// Directory mode: applied versions must have their script (unless --ignore-missing).
+    pub strict: bool,
+    pub secrets: Vec<String>,
+    /// The target's limits (defaults without one); flags override them.
+    pub limits: MigrationLimits,
+}
+
+/// Bad input before any database is touched (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("--engine applies to --plan only: a target or URL already says its engine")]
+    EngineWithoutPlan,
+    #[error("--dir does not apply to --plan: the plan names each script")]
+    DirWithPlan,
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("plan row {row}: {error}")]
+    PlanScript { row: usize, error: ScriptError },
+    #[error(
+        "plan row {row}: {name} (version {version}) comes after {previous} (version {previous_version}): order the rows by version"
+    )]
+    PlanOutOfOrder {
+        row: usize,
+        name: String,
+        version: Version,
+        previous: String,
+        previous_version: Version,
+    },
+    #[error("--target needs --config.file (or DBVIGIL_CONFIG_FILE)")]
+    TargetWithoutConfig,
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("no target {name:?} in {}: use one of {}", path.display(), names.join(", "))]
+    UnknownTarget {
+        name: String,
+        path: PathBuf,
+        names: Vec<String>,
+    },
+    #[error(
+        "target {0:?} is a tcp target: dbvigil can only migrate postgres, mysql and sqlite targets"
+    )]
+    TcpTarget(String),
+    #[error("no scripts for target {0:?}: pass --dir, or set migrations.directory on the target")]
+    NoScriptsDir(String),
+    #[error("--database-url: {0}")]
+    DatabaseUrl(#[source] config::UrlError),
+    #[error(
+        "which database? pass --target NAME (with --config.file), --database-url URL, or --plan FILE.csv"
+    )]
+    NoDatabase,
+    #[error(transparent)]
+    Scripts(#[from] ScriptError),
+}
+
+/// The databases to work on, and notes for the user.
+pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
+    if args.engine.is_some() && args.plan.is_none() {
+        return Err(JobError::EngineWithoutPlan);
+    }
+    if let Some(plan_path) = &args.plan {
+        return plan_jobs(args, plan_path);
+    }
+    let mut ignore = args.ignore.clone();
+    let (label, kind, endpoint, dir, secrets, limits) = match (&args.target, &args.database_url) {
+        (Some(name), _) => {
+            let Some(path) = &args.config_file else {
+                return Err(JobError::TargetWithoutConfig);
+            };
+            let config = config::load_file(path, &crate::cli::hostname())?;
+            let Some(target) = config.targets.iter().find(|t| &t.name == name) else {
+                return Err(JobError::UnknownTarget {
+                    name: name.clone(),
+                    path: path.clone(),
+                    names: config.targets.iter().map(|t| t.name.clone()).collect(),
+                });
+            };
+            if target.kind == Kind::Tcp {
+                return Err(JobError::TcpTarget(name.clone()));
+            }
+            let migrations = target.migrations.as_ref();
+            ignore.extend(migrations.map(|m| m.ignore.clone()).unwrap_or_default());
+            let dir = args
+                .dir
+                .clone()
+                .or_else(|| migrations.and_then(|m| m.directory.clone()))
+                .ok_or_else(|| JobError::NoScriptsDir(name.clone()))?;
+            let secrets = target.secrets().iter().map(|s| s.to_string()).collect();
+            let limits = migrations.map(|m| m.limits).unwrap_or_default();
+            (
+                name.clone(),
+                target.kind,
+                target.endpoint.clone(),
+                dir,
+                secrets,
+                limits,
+            )
+        }
+        (None, Some(url)) => {
+            let (kind, endpoint) = config::endpoint_from_url(url).map_err(JobError::DatabaseUrl)?;
+            let secrets = match &endpoint {
+                Endpoint::Server(s) => s
+                    .password
+                    .iter()
+                    .flat_map(|p| [p.0.clone(), s.password_in_url.0.clone()])
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let label = match &endpoint {
+                Endpoint::Server(s) => format!(
+                    "{}:{}/{}",
+                    s.host,
+                    s.port,
+                    s.database.as_deref().unwrap_or_default()
+                ),
+                Endpoint::Sqlite { path, .. } => path.display().to_string(),
+                Endpoint::Tcp { .. } => String::new(),
+            };
+            let dir = args
+                .dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("migrations"));
+            (
+                label,
+                kind,
+                endpoint,
+                dir,
+                secrets,
+                MigrationLimits::default(),
+            )
+        }
+        (None, None) => return Err(JobError::NoDatabase),
+    };
+    let scripts = script::load_dir(&dir, &ignore)?;
+    Ok((
+        vec![Job {
+            label,
+            kind,
+            endpoint,
+            scripts,
+            strict: true,
+            secrets,
+            limits,
+        }],
+        Vec::new(),
+    ))
+}
+
+/// One job per database of the plan, its rows in order.
+fn plan_jobs(
+    args: &MigrateArgs,
+    plan_path: &std::path::Path,
+) -> Result<(Vec<Job>, Vec<String>), JobError> {
+    if args.dir.is_some() {
+        return Err(JobError::DirWithPlan);
+    }
+    let engine = args.engine.map(|e| match e {
+        EngineArg::Postgres => Engine::Postgres,
+        EngineArg::Mysql => Engine::MySql,
+    });
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let plan = plan::load(plan_path, &cwd, engine)?;
+    let mut notes = Vec::new();
+    if plan.runner_columns_used {
+        notes.push("note: the plan's sql_runner_host, sql_runner_userid and sql_runner_password columns are not used: dbvigil connects to each database directly".to_owned());
+    }
+    let mut jobs = Vec::new();
+    for db in plan.databases {
+        let mut scripts: Vec<Script> = Vec::new();
+        for (row, path) in &db.scripts {
+            let row = *row;
+            let s = Script::load(path).map_err(|error| JobError::PlanScript { row, error })?;
+            if let Some(prev) = scripts.last() {
+                if s.version <= prev.version {
+                    return Err(JobError::PlanOutOfOrder {
+                        row,
+                        name: s.name,
+                        version: s.version,
+                        previous: prev.name.clone(),
+                        previous_version: prev.version.clone(),
+                    });
+                }
+            }
+            scripts.push(s);
+        }
+        let secrets = db.server.password.iter().map(|p| p.0.clone()).collect();
+        jobs.push(Job {
+            label: db.describe(),
+            kind: db.engine.kind(),
+            endpoint: Endpoint::Server(db.server),
+            scripts,
+            strict: false,
+            secrets,
+            limits: MigrationLimits::default(),
+        });
+    }
+    Ok((jobs, notes))
+}

@@ -1,0 +1,232 @@
+//! One job: connect, do the command (info, validate, repair, run), and say how it went
+//! in lines, the JSON report and the exit code.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::args::{MigrateArgs, MigrateCommand, RunArgs};
+use super::connect::connect;
+use super::exit;
+use super::installed_by;
+use super::jobs::Job;
+use super::printer::Printer;
+use super::window::{self, Window};
+use crate::config::MigrationLimits;
+use crate::migrate::conn::DbConn;
+use crate::migrate::runner::{self, MigrateError, Options, State};
+
+/// Works on one database; the exit code and the report always come back, whatever failed.
+pub async fn run_job(
+    args: &MigrateArgs,
+    job: &Job,
+    out: &mut Printer,
+    window: &mut Option<Window>,
+) -> (u8, Value) {
+    let mut report = json!({ "database": job.label, "engine": job.kind.as_str() });
+    let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
+    let redact = |text: &str| crate::connect::redact(text, &secrets);
+    let mut conn = match connect(args, job, out).await {
+        Ok(c) => c,
+        Err(e) => {
+            let message = redact(&e.to_string());
+            out.error(&message);
+            report["result"] = json!("unreachable");
+            report["error"] = json!(message);
+            return (exit::UNREACHABLE, report);
+        }
+    };
+    let opts = Options {
+        lock_timeout: args.lock_timeout,
+        installed_by: installed_by(),
+        ignore_missing: args.ignore_missing || !job.strict,
+        limits: MigrationLimits {
+            statement: args.statement_timeout.map_or(job.limits.statement, |l| l.0),
+            lock_wait: args.lock_wait_timeout.map_or(job.limits.lock_wait, |l| l.0),
+        },
+        reach: Some((job.endpoint.clone(), job.kind)),
+    };
+    let result = command(args, job, &mut conn, &opts, out, window, &mut report).await;
+    // A connection given up mid-statement may never answer a goodbye.
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            let (code, result) = match &e {
+                MigrateError::Database(_) => (exit::UNREACHABLE, "unreachable"),
+                MigrateError::Locked { .. } => (exit::LOCKED, "locked"),
+                MigrateError::Refused(_) => (exit::REFUSED, "refused"),
+                MigrateError::Split { .. } => (exit::INVALID, "invalid"),
+                MigrateError::Unresponsive { .. } => (exit::UNREACHABLE, "unresponsive"),
+                MigrateError::RunRolledBack { .. } => (exit::SCRIPT_FAILED, "rolled-back"),
+            };
+            let message = redact(&format!("{}: {e}", job.label));
+            out.error(&message);
+            report["result"] = json!(result);
+            report["error"] = json!(message);
+            code
+        }
+    };
+    (code, report)
+}
+
+async fn command(
+    args: &MigrateArgs,
+    job: &Job,
+    conn: &mut DbConn,
+    opts: &Options,
+    out: &mut Printer,
+    window: &mut Option<Window>,
+    report: &mut Value,
+) -> Result<u8, MigrateError> {
+    match &args.command {
+        MigrateCommand::Info => {
+            let status = runner::info(conn, &job.scripts, opts).await?;
+            out.status(&job.label, &status);
+            report["result"] = json!("ok");
+            report["status"] = json!(status);
+            Ok(exit::OK)
+        }
+        MigrateCommand::Validate => {
+            let status = runner::validate(conn, &job.scripts, opts).await?;
+            out.line(&format!(
+                "{}: valid; {} applied, {} pending",
+                job.label,
+                status
+                    .entries
+                    .iter()
+                    .filter(|e| e.state == State::Applied)
+                    .count(),
+                status.pending()
+            ));
+            report["result"] = json!("ok");
+            report["status"] = json!(status);
+            Ok(exit::OK)
+        }
+        MigrateCommand::Repair => {
+            let outcome = runner::repair(conn, &job.scripts, opts, out).await?;
+            if outcome.removed.is_empty() && outcome.realigned.is_empty() {
+                out.line(&format!("{}: nothing to repair", job.label));
+            }
+            for r in &outcome.removed {
+                out.line(&format!(
+                    "{}: removed the failed entry of {r}; it will run again",
+                    job.label
+                ));
+            }
+            for r in &outcome.realigned {
+                out.line(&format!("{}: accepted the edited script of {r}", job.label));
+            }
+            report["result"] = json!("ok");
+            report["repair"] = json!(outcome);
+            Ok(exit::OK)
+        }
+        MigrateCommand::Run(run) => {
+            if run.maintenance && !run.dry_run && window.is_none() {
+                let status = runner::validate(conn, &job.scripts, opts).await?;
+                if status.pending() > 0 {
+                    let scope = run
+                        .maintenance_scope
+                        .clone()
+                        .or_else(|| args.target.clone())
+                        .unwrap_or_default();
+                    match window::open(run, &scope, &job.label).await {
+                        Ok(w) => {
+                            out.line(&format!(
+                                "opened maintenance window {} on {scope} until {}",
+                                w.id, w.ends_at
+                            ));
+                            report["maintenance_window"] = json!(w.id);
+                            *window = Some(w);
+                        }
+                        Err(e) => {
+                            out.error(&format!(
+                                "cannot open a maintenance window: {e}; nothing ran"
+                            ));
+                            report["result"] = json!("maintenance-failed");
+                            report["error"] = json!(e.to_string());
+                            return Ok(exit::MAINTENANCE);
+                        }
+                    }
+                }
+            }
+            out.begin_run(job);
+            let outcome = runner::run(conn, &job.scripts, opts, run.dry_run, out).await?;
+            out.end_run();
+            if run.dry_run {
+                if outcome.would_apply.is_empty() {
+                    out.line(&format!("{}: up to date; nothing would run", job.label));
+                }
+                for a in &outcome.would_apply {
+                    out.line(&format!(
+                        "{}: would apply V{} {} ({})",
+                        job.label, a.version, a.description, a.script
+                    ));
+                }
+                out.line("dry run: nothing was changed");
+            } else if outcome.applied.is_empty() && outcome.failed.is_none() {
+                out.line(&format!("{}: up to date; nothing to apply", job.label));
+            } else if outcome.failed.is_none() {
+                out.line(&format!(
+                    "{}: applied {} script(s); now at version {}",
+                    job.label,
+                    outcome.applied.len(),
+                    outcome
+                        .applied
+                        .last()
+                        .map(|a| a.version.as_str())
+                        .unwrap_or_default()
+                ));
+            }
+            let code = match &outcome.failed {
+                None => exit::OK,
+                Some(f) => {
+                    out.error(&format!(
+                        "{}: FAILED {} line {}: {}",
+                        job.label, f.script, f.line, f.message
+                    ));
+                    if f.retry {
+                        out.error(&format!(
+                            "{}: nothing of {} was kept and the failure is not recorded: run again once the cause is gone",
+                            job.label, f.script
+                        ));
+                        return finish_run(report, run, &outcome, exit::SCRIPT_FAILED);
+                    }
+                    if f.partial_changes_possible {
+                        out.error(&format!(
+                            "{}: MySQL/MariaDB cannot roll back DDL: statements of {} before line {} may have been applied; check the schema before `dbvigil migrate repair`",
+                            job.label, f.script, f.line
+                        ));
+                    } else {
+                        out.error(&format!(
+                            "{}: {} was rolled back; scripts before it stay applied",
+                            job.label, f.script
+                        ));
+                    }
+                    out.error(&format!(
+                        "{}: the failure is recorded and blocks later runs: fix the script, then run `dbvigil migrate repair` and run again",
+                        job.label
+                    ));
+                    exit::SCRIPT_FAILED
+                }
+            };
+            finish_run(report, run, &outcome, code)
+        }
+    }
+}
+
+fn finish_run(
+    report: &mut Value,
+    run: &RunArgs,
+    outcome: &runner::RunOutcome,
+    code: u8,
+) -> Result<u8, MigrateError> {
+    report["result"] = json!(if code == exit::OK { "ok" } else { "failed" });
+    report["dry_run"] = json!(run.dry_run);
+    report["applied"] = json!(outcome.applied);
+    if run.dry_run {
+        report["would_apply"] = json!(outcome.would_apply);
+    }
+    report["failed"] = json!(outcome.failed);
+    Ok(code)
+}

@@ -1,0 +1,179 @@
+//! Running the exporter: check the flags, load the configuration, listen, and tie the
+//! exporter, the HTTP server and the signals together until shutdown.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{LONG_VERSION, RunArgs, hostname, logging};
+use crate::config::{self, Config, ConfigSource};
+use crate::exporter::{Exporter, Settings};
+use crate::http::{self, WebSettings};
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --web.listen-address {0:?}: write host:port (127.0.0.1:10150) or :port (:10150)")]
+pub struct ListenAddressError(String);
+
+/// Why the exporter stopped or never started serving.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("cannot listen on {addr}: {source}; pass --web.listen-address with a free address")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    LocalAddr(std::io::Error),
+    #[error("{0}")]
+    Start(#[from] crate::exporter::StartError),
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+pub fn parse_listen_address(addr: &str) -> Result<SocketAddr, ListenAddressError> {
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    };
+    full.parse()
+        .map_err(|_| ListenAddressError(addr.to_owned()))
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    logging::init(args.log_level, args.log_format);
+    let addr = match parse_listen_address(&args.listen_address) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
+        tracing::error!(
+            "invalid --web.telemetry-path {:?}: it must start with '/' and not be '/'",
+            args.telemetry_path
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        tracing::error!(
+            "cannot create data directory {}: {e}; pass --data.dir with a writable directory",
+            args.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let source = match &args.config_file {
+        Some(path) => ConfigSource::File(path.clone()),
+        None => ConfigSource::Builtin {
+            data_dir: args.data_dir.clone(),
+        },
+    };
+    let settings = Settings {
+        source,
+        default_instance: args.instance.clone().unwrap_or_else(hostname),
+        data_dir: args.data_dir.clone(),
+        web_config_file: args.web_config_file.clone(),
+    };
+    let config = match settings.source.load(&settings.default_instance) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("invalid configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let web = WebSettings {
+        telemetry_path: args.telemetry_path.clone(),
+    };
+    match runtime.block_on(serve(settings, config, addr, web)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    settings: Settings,
+    config: Config,
+    addr: SocketAddr,
+    web: WebSettings,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let local = listener.local_addr().map_err(ServeError::LocalAddr)?;
+    let exporter = Exporter::start(settings, config)?;
+    announce(&exporter, local, &web);
+    // Read the stored windows before answering: right after a restart the gate and the
+    // API must already know them, or a load balancer would be told "not in maintenance"
+    // until the loop's first read finished. Bounded by the store's own timeout.
+    exporter.maintenance_step().await;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(handle_signals(exporter.clone(), shutdown.clone()));
+    let served = http::serve(exporter.clone(), listener, web, shutdown).await;
+    exporter.shutdown().await;
+    tracing::info!("stopped");
+    served.map_err(ServeError::Http)
+}
+
+fn announce(exporter: &Exporter, local: SocketAddr, web: &WebSettings) {
+    let (settings, config, own) = (exporter.settings(), exporter.config(), exporter.web());
+    let scheme = if own.tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        version = LONG_VERSION,
+        address = %local,
+        tls = own.tls.is_some(),
+        basic_auth = own.basic_auth.is_some(),
+        "listening; metrics at {scheme}://{local}{}", web.telemetry_path
+    );
+    for t in &config.targets {
+        tracing::info!(
+            target = %t.name, kind = t.kind.as_str(), endpoint = %t.describe_endpoint(),
+            interval = %config::format_duration(t.interval), "probing"
+        );
+    }
+    if let ConfigSource::Builtin { .. } = settings.source {
+        tracing::info!(
+            "no --config.file given: probing the embedded SQLite database; to watch your own databases, \
+             write a configuration (see examples/) and run dbvigil --config.file dbvigil.yml"
+        );
+    }
+}
+
+/// SIGHUP reloads the configuration; SIGINT and SIGTERM shut down gracefully.
+async fn handle_signals(exporter: Exporter, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop dbvigil with SIGKILL");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration");
+                let _ = exporter.reload().await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
