@@ -9,6 +9,7 @@
 
 mod common;
 
+use dbvigil::time::Timestamp;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -16,6 +17,11 @@ use common::servers::{MariaDbServer, PgServer};
 use dbvigil::config::{Endpoint, Kind, Secret, Server, Tls, TlsMode};
 use dbvigil::migrate::conn::{Cell, DbConn, Purpose};
 use dbvigil::migrate::history::{LastRun, LockHeld, ToolRead, ToolState, read_all};
+
+/// An instant given in Unix seconds, as the fixtures' comments and the tools write them.
+fn at(seconds: f64) -> Timestamp {
+    Timestamp::from_secs_f64(seconds)
+}
 
 // UTC instants used by every engine (2024-05-01).
 /// 12:00:00.25Z: the last Flyway row.
@@ -215,7 +221,7 @@ fn full_expected(f: Full) -> Vec<ToolRead> {
             applied: Some(2),
             last_run: Some(LastRun {
                 success: false,
-                ended_at: Some(f.flyway_last),
+                ended_at: Some(at(f.flyway_last)),
                 duration_seconds: Some(1.5),
             }),
             failed: true,
@@ -241,7 +247,7 @@ fn full_expected(f: Full) -> Vec<ToolRead> {
             applied: Some(4),
             last_run: Some(LastRun {
                 success: true,
-                ended_at: Some(f.django_last),
+                ended_at: Some(at(f.django_last)),
                 duration_seconds: None,
             }),
             ..blank("django", "django_migrations")
@@ -255,12 +261,12 @@ fn full_expected(f: Full) -> Vec<ToolRead> {
             applied: Some(3),
             last_run: Some(LastRun {
                 success: true,
-                ended_at: Some(LIQUIBASE_LAST),
+                ended_at: Some(at(LIQUIBASE_LAST)),
                 duration_seconds: None,
             }),
             failed: true,
             lock: Some(LockHeld {
-                since: Some(f.liquibase_lock_since),
+                since: Some(at(f.liquibase_lock_since)),
                 holder: "build-7f3c (10.1.2.3)".into(),
             }),
             ..blank("liquibase", f.liquibase_table)
@@ -357,7 +363,7 @@ async fn postgres_reads_every_tool_and_its_lock() {
         flyway_last: FLYWAY_LAST,
         sqlx_last: LastRun {
             success: false,
-            ended_at: Some(SQLX_LAST),
+            ended_at: Some(at(SQLX_LAST)),
             duration_seconds: None,
         },
         django_last: DJANGO_LAST,
@@ -494,7 +500,7 @@ async fn postgres_dbmate_and_a_held_liquibase_lock_alone() {
             }),
             ok(ToolState {
                 lock: Some(LockHeld {
-                    since: Some(LIQUIBASE_LOCKED),
+                    since: Some(at(LIQUIBASE_LOCKED)),
                     holder: "runner-1 (10.0.0.7)".into()
                 }),
                 ..blank("liquibase", "databasechangeloglock")
@@ -640,7 +646,7 @@ async fn mariadb_reads_every_tool_and_its_lock() {
         flyway_last: 1_714_564_800.0,
         sqlx_last: LastRun {
             success: false,
-            ended_at: Some(1_714_556_700.0),
+            ended_at: Some(at(1_714_556_700.0)),
             duration_seconds: None,
         },
         django_last: DJANGO_LAST,
@@ -852,7 +858,7 @@ async fn sqlite_reads_every_tool() {
             flyway_last: FLYWAY_LAST,
             sqlx_last: LastRun {
                 success: true,
-                ended_at: Some(1_714_556_700.0),
+                ended_at: Some(at(1_714_556_700.0)),
                 duration_seconds: Some(1.5),
             },
             django_last: 1_714_550_403.123,
@@ -911,14 +917,14 @@ async fn sqlite_odd_tables_dbmate_and_epoch_numbers() {
                 applied: Some(1),
                 last_run: Some(LastRun {
                     success: true,
-                    ended_at: Some(1_714_550_403.25),
+                    ended_at: Some(at(1_714_550_403.25)),
                     duration_seconds: None,
                 }),
                 ..blank("django", "django_migrations")
             }),
             ok(ToolState {
                 lock: Some(LockHeld {
-                    since: Some(LIQUIBASE_LOCKED),
+                    since: Some(at(LIQUIBASE_LOCKED)),
                     holder: "runner-1 (10.0.0.7)".into()
                 }),
                 ..blank("liquibase", "DATABASECHANGELOGLOCK")

@@ -13,7 +13,6 @@ pub type MigrationScrape = (Arc<TargetConfig>, Option<Arc<MigrationSnapshot>>);
 
 impl Scrape {
     pub(super) fn write_migrations(&self, f: &mut impl Sink) -> std::fmt::Result {
-        let now = self.now.as_secs_f64();
         let ms = &self.migrations;
         f.gauge(
             "dbvigil_migration_read_success",
@@ -26,8 +25,10 @@ impl Scrape {
         f.gauge(
             "dbvigil_migration_last_read_timestamp_seconds",
             "When the target's migration history was last read, successfully or not.",
-            ms.iter()
-                .filter_map(|(t, s)| s.as_ref().map(|s| (labels(t, &[]), s.read_at))),
+            ms.iter().filter_map(|(t, s)| {
+                s.as_ref()
+                    .map(|s| (labels(t, &[]), s.read_at.as_secs_f64()))
+            }),
         )?;
         f.gauge(
             "dbvigil_migration_read_duration_seconds",
@@ -93,7 +94,7 @@ impl Scrape {
                 s.last_run
                     .as_ref()
                     .and_then(|r| r.ended_at)
-                    .map(|e| (tool_labels(t, s), e))
+                    .map(|e| (tool_labels(t, s), e.as_secs_f64()))
             }),
         )?;
         f.gauge(
@@ -123,7 +124,7 @@ impl Scrape {
                 s.lock
                     .as_ref()
                     .and_then(|l| l.since)
-                    .map(|since| (tool_labels(t, s), (now - since).max(0.0)))
+                    .map(|since| (tool_labels(t, s), self.now.since(since).as_secs_f64()))
             }),
         )
     }

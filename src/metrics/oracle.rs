@@ -259,7 +259,7 @@ fn scrape() -> Scrape {
 /// dbvigil's own history (a run holding the lock) and other tools' (a failed run, a version
 /// that needs escaping, a table of another shape).
 fn migrations(targets: &[TargetConfig]) -> Vec<MigrationScrape> {
-    let read_at = 1_796_000_000.25;
+    let read_at = Timestamp::from_millis(1_796_000_000_250);
     let snapshot = |error: Option<&str>, tools, pending, drift| {
         Some(Arc::new(MigrationSnapshot {
             read_at,
@@ -278,7 +278,7 @@ fn migrations(targets: &[TargetConfig]) -> Vec<MigrationScrape> {
         script: format!("V{version}__step.sql"),
         checksum: "c".into(),
         installed_by: "ops".into(),
-        installed_on: Some(read_at - 600.0 + rank as f64),
+        installed_on: Some(read_at - Duration::from_secs(600) + Duration::from_secs(rank as u64)),
         execution_ms: 1_500 * rank,
         success,
     };
@@ -289,7 +289,7 @@ fn migrations(targets: &[TargetConfig]) -> Vec<MigrationScrape> {
             row(3, "2", None),
         ],
         Some(LockHeld {
-            since: Some(read_at - 30.5),
+            since: Some(read_at - Duration::from_millis(30_500)),
             holder: "dbvigil migrate on host".into(),
         }),
     );
@@ -300,7 +300,7 @@ fn migrations(targets: &[TargetConfig]) -> Vec<MigrationScrape> {
         applied: Some(5),
         last_run: Some(LastRun {
             success: false,
-            ended_at: Some(read_at - 3_600.0),
+            ended_at: Some(read_at - Duration::from_secs(3_600)),
             duration_seconds: Some(0.75),
         }),
         failed: true,

@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::conn::{Cell, DbConn, Engine};
 use super::history::LockHeld;
 use super::limits::{self, Bounded, Watchdog};
@@ -15,6 +13,7 @@ use super::script::{Script, Version};
 use super::session::Session;
 use super::split::{self, Dialect, Lexing, SplitError, Statement};
 use crate::config::{Endpoint, Kind, MigrationLimits};
+use crate::time::Timestamp;
 
 /// How often a run waiting for the lock tries again.
 const LOCK_RETRY: Duration = Duration::from_millis(250);
@@ -39,8 +38,7 @@ pub trait Observer {
     fn finished(&mut self, _script: &Script, _execution_ms: i64) {}
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Applied,
     Pending,
@@ -57,20 +55,35 @@ pub enum State {
     OutOfOrder,
 }
 
+impl State {
+    /// The name `info` prints and its JSON report gives.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Applied => "applied",
+            State::Pending => "pending",
+            State::Failed => "failed",
+            State::Interrupted => "interrupted",
+            State::Running => "running",
+            State::Changed => "changed",
+            State::Missing => "missing",
+            State::OutOfOrder => "out-of-order",
+        }
+    }
+}
+
 /// One line of `info`: a version, from the history table, the scripts, or both.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct InfoEntry {
     pub version: String,
     pub description: String,
     pub script: String,
     pub state: State,
-    /// Unix seconds.
-    pub installed_on: Option<f64>,
+    pub installed_on: Option<Timestamp>,
     pub installed_by: Option<String>,
     pub execution_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Status {
     pub entries: Vec<InfoEntry>,
     /// Why a run would be refused, one sentence each, saying what to do.
@@ -88,7 +101,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Applied {
     pub version: String,
     pub description: String,
@@ -96,7 +109,7 @@ pub struct Applied {
     pub execution_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ScriptFailure {
     pub version: String,
     pub script: String,
@@ -111,7 +124,7 @@ pub struct ScriptFailure {
     pub retry: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOutcome {
     pub applied: Vec<Applied>,
     /// `--dry-run`: what would run, in order.
@@ -119,7 +132,7 @@ pub struct RunOutcome {
     pub failed: Option<ScriptFailure>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct RepairOutcome {
     /// Failed or interrupted entries removed, so their scripts run again.
     pub removed: Vec<String>,
@@ -173,11 +186,7 @@ pub enum MigrateError {
 
 fn describe_holder(h: &LockHeld) -> String {
     match h.since {
-        Some(since) => format!(
-            ": {} since {}",
-            h.holder,
-            crate::time::Timestamp::from_secs_f64(since)
-        ),
+        Some(since) => format!(": {} since {}", h.holder, since),
         None => format!(": {}", h.holder),
     }
 }
@@ -252,11 +261,7 @@ pub fn status(
                 Some(_) => State::Applied,
             },
         };
-        let when = || {
-            row.installed_on
-                .map(|t| crate::time::Timestamp::from_secs_f64(t).to_string())
-                .unwrap_or_default()
-        };
+        let when = || row.installed_on.map(|t| t.to_string()).unwrap_or_default();
         let label = || format!("V{} ({})", row.version, row.script);
         match state {
             State::Failed => status.problems.push(format!(
@@ -962,7 +967,7 @@ mod tests {
             script: format!("V{version}__v.sql"),
             checksum: checksum(text),
             installed_by: "me@host".to_owned(),
-            installed_on: Some(1_800_000_000.0),
+            installed_on: Some(Timestamp::from_millis(1_800_000_000_000)),
             execution_ms: 5,
             success,
         }

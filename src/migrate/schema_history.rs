@@ -4,6 +4,7 @@
 
 use super::conn::{Cell, DbConn, Engine, Param};
 use super::history::{self, LockHeld};
+use crate::time::Timestamp;
 
 pub const TABLE: &str = "dbvigil_schema_history";
 
@@ -60,7 +61,7 @@ pub struct Row {
     pub checksum: String,
     pub installed_by: String,
     /// Unix seconds: when the script finished (when it started, while `success` is NULL).
-    pub installed_on: Option<f64>,
+    pub installed_on: Option<Timestamp>,
     pub execution_ms: i64,
     /// NULL while a MySQL/MariaDB script runs, and after a run died in one.
     pub success: Option<bool>,
@@ -177,7 +178,7 @@ pub async fn rows(conn: &mut DbConn, home: &Home) -> Result<Vec<Row>, sqlx::Erro
                 script: text(3),
                 checksum: text(4),
                 installed_by: text(5),
-                installed_on: r.get(6).and_then(Cell::float),
+                installed_on: r.get(6).and_then(Cell::float).map(Timestamp::from_secs_f64),
                 execution_ms: r.get(7).and_then(Cell::int).unwrap_or_default(),
                 success: r.get(8).and_then(Cell::bool),
             }
@@ -366,7 +367,9 @@ pub async fn holder(conn: &mut DbConn, home: &Home) -> Result<Option<LockHeld>, 
                     epoch(Engine::MySql),
                     home.table
                 );
-                first(&conn.fetch(&sql).await?).and_then(Cell::float)
+                first(&conn.fetch(&sql).await?)
+                    .and_then(Cell::float)
+                    .map(Timestamp::from_secs_f64)
             } else {
                 None
             };

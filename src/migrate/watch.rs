@@ -10,12 +10,13 @@ use super::runner::{self, Options, State};
 use super::schema_history::{self, Row};
 use super::script::{self, Script, ScriptError, Version};
 use crate::config::{MigrationsConfig, TargetConfig};
+use crate::time::Timestamp;
 
 /// One read of a target's migration history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationSnapshot {
     /// Unix seconds.
-    pub read_at: f64,
+    pub read_at: Timestamp,
     pub duration: Duration,
     /// The database could not be read at all (no connection, timeout, catalog error).
     pub error: Option<String>,
@@ -50,7 +51,7 @@ pub async fn read(target: &TargetConfig, config: &MigrationsConfig) -> Migration
         tokio::time::timeout(config.timeout, read_tables(target, scripts.as_deref())).await;
     let secrets = target.secrets();
     let mut snapshot = MigrationSnapshot {
-        read_at: crate::time::Timestamp::now().as_secs_f64(),
+        read_at: Timestamp::now(),
         duration: started.elapsed(),
         error: None,
         tools: Vec::new(),

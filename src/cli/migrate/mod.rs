@@ -7,6 +7,7 @@ mod connect;
 mod exit;
 mod jobs;
 mod printer;
+mod report;
 mod run_job;
 mod window;
 

@@ -93,18 +93,12 @@ impl Printer {
             "version", "state", "installed on", "time"
         )?;
         for e in &status.entries {
-            let state = serde_json::to_value(e.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
             writeln!(
                 out,
                 "  {:<12} {:<12} {:<25} {:>9}  {}",
                 e.version,
-                state,
-                e.installed_on
-                    .map(|t| crate::time::Timestamp::from_secs_f64(t).to_string())
-                    .unwrap_or_default(),
+                e.state.as_str(),
+                e.installed_on.map(|t| t.to_string()).unwrap_or_default(),
                 e.execution_ms
                     .map(|ms| format!("{ms} ms"))
                     .unwrap_or_default(),

@@ -11,6 +11,7 @@ use super::exit;
 use super::installed_by;
 use super::jobs::Job;
 use super::printer::Printer;
+use super::report;
 use super::window::{self, Window};
 use crate::config::MigrationLimits;
 use crate::migrate::conn::DbConn;
@@ -84,7 +85,7 @@ async fn command(
             let status = runner::info(conn, &job.scripts, opts).await?;
             out.status(&job.label, &status);
             report["result"] = json!("ok");
-            report["status"] = json!(status);
+            report["status"] = report::status(&status);
             Ok(exit::OK)
         }
         MigrateCommand::Validate => {
@@ -100,7 +101,7 @@ async fn command(
                 status.pending()
             ));
             report["result"] = json!("ok");
-            report["status"] = json!(status);
+            report["status"] = report::status(&status);
             Ok(exit::OK)
         }
         MigrateCommand::Repair => {
@@ -118,7 +119,7 @@ async fn command(
                 out.line(&format!("{}: accepted the edited script of {r}", job.label));
             }
             report["result"] = json!("ok");
-            report["repair"] = json!(outcome);
+            report["repair"] = report::repair(&outcome);
             Ok(exit::OK)
         }
         MigrateCommand::Run(run) => {
@@ -223,10 +224,10 @@ fn finish_run(
 ) -> Result<u8, MigrateError> {
     report["result"] = json!(if code == exit::OK { "ok" } else { "failed" });
     report["dry_run"] = json!(run.dry_run);
-    report["applied"] = json!(outcome.applied);
+    report["applied"] = report::applied(&outcome.applied);
     if run.dry_run {
-        report["would_apply"] = json!(outcome.would_apply);
+        report["would_apply"] = report::applied(&outcome.would_apply);
     }
-    report["failed"] = json!(outcome.failed);
+    report["failed"] = report::failure(outcome.failed.as_ref());
     Ok(code)
 }

@@ -2,7 +2,7 @@
 
 use super::catalog::{Found, ReadFuture};
 use super::sql::{Naive, Sql};
-use super::table::{Table, count, seconds_us, text};
+use super::table::{Table, count, text, timestamp_us};
 use super::{HistoryError, LastRun, Reading, ToolState};
 use crate::migrate::conn::DbConn;
 
@@ -57,7 +57,7 @@ async fn read_table(conn: &mut DbConn, name: &str) -> Result<ToolState, HistoryE
         applied: Some(rows),
         last_run: (rows > 0).then(|| LastRun {
             success: true,
-            ended_at: seconds_us(&agg, 1),
+            ended_at: timestamp_us(&agg, 1),
             duration_seconds: None,
         }),
         failed: false,

@@ -2,7 +2,7 @@
 
 use super::catalog::{Found, ReadFuture};
 use super::sql::{Naive, Sql};
-use super::table::{Table, count, seconds_us, text};
+use super::table::{Table, count, text, timestamp_us};
 use super::{HistoryError, LastRun, LockHeld, Reading, ToolState};
 use crate::migrate::conn::DbConn;
 
@@ -75,7 +75,7 @@ async fn read_tables(
         state.failed = count(&agg, 1) > 0;
         state.last_run = latest.as_ref().map(|r| LastRun {
             success: text(r, 1).as_deref() != Some("FAILED"),
-            ended_at: seconds_us(&agg, 2),
+            ended_at: timestamp_us(&agg, 2),
             duration_seconds: None,
         });
     }
@@ -96,7 +96,7 @@ async fn read_tables(
             )
             .await?;
         state.lock = row.map(|r| LockHeld {
-            since: seconds_us(&r, 0),
+            since: timestamp_us(&r, 0),
             holder: text(&r, 1).unwrap_or_default(),
         });
     }

@@ -5,6 +5,7 @@ use super::HistoryError;
 use super::LockHeld;
 use super::table::text;
 use crate::migrate::conn::{DbConn, Engine};
+use crate::time::Timestamp;
 
 pub(super) async fn current_database(conn: &mut DbConn) -> Result<String, HistoryError> {
     let sql = match conn.engine() {
@@ -52,7 +53,9 @@ pub(in crate::migrate) async fn pg_advisory_holder(
             holder.push_str(&format!(", from {from}"));
         }
         LockHeld {
-            since: text(r, 4).and_then(|t| t.parse().ok()),
+            since: text(r, 4)
+                .and_then(|t| t.parse().ok())
+                .map(Timestamp::from_secs_f64),
             holder,
         }
     }))

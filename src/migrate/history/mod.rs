@@ -33,6 +33,7 @@ mod sqlx_migrate;
 mod table;
 
 use crate::migrate::conn::DbConn;
+use crate::time::Timestamp;
 
 use error::HistoryError;
 pub(in crate::migrate) use locks::{mysql_lock_holder, pg_advisory_holder};
@@ -58,15 +59,14 @@ pub struct ToolState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastRun {
     pub success: bool,
-    /// Unix seconds.
-    pub ended_at: Option<f64>,
+    pub ended_at: Option<Timestamp>,
     pub duration_seconds: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LockHeld {
-    /// Unix seconds, when the tool records it.
-    pub since: Option<f64>,
+    /// When the tool records it.
+    pub since: Option<Timestamp>,
     pub holder: String,
 }
 

@@ -3,7 +3,7 @@
 use super::catalog::{Found, ReadFuture};
 use super::locks::{crc32, current_database, mysql_lock_holder, pg_advisory_holder};
 use super::sql::{Naive, Sql};
-use super::table::{Table, count, flag, int, seconds_us, text};
+use super::table::{Table, count, flag, int, text, timestamp_us};
 use super::{HistoryError, LastRun, Reading, ToolState};
 use crate::migrate::conn::{DbConn, Engine};
 
@@ -81,7 +81,7 @@ async fn read_table(conn: &mut DbConn, name: &str) -> Result<ToolState, HistoryE
         applied: Some(count(&agg, 0)),
         last_run: last.map(|r| LastRun {
             success: flag(&r, 0).unwrap_or(false),
-            ended_at: seconds_us(&r, 1),
+            ended_at: timestamp_us(&r, 1),
             duration_seconds: int(&r, 2).filter(|ns| *ns >= 0).map(|ns| ns as f64 / 1e9),
         }),
         failed: count(&agg, 1) > 0,

@@ -4,6 +4,7 @@
 use super::HistoryError;
 use super::sql::Sql;
 use crate::migrate::conn::{Cell, DbConn, Engine};
+use crate::time::Timestamp;
 
 /// A history table as the catalog describes it.
 pub(super) struct Table {
@@ -162,6 +163,6 @@ pub(super) fn flag(row: &[Cell], i: usize) -> Option<bool> {
 }
 
 /// Seconds from integer microseconds.
-pub(super) fn seconds_us(row: &[Cell], i: usize) -> Option<f64> {
-    int(row, i).map(|us| us as f64 / 1e6)
+pub(super) fn timestamp_us(row: &[Cell], i: usize) -> Option<Timestamp> {
+    int(row, i).map(Timestamp::from_micros)
 }
