@@ -389,7 +389,7 @@ async fn postgres_reads_every_tool_and_its_lock() {
     )
     .await;
     let held = LockHeld {
-        since: Some(started.parse().unwrap()),
+        since: Some(at(started.parse().unwrap())),
         holder: format!(
             "PostgreSQL backend {pid}, user probe, application \"dbvigil migrate\", from 127.0.0.1"
         ),
