@@ -22,10 +22,7 @@ const SQLITE_PROGRESS_STEPS: i32 = 10_000;
 
 /// `30s`, `10m`, or `none`, as the user would write it back.
 pub fn describe(limit: Option<Duration>) -> String {
-    limit.map_or_else(
-        || "none".to_owned(),
-        |d| humantime::format_duration(d).to_string(),
-    )
+    limit.map_or_else(|| "none".to_owned(), crate::config::format_duration)
 }
 
 /// Sets the lock-wait limit on the session.
