@@ -281,7 +281,7 @@ impl Maintenance {
             Some(t) if t < now - Duration::from_secs(60) => {
                 return Err(invalid(
                     "starts_at",
-                    format!("{} is in the past: leave it out to start now", t),
+                    format!("{t} is in the past: leave it out to start now"),
                 ));
             }
             Some(t) => t.max(now),
@@ -307,7 +307,7 @@ impl Maintenance {
             Length::Until(t) if t <= start => {
                 return Err(invalid(
                     "ends_at",
-                    format!("{} is not after the start ({})", t, start),
+                    format!("{t} is not after the start ({start})"),
                 ));
             }
             Length::Until(t) if t.since(start) > max => {
