@@ -85,6 +85,36 @@ impl Episode {
     }
 }
 
+/// The periods during which one thing held (a check failing, the database read-only), each
+/// from the first probe that saw it to the first that did not: no failure threshold, so a
+/// period is within one probe interval of the truth at either end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Periods {
+    /// The period in progress, since the first probe that saw it.
+    pub since: Option<Timestamp>,
+    /// Periods started.
+    pub started: u64,
+    /// The duration of the last finished period.
+    pub last: Option<Duration>,
+}
+
+impl Periods {
+    /// One probe's verdict at `at`: `holds` starts a period, its absence ends one.
+    fn observe(&mut self, holds: bool, at: Timestamp) {
+        match (holds, self.since) {
+            (true, None) => {
+                self.since = Some(at);
+                self.started += 1;
+            }
+            (false, Some(since)) => {
+                self.last = Some(at.since(since));
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LastProbe {
     pub at: Timestamp,
@@ -116,6 +146,12 @@ pub struct TargetStats {
     pub replication_lag: Option<Duration>,
     pub identity: Option<Identity>,
     pub identity_changes: u64,
+    /// Per configured check, in the target's order: the periods it failed, so that write
+    /// downtime and read downtime are separate numbers.
+    pub check_downtime: Vec<(Check, Periods)>,
+    /// The periods the database said it was read-only; a probe that could not tell
+    /// changes nothing.
+    pub read_only_periods: Periods,
     /// Debounced by the failure threshold; `None` until the first probe.
     pub up: Option<bool>,
     pub consecutive_failures: u32,
@@ -138,6 +174,11 @@ pub struct TargetStats {
 
 impl TargetStats {
     pub fn new(target: Arc<TargetConfig>) -> Self {
+        let check_downtime = target
+            .checks
+            .iter()
+            .map(|&c| (c, Periods::default()))
+            .collect();
         TargetStats {
             target,
             probes: 0,
@@ -152,6 +193,8 @@ impl TargetStats {
             replication_lag: None,
             identity: None,
             identity_changes: 0,
+            check_downtime,
+            read_only_periods: Periods::default(),
             up: None,
             consecutive_failures: 0,
             pending: None,
@@ -230,6 +273,12 @@ impl TargetStats {
         }
 
         let check_results: Vec<(Check, bool)> = report.check_results(checks).collect();
+        for ((_, periods), (_, ok)) in self.check_downtime.iter_mut().zip(&check_results) {
+            periods.observe(!ok, report.started_at);
+        }
+        if let Some(read_only) = report.read_only {
+            self.read_only_periods.observe(read_only, report.started_at);
+        }
         // Up means doing what the role needs: a standby found read-only need not write.
         let required = target.required_checks(report.read_only);
         let failure = report.failure(&required).cloned().or_else(|| {
@@ -424,5 +473,76 @@ mod tests {
         }
         assert_eq!(s.episodes.len(), EPISODES_KEPT);
         assert_eq!(s.outages, EPISODES_KEPT as u64 + 10);
+    }
+
+    #[test]
+    fn each_check_and_the_read_only_state_keep_their_own_periods() {
+        // A switchover as the probes see it: the old server turns read-only (writes fail,
+        // reads work), then nobody answers, then the new server takes reads and writes.
+        let mut s = stats(1);
+        let mut target = (*s.target).clone();
+        target.checks = vec![Check::Connect, Check::Read, Check::Write];
+        s = TargetStats::new(Arc::new(target));
+        let ok = |phase| PhaseOutcome {
+            phase,
+            duration: Duration::from_millis(1),
+            result: Ok(()),
+        };
+        let probe = |at: i64, phases: Vec<PhaseOutcome>, read_only: Option<bool>| ProbeReport {
+            started_at: Timestamp::from_millis(at),
+            duration: Duration::from_millis(2),
+            phases,
+            read_only,
+            replication_lag: None,
+            maintenance_flag: None,
+            identity: None,
+        };
+        let read_only_write = || PhaseOutcome {
+            phase: Phase::Write,
+            duration: Duration::from_millis(1),
+            result: Err(Failure::new(Reason::ReadOnly, "read-only")),
+        };
+        let refused = || PhaseOutcome {
+            phase: Phase::Connect,
+            duration: Duration::from_millis(1),
+            result: Err(Failure::new(Reason::Refused, "refused")),
+        };
+        let all = || vec![ok(Phase::Connect), ok(Phase::Read), ok(Phase::Write)];
+        s.record(&probe(0, all(), Some(false)));
+        s.record(&probe(
+            1_000,
+            vec![ok(Phase::Connect), ok(Phase::Read), read_only_write()],
+            Some(true),
+        ));
+        s.record(&probe(
+            2_000,
+            vec![ok(Phase::Connect), ok(Phase::Read), read_only_write()],
+            Some(true),
+        ));
+        s.record(&probe(3_000, vec![refused()], None));
+        assert_eq!(
+            s.check_downtime[2].1.since,
+            Some(Timestamp::from_millis(1_000)),
+            "writes have been down since the server turned read-only"
+        );
+        s.record(&probe(4_000, all(), Some(false)));
+
+        let last = |check: Check| {
+            let (_, p) = s.check_downtime.iter().find(|(c, _)| *c == check).unwrap();
+            (p.started, p.last, p.since)
+        };
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(last(Check::Write), (1, secs(3), None), "write: 1 s to 4 s");
+        assert_eq!(last(Check::Read), (1, secs(1), None), "read: 3 s to 4 s");
+        assert_eq!(
+            last(Check::Connect),
+            (1, secs(1), None),
+            "connect: 3 s to 4 s"
+        );
+        assert_eq!(
+            (s.read_only_periods.started, s.read_only_periods.last),
+            (1, secs(3)),
+            "read-only from 1 s; the probe at 3 s could not tell, so it ended at 4 s"
+        );
     }
 }

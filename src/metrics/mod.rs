@@ -421,6 +421,42 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         "Outage episodes started: from the first failed probe (once failure_threshold is reached) to the first successful one.",
         ts.iter().map(|s| (labels(&s.target, &[]), s.outages)),
     )?;
+    f.counter(
+        "dbvigil_check_outages",
+        "Periods each configured check failed, started: from the first probe where it failed to the first where it succeeded, with no failure_threshold, so write and read downtime are told apart.",
+        ts.iter().flat_map(|s| {
+            s.check_downtime.iter().map(move |(c, p)| {
+                (labels(&s.target, &[(Label::Check, c.as_str())]), p.started)
+            })
+        }),
+    )?;
+    f.gauge(
+        "dbvigil_check_last_outage_duration_seconds",
+        "Duration of each check's last finished failure period; 0 if there was none.",
+        ts.iter().flat_map(|s| {
+            s.check_downtime.iter().map(move |(c, p)| {
+                (
+                    labels(&s.target, &[(Label::Check, c.as_str())]),
+                    p.last.map_or(0.0, |d| d.as_secs_f64()),
+                )
+            })
+        }),
+    )?;
+    f.counter(
+        "dbvigil_read_only_periods",
+        "Periods the database said it was read-only, started: from the first probe that found it read-only to the first that found it writable.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.read_only_periods.started)),
+    )?;
+    f.gauge(
+        "dbvigil_last_read_only_duration_seconds",
+        "Duration of the last finished read-only period; 0 if there was none.",
+        ts.iter().map(|s| {
+            (
+                labels(&s.target, &[]),
+                s.read_only_periods.last.map_or(0.0, |d| d.as_secs_f64()),
+            )
+        }),
+    )?;
     f.histogram(
         "dbvigil_outage_duration_seconds",
         "Durations of finished outage episodes.",
