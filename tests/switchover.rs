@@ -110,6 +110,19 @@ async fn blue_green(engine: Engine) {
         (read_only - truth_write).abs() <= MARGIN,
         "read-only for {read_only} s, the test made {truth_write:.2} s"
     );
+    // The API tells the same periods.
+    let api = e.target_json("app").await;
+    assert_eq!(
+        api["check_failures"]["write"]["last_duration_seconds"].as_f64(),
+        Some(write),
+        "{api:#}"
+    );
+    assert_eq!(api["check_failures"]["write"]["periods"], 1, "{api:#}");
+    assert_eq!(
+        api["read_only_periods"]["last_duration_seconds"].as_f64(),
+        Some(read_only),
+        "{api:#}"
+    );
     assert_eq!(
         m.value("dbvigil_identity_changes_total", &[("target", "app")]),
         1.0,

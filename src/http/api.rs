@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::config::{Endpoint, TargetConfig};
 use crate::groups::GroupState;
-use crate::state::{Episode, TargetStats};
+use crate::state::{Episode, Periods, TargetStats};
 use crate::time::Timestamp;
 
 fn episode(e: &Episode, now: Timestamp) -> Value {
@@ -23,6 +23,14 @@ fn episode(e: &Episode, now: Timestamp) -> Value {
         "reason": e.reason.as_str(),
         "message": e.message,
         "failed_checks": e.failed_checks.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+fn periods(p: &Periods) -> Value {
+    json!({
+        "since": p.since.map(|t| t.to_string()),
+        "periods": p.started,
+        "last_duration_seconds": p.last.map(|d| d.as_secs_f64()),
     })
 }
 
@@ -46,6 +54,10 @@ fn target(s: &TargetStats, now: Timestamp) -> Value {
         "replication_lag_seconds": s.replication_lag.map(|d| d.as_secs_f64()),
         "identity": s.identity.as_ref().map(|i| json!({"key": i.key, "version": i.version})),
         "identity_changes": s.identity_changes,
+        "check_failures": s.check_downtime.iter()
+            .map(|(c, p)| (c.as_str().to_owned(), periods(p)))
+            .collect::<serde_json::Map<_, _>>(),
+        "read_only_periods": periods(&s.read_only_periods),
         "probes": s.probes,
         "consecutive_failures": s.consecutive_failures,
         "last_success_at": s.last_success_at.map(|t| t.to_string()),
