@@ -181,6 +181,10 @@ impl TargetRunner {
                     target = %target, from = %from.key, to = %to.key, version = %to.version,
                     "server identity changed (switchover or failover)"
                 ),
+                Transition::WritesLost(lost) => tracing::error!(
+                    target = %target, writes = lost.writes, span_seconds = lost.span.as_secs_f64(),
+                    "acknowledged writes lost: the database came back without heartbeats it had confirmed (failover to a lagging standby, restore or rollback)"
+                ),
             }
         }
         let required = self.stats.target.required_checks(report.read_only);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::time::Timestamp;
 
 use crate::config::{Check, TargetConfig};
-use crate::probe::{Failure, Identity, Phase, ProbeReport, Reason};
+use crate::probe::{Failure, Identity, LostWrites, Phase, ProbeReport, Reason};
 
 /// Closed outage episodes kept per target for the API.
 pub const EPISODES_KEPT: usize = 50;
@@ -76,6 +76,8 @@ pub struct Episode {
     pub reason: Reason,
     pub message: String,
     pub failed_checks: Vec<Check>,
+    /// Acknowledged writes the database no longer held when it came back.
+    pub lost_writes: Option<LostWrites>,
 }
 
 impl Episode {
@@ -130,6 +132,7 @@ pub enum Transition {
     Down { reason: Reason, message: String },
     Up { outage: Duration },
     IdentityChanged { from: Identity, to: Identity },
+    WritesLost(LostWrites),
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +149,10 @@ pub struct TargetStats {
     pub replication_lag: Option<Duration>,
     pub identity: Option<Identity>,
     pub identity_changes: u64,
+    /// Acknowledged heartbeats that a later read no longer found, summed.
+    pub writes_lost: u64,
+    /// The last such loss.
+    pub last_write_loss: Option<LostWrites>,
     /// Per configured check, in the target's order: the periods it failed, so that write
     /// downtime and read downtime are separate numbers.
     pub check_downtime: Vec<(Check, Periods)>,
@@ -193,6 +200,8 @@ impl TargetStats {
             replication_lag: None,
             identity: None,
             identity_changes: 0,
+            writes_lost: 0,
+            last_write_loss: None,
             check_downtime,
             read_only_periods: Periods::default(),
             up: None,
@@ -272,6 +281,15 @@ impl TargetStats {
             self.identity = Some(new.clone());
         }
 
+        if let Some(lost) = report.lost_writes {
+            self.writes_lost += lost.writes;
+            self.last_write_loss = Some(lost);
+            // The outage the database came back from is where the loss belongs.
+            if let Some(e) = self.current_outage.as_mut().or(self.pending.as_mut()) {
+                e.lost_writes = Some(lost);
+            }
+            transitions.push(Transition::WritesLost(lost));
+        }
         let check_results: Vec<(Check, bool)> = report.check_results(checks).collect();
         for ((_, periods), (_, ok)) in self.check_downtime.iter_mut().zip(&check_results) {
             periods.observe(!ok, report.started_at);
@@ -331,6 +349,7 @@ impl TargetStats {
                         .filter(|(_, ok)| !ok)
                         .map(|(c, _)| *c)
                         .collect(),
+                    lost_writes: None,
                 });
                 if self.consecutive_failures >= self.target.failure_threshold
                     && self.current_outage.is_none()
@@ -384,6 +403,7 @@ mod tests {
             read_only: None,
             replication_lag: None,
             maintenance_flag: None,
+            lost_writes: None,
             identity: failure.is_none().then(|| Identity {
                 key: identity.into(),
                 version: "v".into(),
@@ -495,6 +515,7 @@ mod tests {
             read_only,
             replication_lag: None,
             maintenance_flag: None,
+            lost_writes: None,
             identity: None,
         };
         let read_only_write = || PhaseOutcome {
@@ -544,5 +565,29 @@ mod tests {
             (1, secs(3)),
             "read-only from 1 s; the probe at 3 s could not tell, so it ended at 4 s"
         );
+    }
+
+    #[test]
+    fn a_loss_is_counted_and_kept_with_the_outage_it_came_back_from() {
+        let mut s = stats(1);
+        s.record(&report(0, None, "blue"));
+        s.record(&report(100, Some(Reason::Refused), ""));
+        let lost = LostWrites {
+            writes: 4,
+            span: Duration::from_millis(800),
+        };
+        let back = ProbeReport {
+            lost_writes: Some(lost),
+            ..report(200, None, "green")
+        };
+        let transitions = s.record(&back);
+        assert!(
+            transitions.contains(&Transition::WritesLost(lost)),
+            "{transitions:?}"
+        );
+        assert_eq!((s.writes_lost, s.last_write_loss), (4, Some(lost)));
+        assert_eq!(s.episodes.back().unwrap().lost_writes, Some(lost));
+        s.record(&report(300, None, "green"));
+        assert_eq!(s.writes_lost, 4, "a loss is told once");
     }
 }

@@ -1,7 +1,13 @@
-//! A blue/green switchover as a managed database performs it, on real servers: blue turns
-//! read-only (writes fail, reads work), then nobody answers, then green takes reads and
-//! writes behind the same address. Write downtime and read downtime must come out as
-//! separate numbers, each within an interval or so of what the test itself did.
+//! Switchovers as the probes see them, on real servers.
+//!
+//! A blue/green switchover as a managed database performs it: blue turns read-only (writes
+//! fail, reads work), then nobody answers, then green takes reads and writes behind the
+//! same address. Write downtime and read downtime must come out as separate numbers, each
+//! within an interval or so of what the test itself did.
+//!
+//! A database that comes back older than the writes it acknowledged (here: restored from a
+//! snapshot while unreachable) must be reported as exactly the heartbeats it lost, and a
+//! restart of dbvigil itself never as a loss.
 
 mod common;
 
@@ -129,6 +135,110 @@ async fn blue_green(engine: Engine) {
         "one switch from blue to green"
     );
     e.stop().await;
+}
+
+/// The heartbeat row of target `app`: (seq, beat_at_ms), from `table`.
+fn beat(db: &Db, table: &str) -> Option<(i64, i64)> {
+    let out = block(|| {
+        db.sql(&format!(
+            "SELECT seq, beat_at_ms FROM {table} WHERE target = 'app';"
+        ))
+    });
+    let line = out.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut cells = line.split(['|', '\t']).map(|c| c.trim().parse::<i64>());
+    Some((cells.next()?.ok()?, cells.next()?.ok()?))
+}
+
+async fn restored_older_than_acknowledged(engine: Engine) {
+    let Some(db) = Db::start(engine) else { return };
+    let fwd = Forwarder::start(db.port()).await;
+    let dir = tempdir();
+    let app = target("app", &db, "250ms", "").replace(
+        &format!("port: {}\n", db.port()),
+        &format!("port: {}\n", fwd.port),
+    );
+    let yaml = config(&[app]);
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "app", 1.0).await;
+    let live = "dbvigil_heartbeat";
+    eventually(WAIT, "a few heartbeats written", || async {
+        beat(&db, live).filter(|(seq, _)| *seq >= 3)
+    })
+    .await;
+    block(|| db.sql("CREATE TABLE heartbeat_snapshot AS SELECT * FROM dbvigil_heartbeat;"));
+    let (kept_seq, kept_at) = beat(&db, "heartbeat_snapshot").expect("the snapshot holds the row");
+    eventually(
+        WAIT,
+        "more heartbeats acknowledged after the snapshot",
+        || async { beat(&db, live).filter(|(seq, _)| *seq >= kept_seq + 4) },
+    )
+    .await;
+
+    // Unreachable, so no write is in flight; then the database goes back to the snapshot.
+    fwd.switch(None);
+    wait_up(&e, "app", 0.0).await;
+    let (acked_seq, acked_at) = beat(&db, live).unwrap();
+    block(|| {
+        db.sql(
+            "DELETE FROM dbvigil_heartbeat; \
+             INSERT INTO dbvigil_heartbeat SELECT * FROM heartbeat_snapshot;",
+        )
+    });
+    fwd.switch(Some(db.port()));
+    wait_up(&e, "app", 1.0).await;
+
+    let m = e.metrics().await;
+    let lost = (acked_seq - kept_seq) as f64;
+    assert_eq!(
+        m.value("dbvigil_writes_lost_total", &[("target", "app")]),
+        lost,
+        "heartbeats {kept_seq} to {acked_seq} were acknowledged, then gone"
+    );
+    let span = m.value("dbvigil_last_write_loss_seconds", &[("target", "app")]);
+    assert!(
+        (span - (acked_at - kept_at) as f64 / 1000.0).abs() < 1e-6,
+        "the loss spans from the surviving heartbeat to the last acknowledged one: {span} s"
+    );
+    let api = e.target_json("app").await;
+    let episode = &api["episodes"][0];
+    assert_eq!(
+        episode["lost_writes"]["writes"],
+        acked_seq - kept_seq,
+        "{api:#}"
+    );
+
+    // A restart of dbvigil starts without an acknowledged heartbeat: what it reads first
+    // is its own last row, never a loss.
+    e.stop().await;
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "app", 1.0).await;
+    eventually(
+        WAIT,
+        "the restarted exporter wrote and read back a few heartbeats",
+        || async {
+            let m = e.metrics().await;
+            (m.value("dbvigil_probes_total", &[("target", "app")]) >= 4.0).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        e.metrics()
+            .await
+            .value("dbvigil_writes_lost_total", &[("target", "app")]),
+        0.0,
+        "a restart of dbvigil is no loss"
+    );
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restored_database_reports_the_acknowledged_writes_it_lost() {
+    restored_older_than_acknowledged(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restored_database_reports_the_acknowledged_writes_it_lost() {
+    restored_older_than_acknowledged(Engine::MariaDb).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

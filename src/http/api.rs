@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::config::{Endpoint, TargetConfig};
 use crate::groups::GroupState;
+use crate::probe::LostWrites;
 use crate::state::{Episode, Periods, TargetStats};
 use crate::time::Timestamp;
 
@@ -23,7 +24,12 @@ fn episode(e: &Episode, now: Timestamp) -> Value {
         "reason": e.reason.as_str(),
         "message": e.message,
         "failed_checks": e.failed_checks.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "lost_writes": e.lost_writes.map(lost),
     })
+}
+
+fn lost(l: LostWrites) -> Value {
+    json!({ "writes": l.writes, "span_seconds": l.span.as_secs_f64() })
 }
 
 fn periods(p: &Periods) -> Value {
@@ -58,6 +64,8 @@ fn target(s: &TargetStats, now: Timestamp) -> Value {
             .map(|(c, p)| (c.as_str().to_owned(), periods(p)))
             .collect::<serde_json::Map<_, _>>(),
         "read_only_periods": periods(&s.read_only_periods),
+        "writes_lost": s.writes_lost,
+        "last_write_loss": s.last_write_loss.map(lost),
         "probes": s.probes,
         "consecutive_failures": s.consecutive_failures,
         "last_success_at": s.last_success_at.map(|t| t.to_string()),

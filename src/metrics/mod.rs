@@ -422,6 +422,21 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         ts.iter().map(|s| (labels(&s.target, &[]), s.outages)),
     )?;
     f.counter(
+        "dbvigil_writes_lost",
+        "Acknowledged heartbeat writes that a later read no longer found: a failover to a standby that had not received them, a restore, a rollback. A lower bound of what applications lost.",
+        ts.iter().map(|s| (labels(&s.target, &[]), s.writes_lost)),
+    )?;
+    f.gauge(
+        "dbvigil_last_write_loss_seconds",
+        "Time the last loss of acknowledged writes spans: from the surviving heartbeat to the last acknowledged one; 0 if none.",
+        ts.iter().map(|s| {
+            (
+                labels(&s.target, &[]),
+                s.last_write_loss.map_or(0.0, |l| l.span.as_secs_f64()),
+            )
+        }),
+    )?;
+    f.counter(
         "dbvigil_check_outages",
         "Periods each configured check failed, started: from the first probe where it failed to the first where it succeeded, with no failure_threshold, so write and read downtime are told apart.",
         ts.iter().flat_map(|s| {

@@ -178,6 +178,11 @@ fn scrape() -> Scrape {
                     .contains("replica")
                     .then_some(Duration::from_millis(1500)),
                 maintenance_flag: None,
+                // One target came back without writes it had confirmed.
+                lost_writes: (i == 0).then_some(crate::probe::LostWrites {
+                    writes: 7,
+                    span: Duration::from_millis(1_750),
+                }),
             };
             stats.record(&ok);
             if i % 2 == 1 {
@@ -406,6 +411,7 @@ fn the_writer_matches_prometheus_client_for_one_probe() {
         }),
         replication_lag: None,
         maintenance_flag: None,
+        lost_writes: None,
     };
     let expected = {
         let (t, report) = (t.clone(), report.clone());

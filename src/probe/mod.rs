@@ -244,6 +244,32 @@ pub struct ProbeReport {
     /// The application's maintenance flag (`maintenance_query`); `None` when not
     /// configured or the probe ended before it could ask.
     pub maintenance_flag: Option<Result<bool, Failure>>,
+    /// Heartbeats the database acknowledged that this probe's read no longer found.
+    pub lost_writes: Option<LostWrites>,
+}
+
+/// Acknowledged writes a database no longer holds: a failover to a standby that had not
+/// received them, a restore, a rollback. Counted at heartbeat granularity, so a lower bound
+/// of what applications lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostWrites {
+    /// Heartbeats acknowledged after the one that survived.
+    pub writes: u64,
+    /// From the surviving heartbeat to the last acknowledged one.
+    pub span: Duration,
+}
+
+impl LostWrites {
+    /// What reading `found` tells, when `acknowledged` was the last write the database
+    /// confirmed: a row older than that lost the writes in between. A missing row says
+    /// nothing: a new server, or a table someone dropped, has no history to compare.
+    pub fn between(acknowledged: Beat, found: Option<Beat>) -> Option<LostWrites> {
+        let found = found?;
+        (found.seq < acknowledged.seq).then(|| LostWrites {
+            writes: (acknowledged.seq - found.seq) as u64,
+            span: acknowledged.at.since(found.at),
+        })
+    }
 }
 
 impl ProbeReport {
@@ -391,6 +417,7 @@ impl PhaseRunner {
             identity,
             replication_lag: None,
             maintenance_flag: None,
+            lost_writes: None,
         }
     }
 }
@@ -601,5 +628,28 @@ mod tests {
             msg,
             "login postgres://u:<redacted>@db failed for <redacted>"
         );
+    }
+
+    #[test]
+    fn an_older_heartbeat_than_the_acknowledged_one_is_a_loss() {
+        let beat = |seq, ms| Beat {
+            seq,
+            at: Timestamp::from_millis(ms),
+        };
+        let acknowledged = beat(12, 5_000);
+        assert_eq!(
+            LostWrites::between(acknowledged, Some(beat(9, 3_500))),
+            Some(LostWrites {
+                writes: 3,
+                span: Duration::from_millis(1_500)
+            })
+        );
+        assert_eq!(LostWrites::between(acknowledged, Some(acknowledged)), None);
+        assert_eq!(
+            LostWrites::between(acknowledged, Some(beat(40, 1_000))),
+            None,
+            "a newer row is no loss"
+        );
+        assert_eq!(LostWrites::between(acknowledged, None), None);
     }
 }

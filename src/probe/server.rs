@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, ProbeReport,
-    Prober, Reason, net,
+    Beat, Failure, FlagValue, Identity, LostWrites, Phase, PhaseRunner, ProbeContext, ProbeFuture,
+    ProbeReport, Prober, Reason, net,
 };
 use crate::config::{Check, ConnectionMode, Role, Server, TargetConfig};
 use crate::time::Timestamp;
@@ -88,6 +88,11 @@ pub struct ServerProber<D: Dialect> {
     /// Whether the heartbeat table is known to exist, to skip asking every cycle.
     table_seen: bool,
     seq: i64,
+    /// The last heartbeat the database acknowledged (written and read back), in this
+    /// process: a restart starts without one, so it can never read as a loss.
+    acknowledged: Option<Beat>,
+    /// Found by this cycle's read, reported when it ends.
+    lost: Option<LostWrites>,
 }
 
 impl<D: Dialect> ServerProber<D> {
@@ -103,6 +108,8 @@ impl<D: Dialect> ServerProber<D> {
             maintenance_query: target.maintenance_query.clone(),
             table_seen: false,
             seq: 0,
+            acknowledged: None,
+            lost: None,
         }
     }
 
@@ -155,18 +162,26 @@ impl<D: Dialect> ServerProber<D> {
                 .run(Phase::Read, async {
                     session.select_one().await?;
                     let exists = session.heartbeat_exists().await?;
-                    let mut primary_beat = None;
+                    let (mut own, mut primary_beat) = (None, None);
                     if exists {
-                        session.read_beat(target, row).await?;
+                        own = session.read_beat(target, row).await?;
                         if let Some(primary) = primary {
                             primary_beat = session.read_beat(primary, instance).await?;
                         }
                     }
-                    Ok((exists, primary_beat))
+                    Ok((exists, own, primary_beat))
                 })
                 .await;
-            if let Some((exists, primary_beat)) = read {
+            if let Some((exists, own, primary_beat)) = read {
                 self.table_seen = exists;
+                if let Some(lost) = self
+                    .acknowledged
+                    .and_then(|ack| LostWrites::between(ack, own))
+                {
+                    // The surviving row is the new baseline: the loss is told once.
+                    self.acknowledged = own;
+                    self.lost = Some(lost);
+                }
                 lag = primary_beat.map(|b: Beat| Timestamp::now().since(b.at));
             }
             if !usable(&run) {
@@ -205,6 +220,9 @@ impl<D: Dialect> ServerProber<D> {
                 })
                 .await;
             self.table_seen = written.is_some();
+            if written.is_some() {
+                self.acknowledged = Some(beat);
+            }
             if run.last_failure_reason() == Some(Reason::ReadOnly) {
                 read_only = Some(true);
             }
@@ -264,6 +282,7 @@ impl<D: Dialect> ServerProber<D> {
         let mut report = run.finish(read_only, None);
         report.replication_lag = lag;
         report.maintenance_flag = flag;
+        report.lost_writes = self.lost.take();
         report
     }
 }
