@@ -683,3 +683,64 @@ async fn a_scrape_never_mixes_two_reloads() {
     );
     e.stop().await;
 }
+
+async fn heartbeat_seq(path: &Path) -> Option<i64> {
+    let mut c = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .ok()?;
+    sqlx::query_scalar("SELECT seq FROM dbvigil_heartbeat WHERE target = 'app'")
+        .fetch_optional(&mut c)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A file put back from a backup (made with sqlite3's own `.backup`) no longer holds the
+/// heartbeats written since: they are reported as lost, within the one write that may have
+/// gone to the replaced file while it was swapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_restored_from_a_backup_reports_the_acknowledged_writes_it_lost() {
+    let Some(sqlite3) = common::servers::find_program("sqlite3") else {
+        common::servers::skip_or_fail("sqlite3 is not installed (apt-get install sqlite3)");
+        return;
+    };
+    let dir = tempdir();
+    let db = dir.path().join("app.db");
+    let backup = dir.path().join("backup.db");
+    create_db(&db).await;
+    let e = TestExporter::start(dir.path(), &config(&[target("app", &db, "100ms", "")])).await;
+    wait_state(&e, "app", 1.0).await;
+    eventually(WAIT, "a few heartbeats", || async {
+        heartbeat_seq(&db).await.filter(|s| *s >= 3)
+    })
+    .await;
+    let status = std::process::Command::new(&sqlite3)
+        .arg(&db)
+        .arg(format!(".backup '{}'", backup.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "sqlite3 .backup failed");
+    let kept = heartbeat_seq(&backup)
+        .await
+        .expect("the backup holds the row");
+    let acknowledged = eventually(WAIT, "more heartbeats after the backup", || async {
+        heartbeat_seq(&db).await.filter(|s| *s >= kept + 5)
+    })
+    .await;
+    std::fs::rename(&backup, &db).unwrap();
+    let lost = eventually(WAIT, "the loss is reported", || async {
+        let m = e.metrics().await;
+        let lost = m.value("dbvigil_writes_lost_total", &[("target", "app")]);
+        (lost > 0.0).then_some(lost)
+    })
+    .await;
+    let least = (acknowledged - kept) as f64;
+    assert!(
+        (least..=least + 1.0).contains(&lost),
+        "heartbeats {kept} to {acknowledged} (or one more) were lost; reported {lost}"
+    );
+    e.stop().await;
+}

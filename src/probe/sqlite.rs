@@ -9,8 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
 use super::{
-    Beat, Failure, FlagValue, Identity, Phase, PhaseRunner, ProbeContext, ProbeFuture, Prober,
-    Reason,
+    Beat, Failure, FlagValue, Identity, LostWrites, Phase, PhaseRunner, ProbeContext, ProbeFuture,
+    Prober, Reason,
 };
 use crate::config::{Check, ConnectionMode, TargetConfig};
 use crate::time::Timestamp;
@@ -37,6 +37,10 @@ pub struct SqliteProber {
     maintenance_query: Option<String>,
     open: Option<Open>,
     seq: i64,
+    /// The last heartbeat the file acknowledged, in this process (see `ServerProber`).
+    acknowledged: Option<Beat>,
+    /// Found by this cycle's read, reported when it ends.
+    lost: Option<LostWrites>,
 }
 
 impl SqliteProber {
@@ -50,6 +54,8 @@ impl SqliteProber {
             maintenance_query: target.maintenance_query.clone(),
             open: None,
             seq: 0,
+            acknowledged: None,
+            lost: None,
         }
     }
 
@@ -139,7 +145,18 @@ impl Prober for SqliteProber {
                     .run(Phase::Read, read(&mut open.conn, &target, &ctx.beat_row))
                     .await
                 {
-                    Some(exists) => table_exists = exists,
+                    Some((exists, own)) => {
+                        table_exists = exists;
+                        if let Some(lost) = self
+                            .acknowledged
+                            .and_then(|ack| LostWrites::between(ack, own))
+                        {
+                            // A file restored from a backup: the surviving row is the new
+                            // baseline, so the loss is told once.
+                            self.acknowledged = own;
+                            self.lost = Some(lost);
+                        }
+                    }
                     None => return self.finish(run, None, None).await,
                 }
             }
@@ -153,6 +170,9 @@ impl Prober for SqliteProber {
                         write(&mut open.conn, &target, &ctx.beat_row, beat, table_exists),
                     )
                     .await;
+                if written.is_some() {
+                    self.acknowledged = Some(beat);
+                }
                 read_only = match (written, run.last_failure_reason()) {
                     (Some(()), _) => Some(false),
                     (None, Some(Reason::ReadOnly)) => Some(true),
@@ -206,13 +226,18 @@ impl SqliteProber {
         }
         let mut report = run.finish(read_only, identity);
         report.maintenance_flag = flag;
+        report.lost_writes = self.lost.take();
         report
     }
 }
 
 /// `SELECT 1`, then this exporter's heartbeat row when the table exists. Returns whether
-/// the heartbeat table exists.
-async fn read(conn: &mut SqliteConnection, target: &str, instance: &str) -> Result<bool, Failure> {
+/// the heartbeat table exists, and the row.
+async fn read(
+    conn: &mut SqliteConnection,
+    target: &str,
+    instance: &str,
+) -> Result<(bool, Option<Beat>), Failure> {
     let one: i64 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&mut *conn)
         .await
@@ -229,10 +254,12 @@ async fn read(conn: &mut SqliteConnection, target: &str, instance: &str) -> Resu
     .fetch_one(&mut *conn)
     .await
     .map_err(failure)?;
-    if exists > 0 {
-        read_beat(conn, target, instance).await?;
-    }
-    Ok(exists > 0)
+    let own = if exists > 0 {
+        read_beat(conn, target, instance).await?
+    } else {
+        None
+    };
+    Ok((exists > 0, own))
 }
 
 async fn read_beat(
