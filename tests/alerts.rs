@@ -182,6 +182,7 @@ fn availability_alerts_respect_maintenance_and_migration_alerts_do_not() {
             "DbvigilGroupNoEligibleMember",
         ];
         let never = [
+            "DbvigilWritesLost",
             "DbvigilMigrationFailed",
             "DbvigilMigrationLockHeldTooLong",
             "DbvigilMigrationChecksumDrift",
