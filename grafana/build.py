@@ -82,6 +82,12 @@ ANNOTATIONS = [
         "{{target}}: another server answers",
     ),
     annotation(
+        "Writes lost",
+        "increase(dbvigil_writes_lost_total[1m]) > 0",
+        "red",
+        "{{target}}: came back without acknowledged writes",
+    ),
+    annotation(
         "Maintenance windows",
         "dbvigil_maintenance_active == 1",
         "blue",
@@ -200,7 +206,14 @@ FLEET = dashboard(
             "timeseries",
             "Outages started",
             [target("increase(dbvigil_outages_total[$__rate_interval]) > 0", "{{target}}")],
-            0, 25, 24, 8,
+            0, 25, 16, 8,
+        ),
+        panel(
+            "bargauge",
+            "Acknowledged writes lost over the range",
+            [target("increase(dbvigil_writes_lost_total[$__range]) > 0", "{{target}}", instant=True)],
+            16, 25, 8, 8,
+            description="Heartbeat writes a database confirmed and later no longer held: a failover to a lagging standby, a restore, a rollback. A lower bound of what applications lost.",
         ),
     ],
 )
@@ -288,6 +301,27 @@ TARGET = dashboard(
             "Failures by reason over the range",
             [target('sum by (reason) (increase(dbvigil_probe_failures_total{target="$target"}[$__range])) > 0', "{{reason}}", instant=True)],
             16, 30, 8, 5,
+        ),
+        panel(
+            "bargauge",
+            "Last downtime by check, and read-only",
+            [
+                target('dbvigil_check_last_outage_duration_seconds{target="$target"}', "{{check}}", instant=True),
+                target('dbvigil_last_read_only_duration_seconds{target="$target"}', "read-only", instant=True),
+            ],
+            0, 35, 12, 8,
+            unit="s",
+            description="Each check's last finished failure period, measured between probes with no failure threshold: through a switchover, write downtime (from the read-only turn) and read downtime (only the cut) come out apart.",
+        ),
+        panel(
+            "stat",
+            "Acknowledged writes lost",
+            [
+                target('increase(dbvigil_writes_lost_total{target="$target"}[$__range])', "over the range", instant=True),
+                target('dbvigil_last_write_loss_seconds{target="$target"}', "last loss spans (s)", instant=True),
+            ],
+            12, 35, 12, 8,
+            description="Heartbeats the database confirmed and later no longer held, and the time the last loss spans: the failover's RPO as the probes saw it, a lower bound.",
         ),
     ],
     [variable_query("target", "label_values(dbvigil_up, target)")],
