@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::db::{Db, Engine, WAIT, block, config, target, wait_up};
 use common::forwarder::Forwarder;
+use common::netfault::DropPackets;
+use common::servers::{PgServer, test_certs};
 use common::{TestExporter, eventually, tempdir};
 
 /// How far a period may sit from the test's own clock: a period starts and ends at probe
@@ -249,4 +251,113 @@ async fn postgres_blue_green_tells_write_downtime_from_read_downtime() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_blue_green_tells_write_downtime_from_read_downtime() {
     blue_green(Engine::MariaDb).await;
+}
+
+/// A failover to an asynchronous standby: the primary goes on acknowledging heartbeats the
+/// standby never receives (its replication stream, through a port of the test's own, loses
+/// every packet), then the primary freezes and the standby is promoted. dbvigil must count
+/// exactly the heartbeats the primary acknowledged after the standby's last one. With the
+/// standby caught up, the same failover loses nothing.
+async fn failover_to_a_standby(lagging: bool) {
+    let Some(primary) = block(PgServer::start) else {
+        return;
+    };
+    block(|| {
+        primary
+            .psql("CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;")
+    });
+    let replication = Forwarder::start(primary.port()).await;
+    let standby = block(|| PgServer::start_standby_through(replication.port));
+    let clients = Forwarder::start(primary.port()).await;
+    let dir = tempdir();
+    let yaml = format!(
+        "targets:\n  - name: app\n    kind: postgres\n    host: 127.0.0.1\n    port: {}\n    \
+         user: probe\n    password: probe-pw\n    database: app\n    \
+         tls: {{mode: verify-full, ca_file: {}}}\n    interval: 200ms\n    failure_threshold: 2\n",
+        clients.port,
+        test_certs().ca_file.display()
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "app", 1.0).await;
+    let row = |server: &PgServer| -> Option<(i64, i64)> {
+        let exists = block(|| {
+            server
+                .psql("\\c app\nSELECT count(*) FROM pg_class WHERE relname = 'dbvigil_heartbeat';")
+        });
+        if exists.trim() != "1" {
+            return None;
+        }
+        let out = block(|| {
+            server.psql(
+                "\\c app\nSELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = 'app';",
+            )
+        });
+        let (seq, at) = out.trim().split_once('|')?;
+        Some((seq.parse().ok()?, at.parse().ok()?))
+    };
+    eventually(WAIT, "the standby holds a heartbeat", || async {
+        row(&standby).filter(|(seq, _)| *seq >= 3)
+    })
+    .await;
+
+    let cut = if lagging {
+        let Some(cut) = DropPackets::start(replication.port) else {
+            return;
+        };
+        let (kept, _) = row(&standby).unwrap();
+        eventually(
+            WAIT,
+            "the primary acknowledged heartbeats the standby lacks",
+            || async { row(&primary).filter(|(seq, _)| *seq >= kept + 5) },
+        )
+        .await;
+        Some(cut)
+    } else {
+        None
+    };
+    // Clients lose the primary; once a probe has failed no write is in flight.
+    clients.switch(None);
+    wait_up(&e, "app", 0.0).await;
+    let (acked_seq, acked_at) = row(&primary).unwrap();
+    if !lagging {
+        block(|| standby.wait_replay_caught_up(&primary));
+    }
+    primary.freeze();
+    let (kept_seq, kept_at) = row(&standby).unwrap();
+    block(|| standby.promote());
+    clients.switch(Some(standby.port()));
+    wait_up(&e, "app", 1.0).await;
+    drop(cut);
+
+    let m = e.metrics().await;
+    let lost = m.value("dbvigil_writes_lost_total", &[("target", "app")]);
+    assert_eq!(
+        lost,
+        (acked_seq - kept_seq) as f64,
+        "the primary acknowledged heartbeat {acked_seq}, the standby had {kept_seq}"
+    );
+    if lagging {
+        assert!(lost >= 5.0, "{lost}");
+        let span = m.value("dbvigil_last_write_loss_seconds", &[("target", "app")]);
+        assert!(
+            (span - (acked_at - kept_at) as f64 / 1000.0).abs() < 1e-6,
+            "the loss spans the heartbeats the standby never received: {span} s"
+        );
+    }
+    assert_eq!(
+        m.value("dbvigil_identity_changes_total", &[("target", "app")]),
+        1.0
+    );
+    e.stop().await;
+    primary.thaw();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_to_a_lagging_standby_counts_the_acknowledged_writes_lost() {
+    failover_to_a_standby(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_to_a_caught_up_standby_loses_nothing() {
+    failover_to_a_standby(false).await;
 }

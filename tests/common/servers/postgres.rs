@@ -262,9 +262,16 @@ impl Server<Postgres> {
     /// See [`PgServer::wait_replay_caught_up`], [`PgServer::replay_lag_bytes`] and
     /// [`PgServer::promote`].
     pub fn start_standby_of(primary: &PgServer) -> PgServer {
+        PgServer::start_standby_through(primary.port())
+    }
+
+    /// [`PgServer::start_standby_of`] the primary reachable on `port`, which may be a
+    /// forwarder the test controls: the standby keeps streaming through it
+    /// (`primary_conninfo` names that port), so the test can cut replication alone.
+    pub fn start_standby_through(port: u16) -> PgServer {
         let postgres = Postgres::prepare(true)
             .expect("the primary's binaries are installed, so the standby's are too");
-        postgres.copy_primary(primary.port());
+        postgres.copy_primary(port);
         Server::launch_on_free_port("PostgreSQL standby", postgres)
     }
 
