@@ -117,6 +117,32 @@ impl Periods {
     }
 }
 
+/// One change of the server that answers, as a postmortem tells it: who answered before
+/// and after, the last write the old server took and the first the new one took (writes
+/// were unavailable in between), and the acknowledged writes the new one lacked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Switchover {
+    /// The first probe that reached the new server.
+    pub at: Timestamp,
+    pub from: Identity,
+    pub to: Identity,
+    /// The start of the last probe whose write the old server took.
+    pub last_write_on_old: Option<Timestamp>,
+    /// The start of the first probe whose write the new server took; `None` until then.
+    pub first_write_on_new: Option<Timestamp>,
+    pub lost_writes: Option<LostWrites>,
+}
+
+impl Switchover {
+    /// From the old server's last write to the new one's first: `None` until both are known.
+    pub fn write_gap(&self) -> Option<Duration> {
+        Some(self.first_write_on_new?.since(self.last_write_on_old?))
+    }
+}
+
+/// Switchovers kept per target, newest last.
+pub const SWITCHOVERS_KEPT: usize = 20;
+
 #[derive(Debug, Clone)]
 pub struct LastProbe {
     pub at: Timestamp,
@@ -153,6 +179,10 @@ pub struct TargetStats {
     pub writes_lost: u64,
     /// The last such loss.
     pub last_write_loss: Option<LostWrites>,
+    /// The start of the last probe whose write succeeded, and who took it.
+    last_write: Option<(Timestamp, String)>,
+    /// Changes of the server that answers, newest last.
+    pub switchovers: VecDeque<Switchover>,
     /// Per configured check, in the target's order: the periods it failed, so that write
     /// downtime and read downtime are separate numbers.
     pub check_downtime: Vec<(Check, Periods)>,
@@ -202,6 +232,8 @@ impl TargetStats {
             identity_changes: 0,
             writes_lost: 0,
             last_write_loss: None,
+            last_write: None,
+            switchovers: VecDeque::new(),
             check_downtime,
             read_only_periods: Periods::default(),
             up: None,
@@ -272,6 +304,21 @@ impl TargetStats {
             if let Some(old) = &self.identity {
                 if old.key != new.key {
                     self.identity_changes += 1;
+                    if self.switchovers.len() == SWITCHOVERS_KEPT {
+                        self.switchovers.pop_front();
+                    }
+                    self.switchovers.push_back(Switchover {
+                        at: report.started_at,
+                        from: old.clone(),
+                        to: new.clone(),
+                        last_write_on_old: self
+                            .last_write
+                            .as_ref()
+                            .filter(|(_, key)| *key == old.key)
+                            .map(|(at, _)| *at),
+                        first_write_on_new: None,
+                        lost_writes: None,
+                    });
                     transitions.push(Transition::IdentityChanged {
                         from: old.clone(),
                         to: new.clone(),
@@ -289,8 +336,23 @@ impl TargetStats {
                 e.lost_writes = Some(lost);
             }
             transitions.push(Transition::WritesLost(lost));
+            // Found by the first reads of the new server: the switch lost them.
+            if let Some(sw) = self.switchovers.back_mut() {
+                if sw.first_write_on_new.is_none() {
+                    sw.lost_writes = Some(lost);
+                }
+            }
         }
         let check_results: Vec<(Check, bool)> = report.check_results(checks).collect();
+        let wrote = check_results.contains(&(Check::Write, true));
+        if let (true, Some(id)) = (wrote, &report.identity) {
+            if let Some(sw) = self.switchovers.back_mut() {
+                if sw.first_write_on_new.is_none() && sw.to.key == id.key {
+                    sw.first_write_on_new = Some(report.started_at);
+                }
+            }
+            self.last_write = Some((report.started_at, id.key.clone()));
+        }
         for ((_, periods), (_, ok)) in self.check_downtime.iter_mut().zip(&check_results) {
             periods.observe(!ok, report.started_at);
         }
@@ -589,5 +651,67 @@ mod tests {
         assert_eq!(s.episodes.back().unwrap().lost_writes, Some(lost));
         s.record(&report(300, None, "green"));
         assert_eq!(s.writes_lost, 4, "a loss is told once");
+    }
+
+    #[test]
+    fn a_switchover_records_the_last_write_on_the_old_server_and_the_first_on_the_new() {
+        let mut s = stats(1);
+        let mut target = (*s.target).clone();
+        target.checks = vec![Check::Connect, Check::Write];
+        s = TargetStats::new(Arc::new(target));
+        let wrote = |at: i64, ok: bool, id: Option<&str>| ProbeReport {
+            started_at: Timestamp::from_millis(at),
+            duration: Duration::from_millis(2),
+            phases: vec![
+                PhaseOutcome {
+                    phase: Phase::Connect,
+                    duration: Duration::from_millis(1),
+                    result: Ok(()),
+                },
+                PhaseOutcome {
+                    phase: Phase::Write,
+                    duration: Duration::from_millis(1),
+                    result: if ok {
+                        Ok(())
+                    } else {
+                        Err(Failure::new(Reason::ReadOnly, "read-only"))
+                    },
+                },
+            ],
+            read_only: None,
+            replication_lag: None,
+            maintenance_flag: None,
+            lost_writes: None,
+            identity: id.map(|k| Identity {
+                key: k.into(),
+                version: "v".into(),
+            }),
+        };
+        s.record(&wrote(0, true, Some("blue")));
+        s.record(&wrote(1_000, true, Some("blue")));
+        s.record(&wrote(2_000, false, Some("blue")));
+        s.record(&wrote(3_000, false, None));
+        let lost = LostWrites {
+            writes: 2,
+            span: Duration::from_secs(1),
+        };
+        s.record(&ProbeReport {
+            lost_writes: Some(lost),
+            ..wrote(4_000, false, Some("green"))
+        });
+        assert_eq!(s.switchovers.len(), 1);
+        assert_eq!(s.switchovers[0].write_gap(), None, "no write on green yet");
+        s.record(&wrote(5_000, true, Some("green")));
+        s.record(&wrote(6_000, true, Some("green")));
+        let sw = &s.switchovers[0];
+        assert_eq!(
+            (sw.from.key.as_str(), sw.to.key.as_str()),
+            ("blue", "green")
+        );
+        assert_eq!(sw.at, Timestamp::from_millis(4_000));
+        assert_eq!(sw.last_write_on_old, Some(Timestamp::from_millis(1_000)));
+        assert_eq!(sw.first_write_on_new, Some(Timestamp::from_millis(5_000)));
+        assert_eq!(sw.write_gap(), Some(Duration::from_secs(4)));
+        assert_eq!(sw.lost_writes, Some(lost));
     }
 }

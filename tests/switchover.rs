@@ -126,6 +126,26 @@ async fn blue_green(engine: Engine) {
         "{api:#}"
     );
     assert_eq!(api["check_failures"]["write"]["periods"], 1, "{api:#}");
+    // The switchover as a postmortem tells it: blue's last write, green's first, and the
+    // gap between them is the write downtime.
+    let sw = &api["switchovers"][0];
+    assert_eq!(
+        api["switchovers"].as_array().map(Vec::len),
+        Some(1),
+        "{api:#}"
+    );
+    assert_ne!(sw["from"]["key"], sw["to"]["key"], "{sw:#}");
+    assert!(
+        sw["last_write_on_old"].is_string() && sw["first_write_on_new"].is_string(),
+        "{sw:#}"
+    );
+    let gap = sw["write_gap_seconds"].as_f64().unwrap();
+    assert!(
+        (gap - truth_write).abs() <= MARGIN,
+        "blue's last write to green's first: {gap} s, the test made {truth_write:.2} s"
+    );
+    // This green is a separate server with no row of blue's: nothing older was found.
+    assert!(sw["lost_writes"].is_null(), "{sw:#}");
     assert_eq!(
         api["read_only_periods"]["last_duration_seconds"].as_f64(),
         Some(read_only),
@@ -348,6 +368,14 @@ async fn failover_to_a_standby(lagging: bool) {
         m.value("dbvigil_identity_changes_total", &[("target", "app")]),
         1.0
     );
+    let api = e.target_json("app").await;
+    let sw = &api["switchovers"][0];
+    if lagging {
+        assert_eq!(sw["lost_writes"]["writes"], acked_seq - kept_seq, "{sw:#}");
+    } else {
+        assert!(sw["lost_writes"].is_null(), "{sw:#}");
+    }
+    assert!(sw["first_write_on_new"].is_string(), "{sw:#}");
     e.stop().await;
     primary.thaw();
 }

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::config::{Endpoint, TargetConfig};
 use crate::groups::GroupState;
-use crate::probe::LostWrites;
-use crate::state::{Episode, Periods, TargetStats};
+use crate::probe::{Identity, LostWrites};
+use crate::state::{Episode, Periods, Switchover, TargetStats};
 use crate::time::Timestamp;
 
 fn episode(e: &Episode, now: Timestamp) -> Value {
@@ -30,6 +30,22 @@ fn episode(e: &Episode, now: Timestamp) -> Value {
 
 fn lost(l: LostWrites) -> Value {
     json!({ "writes": l.writes, "span_seconds": l.span.as_secs_f64() })
+}
+
+fn identity(i: &Identity) -> Value {
+    json!({"key": i.key, "version": i.version})
+}
+
+fn switchover(s: &Switchover) -> Value {
+    json!({
+        "at": s.at.to_string(),
+        "from": identity(&s.from),
+        "to": identity(&s.to),
+        "last_write_on_old": s.last_write_on_old.map(|t| t.to_string()),
+        "first_write_on_new": s.first_write_on_new.map(|t| t.to_string()),
+        "write_gap_seconds": s.write_gap().map(|d| d.as_secs_f64()),
+        "lost_writes": s.lost_writes.map(lost),
+    })
 }
 
 fn periods(p: &Periods) -> Value {
@@ -66,6 +82,7 @@ fn target(s: &TargetStats, now: Timestamp) -> Value {
         "read_only_periods": periods(&s.read_only_periods),
         "writes_lost": s.writes_lost,
         "last_write_loss": s.last_write_loss.map(lost),
+        "switchovers": s.switchovers.iter().rev().map(switchover).collect::<Vec<_>>(),
         "probes": s.probes,
         "consecutive_failures": s.consecutive_failures,
         "last_success_at": s.last_success_at.map(|t| t.to_string()),
