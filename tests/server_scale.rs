@@ -50,7 +50,6 @@ async fn fifty_targets_on_one_server_keep_their_schedule_and_leak_no_connection(
             probes >= expected * 0.8,
             "{t}: only {probes} probes of {expected:.0}"
         );
-        assert_eq!(after.value("dbvigil_up", &l), 1.0);
         let lag_sum = after.value("dbvigil_probe_scheduling_lag_seconds_sum", &l);
         let lag_count = after.value("dbvigil_probe_scheduling_lag_seconds_count", &l);
         assert!(
@@ -59,6 +58,20 @@ async fn fifty_targets_on_one_server_keep_their_schedule_and_leak_no_connection(
             lag_sum / lag_count
         );
     }
+    // Every target is up: at 50 new TLS logins every 100 ms on two busy CI cores, a target
+    // may be between two slow probes at the instant of one scrape, so each must be up
+    // again within WAIT; one that stays down fails the test.
+    eventually(
+        WAIT,
+        "every target up after ten seconds at scale",
+        || async {
+            let m = e.metrics().await;
+            (0..50)
+                .all(|i| m.get("dbvigil_up", &[("target", &format!("t{i:02}"))]) == Some(1.0))
+                .then_some(())
+        },
+    )
+    .await;
     assert!(
         peak_connections <= 50,
         "at most one connection per target at a time, saw {peak_connections}"
