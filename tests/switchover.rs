@@ -103,6 +103,14 @@ async fn blue_green(engine: Engine) {
         write > read + 1.0,
         "writes were down two seconds longer than reads: write {write} s, read {read} s"
     );
+    // The summed downtime counters, behind each check's availability, say the same.
+    for (c, last) in [("write", write), ("read", read)] {
+        let total = m.value("dbvigil_check_down_seconds_total", &check(c));
+        assert!(
+            (total - last).abs() < 1e-6,
+            "{c}: one period of {last} s, summed {total} s"
+        );
+    }
     assert_eq!(m.value("dbvigil_check_outages_total", &check("write")), 1.0);
     assert_eq!(m.value("dbvigil_check_outages_total", &check("read")), 1.0);
     assert_eq!(

@@ -147,6 +147,14 @@ trait Sink {
         series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
     ) -> std::fmt::Result;
 
+    /// A counter of seconds, which are fractional; `name` without `_total`, as `counter`.
+    fn seconds_counter<'a>(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
+    ) -> std::fmt::Result;
+
     fn histogram<'a, 'h>(
         &mut self,
         name: &'static str,
@@ -196,6 +204,20 @@ impl Sink for TextWriter {
         self.open_family(name, help, "counter");
         for (l, v) in series {
             self.counter_line(name, &l, v);
+        }
+        self.close_family();
+        Ok(())
+    }
+
+    fn seconds_counter<'a>(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
+    ) -> std::fmt::Result {
+        self.open_family(name, help, "counter");
+        for (l, v) in series {
+            self.seconds_counter_line(name, &l, v);
         }
         self.close_family();
         Ok(())
@@ -442,6 +464,18 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         ts.iter().flat_map(|s| {
             s.check_downtime.iter().map(move |(c, p)| {
                 (labels(&s.target, &[(Label::Check, c.as_str())]), p.started)
+            })
+        }),
+    )?;
+    f.seconds_counter(
+        "dbvigil_check_down_seconds",
+        "Seconds each configured check failed, summed over its failure periods up to the last probe; 1 - increase(this[d]) / d is the check's availability over d, exact to an interval even for outages shorter than a scrape.",
+        ts.iter().flat_map(|s| {
+            s.check_downtime.iter().map(move |(c, p)| {
+                (
+                    labels(&s.target, &[(Label::Check, c.as_str())]),
+                    p.total.as_secs_f64(),
+                )
             })
         }),
     )?;

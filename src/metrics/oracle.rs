@@ -79,6 +79,22 @@ impl Sink for ClientSink<'_, '_> {
         Ok(())
     }
 
+    fn seconds_counter<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, f64)>,
+    ) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (l, v) in series {
+            m.encode_family(&l)?
+                .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+        }
+        Ok(())
+    }
+
     fn histogram<'a, 'h>(
         &mut self,
         name: &str,

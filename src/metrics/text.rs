@@ -219,6 +219,12 @@ impl TextWriter {
         self.push_u64(value);
     }
 
+    /// `name_total{labels} value` for a counter of fractional seconds.
+    pub fn seconds_counter_line(&mut self, name: &str, labels: &SeriesLabels<'_>, value: f64) {
+        self.series_start(name, "_total", None, Some(labels));
+        self.push_f64(value);
+    }
+
     /// `_sum`, `_count`, then cumulative `_bucket` lines. `counts` has one count per
     /// bound (that bucket alone) and one more for +Inf.
     pub fn histogram_lines(
