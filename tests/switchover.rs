@@ -458,6 +458,16 @@ async fn failover_to_a_standby(lagging: bool) {
         assert!(sw["lost_writes"].is_null(), "{sw:#}");
     }
     assert!(sw["first_write_on_new"].is_string(), "{sw:#}");
+    // The outage that the failover was tells the same story.
+    let story = e.get("/api/v1/targets/app/episodes?since=10m").await;
+    let story: serde_json::Value = serde_json::from_str(&story.body).unwrap();
+    let episode = &story["episodes"][0];
+    assert_eq!(episode["switchover"]["to"], sw["to"], "{story:#}");
+    assert_eq!(episode["identity_before"], sw["from"], "{story:#}");
+    assert_eq!(episode["identity_after"], sw["to"], "{story:#}");
+    assert_eq!(episode["lost_writes"], sw["lost_writes"], "{story:#}");
+    let write = episode["check_downtime"]["write"].as_array().unwrap();
+    assert_eq!(write.len(), 1, "one write outage: {story:#}");
     e.stop().await;
     primary.thaw();
 }
