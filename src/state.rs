@@ -466,6 +466,8 @@ mod tests {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
             identity: failure.is_none().then(|| Identity {
                 key: identity.into(),
                 version: "v".into(),
@@ -578,6 +580,8 @@ mod tests {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
             identity: None,
         };
         let read_only_write = || PhaseOutcome {
@@ -682,6 +686,8 @@ mod tests {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
             identity: id.map(|k| Identity {
                 key: k.into(),
                 version: "v".into(),
