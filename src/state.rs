@@ -102,7 +102,7 @@ pub struct Periods {
 
 impl Periods {
     /// One probe's verdict at `at`: `holds` starts a period, its absence ends one.
-    fn observe(&mut self, holds: bool, at: Timestamp) {
+    pub fn observe(&mut self, holds: bool, at: Timestamp) {
         match (holds, self.since) {
             (true, None) => {
                 self.since = Some(at);

@@ -225,6 +225,7 @@ fn scrape() -> Scrape {
         groups: vec![Arc::new(GroupState::new(
             Arc::new(group.clone()),
             &kinds[1..3],
+            &[None, None],
         ))],
         reload: ReloadScrape {
             successful: false,
