@@ -5,11 +5,13 @@
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Check, Config, GroupConfig, Kind};
-use crate::probe::ProbeReport;
+use crate::config::{Check, Config, Endpoint, GroupConfig, Kind};
+use crate::probe::{Beat, LostWrites, ProbeReport};
+use crate::state::Periods;
 
 /// Switches kept per group for the API.
 pub const SWITCHES_KEPT: usize = 50;
@@ -27,14 +29,94 @@ pub struct MemberState {
     pub consecutive_failed: u32,
     /// Why the last probe failed the group's level, if it did.
     pub last_failure: Option<String>,
+    /// The target whose heartbeat row this member reads (its `replica_of`): the only
+    /// member whose acknowledged writes it can tell it holds.
+    pub replica_of: Option<String>,
+    /// The last heartbeat this member acknowledged (its write check passed), in this
+    /// process.
+    pub acknowledged: Option<Beat>,
 }
 
+/// One change of a group's active member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Switch {
     pub at: Timestamp,
     pub from: Option<String>,
     pub to: Option<String>,
     pub cause: String,
+    /// The member active last before this change: `from`, or for a change from no member,
+    /// the one active before that gap, so that `orders-a -> none -> orders-b` reads as one
+    /// story. `None` only while no member was ever active.
+    pub from_member: Option<String>,
+    /// For a change from no member to one: how long the group had none.
+    pub no_active_for: Option<Duration>,
+    /// What the new member lacked of the writes `from_member` acknowledged. `None` when
+    /// the change names no other member: to none, a first choice after a gap, or the same
+    /// member back after a gap.
+    pub lost_writes: Option<Loss>,
+}
+
+/// Whether a switch from one member to another lost writes the old one had acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loss {
+    /// Not judged yet: the new member's first read of the old one's heartbeat row is to
+    /// come.
+    Pending,
+    /// The old member's last acknowledged heartbeat against its row as the new member
+    /// read it: `writes` 0 when the new member held it. At heartbeat granularity, so a
+    /// lower bound of what applications lost.
+    Judged(LostWrites),
+    /// It cannot be told, and why: the new member reads no heartbeat row of the old one
+    /// (no `replica_of`), or the old one acknowledged no write while this process ran.
+    Unknown(String),
+}
+
+impl Loss {
+    pub fn judged(&self) -> Option<LostWrites> {
+        match self {
+            Loss::Judged(l) => Some(*l),
+            Loss::Pending | Loss::Unknown(_) => None,
+        }
+    }
+}
+
+/// What a member's probe changed in its groups, worth a log line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupEvent {
+    /// The active member changed.
+    Switched(Switch),
+    /// The loss of a switch from one member to another was judged, or found impossible
+    /// to judge: the switch record as it now is.
+    LossJudged(Switch),
+}
+
+/// What a member's probe read and wrote of heartbeats, for the loss judgement.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Beats {
+    /// The heartbeat the member acknowledged in this probe.
+    pub acknowledged: Option<Beat>,
+    /// The row of its `replica_of` target, as this probe read it on the member.
+    pub primary: Option<Beat>,
+}
+
+impl Beats {
+    pub fn of(report: &ProbeReport) -> Beats {
+        Beats {
+            acknowledged: report.acknowledged,
+            primary: report.primary_beat,
+        }
+    }
+}
+
+/// A switch waiting for its new member's read of the old member's heartbeat row.
+#[derive(Debug, Clone, PartialEq)]
+struct PendingLoss {
+    /// Index of the new member.
+    member: usize,
+    /// The old member's last acknowledged heartbeat when the switch happened.
+    acknowledged: Beat,
+    /// The switch record, as made.
+    switch: Switch,
 }
 
 /// A group's decision state; also its published snapshot.
@@ -55,15 +137,25 @@ pub struct GroupState {
     pub last_switch_at: Option<Timestamp>,
     /// Newest last.
     pub recent: VecDeque<Switch>,
+    /// The periods with no active member, from the first decision on (a first decision
+    /// that finds no eligible member starts one).
+    pub no_active: Periods,
+    /// Acknowledged writes of the old active member that the new one lacked, summed over
+    /// the switches whose loss was judged.
+    pub writes_lost: u64,
+    pending_loss: Option<PendingLoss>,
 }
 
 impl GroupState {
-    pub fn new(config: Arc<GroupConfig>, kinds: &[Kind]) -> Self {
+    /// `kinds` and `replica_of` give each member's target kind and `replica_of`, in the
+    /// order of `config.members`.
+    pub fn new(config: Arc<GroupConfig>, kinds: &[Kind], replica_of: &[Option<String>]) -> Self {
         let members = config
             .members
             .iter()
             .zip(kinds)
-            .map(|(name, &kind)| MemberState {
+            .zip(replica_of)
+            .map(|((name, &kind), replica_of)| MemberState {
                 name: name.clone(),
                 check: config.eligibility.check(kind),
                 settled: false,
@@ -71,6 +163,8 @@ impl GroupState {
                 consecutive_ok: 0,
                 consecutive_failed: 0,
                 last_failure: None,
+                replica_of: replica_of.clone(),
+                acknowledged: None,
             })
             .collect();
         GroupState {
@@ -82,6 +176,9 @@ impl GroupState {
             switches: 0,
             last_switch_at: None,
             recent: VecDeque::new(),
+            no_active: Periods::default(),
+            writes_lost: 0,
+            pending_loss: None,
         }
     }
 
@@ -102,6 +199,68 @@ impl GroupState {
         failure: Option<String>,
         now: Timestamp,
     ) -> Option<Switch> {
+        self.observe_probe(i, ok, failure, Beats::default(), now)
+            .into_iter()
+            .find_map(|e| match e {
+                GroupEvent::Switched(s) => Some(s),
+                GroupEvent::LossJudged(_) => None,
+            })
+    }
+
+    /// [`GroupState::observe`] with what the probe read and wrote of heartbeats: the
+    /// member's acknowledged write is remembered, and a switch to this member waiting for
+    /// its read of the old member's row is judged. Returns what changed, in order.
+    pub fn observe_probe(
+        &mut self,
+        i: usize,
+        ok: bool,
+        failure: Option<String>,
+        beats: Beats,
+        now: Timestamp,
+    ) -> Vec<GroupEvent> {
+        if let Some(beat) = beats.acknowledged {
+            self.members[i].acknowledged = Some(beat);
+        }
+        let mut events = Vec::new();
+        self.decide(i, ok, failure, now, &mut events);
+        if let (Some(found), Some(pending)) = (beats.primary, self.pending_loss.as_ref()) {
+            if pending.member == i {
+                // A row at or past the acknowledged one: nothing was lost.
+                let lost =
+                    LostWrites::between(pending.acknowledged, Some(found)).unwrap_or(LostWrites {
+                        writes: 0,
+                        span: Duration::ZERO,
+                    });
+                self.writes_lost += lost.writes;
+                self.settle_pending(Loss::Judged(lost), &mut events);
+            }
+        }
+        events
+    }
+
+    /// Gives the pending switch its verdict, in the recent list too while it is there.
+    fn settle_pending(&mut self, loss: Loss, events: &mut Vec<GroupEvent>) {
+        let Some(pending) = self.pending_loss.take() else {
+            return;
+        };
+        let mut switch = pending.switch;
+        if let Some(kept) = self.recent.iter_mut().rev().find(|s| {
+            s.at == switch.at && s.to == switch.to && s.lost_writes == Some(Loss::Pending)
+        }) {
+            kept.lost_writes = Some(loss.clone());
+        }
+        switch.lost_writes = Some(loss);
+        events.push(GroupEvent::LossJudged(switch));
+    }
+
+    fn decide(
+        &mut self,
+        i: usize,
+        ok: bool,
+        failure: Option<String>,
+        now: Timestamp,
+        events: &mut Vec<GroupEvent>,
+    ) {
         let (fail_after, recover_after) = (self.config.fail_after, self.config.recover_after);
         let level = self.config.eligibility.as_str();
         let m = &mut self.members[i];
@@ -138,12 +297,12 @@ impl GroupState {
             ));
         }
         if !self.members.iter().all(|m| m.settled) {
-            return None;
+            return;
         }
-        self.choose(change, now)
+        self.choose(change, now, events);
     }
 
-    fn choose(&mut self, cause: Option<String>, now: Timestamp) -> Option<Switch> {
+    fn choose(&mut self, cause: Option<String>, now: Timestamp, events: &mut Vec<GroupEvent>) {
         use crate::config::Policy;
         let first_eligible = self.members.iter().position(|m| m.eligible);
         let next = match (self.config.policy, self.active) {
@@ -154,10 +313,11 @@ impl GroupState {
             self.decided = true;
             self.active = next;
             self.last_active = next;
-            return None;
+            self.no_active.observe(next.is_none(), now);
+            return;
         }
         if next == self.active {
-            return None;
+            return;
         }
         let name = |i: Option<usize>| i.map(|i| self.members[i].name.clone());
         let cause = match (cause, next) {
@@ -165,17 +325,51 @@ impl GroupState {
             (Some(c), _) => c,
             (None, _) => "re-evaluated".to_owned(),
         };
-        let switch = Switch {
+        let no_active_for = match (self.active, next) {
+            (None, Some(_)) => self.no_active.since.map(|since| now.since(since)),
+            _ => None,
+        };
+        let mut switch = Switch {
             at: now,
             from: name(self.active),
             to: name(next),
             cause,
+            from_member: name(self.last_active),
+            no_active_for,
+            lost_writes: None,
         };
         self.active = next;
-        if next.is_some() && next != self.last_active {
-            if self.last_active.is_some() {
+        self.no_active.observe(next.is_none(), now);
+        // From one member to another, directly or through a gap: a switch, whose loss is
+        // judged from the old member's last acknowledged write.
+        let mut waiting = None;
+        if let Some(new) = next.filter(|&n| Some(n) != self.last_active) {
+            if let Some(old) = self.last_active {
                 self.switches += 1;
                 self.last_switch_at = Some(now);
+                if let Some(p) = &self.pending_loss {
+                    let why = format!(
+                        "{} was replaced as the active member before it read {}'s heartbeat",
+                        self.members[p.member].name,
+                        p.switch.from_member.as_deref().unwrap_or_default(),
+                    );
+                    self.settle_pending(Loss::Unknown(why), events);
+                }
+                let (o, n) = (&self.members[old], &self.members[new]);
+                switch.lost_writes = Some(if n.replica_of.as_deref() != Some(o.name.as_str()) {
+                    Loss::Unknown(format!(
+                        "{} has no replica_of {}, so it reads no heartbeat of {}'s",
+                        n.name, o.name, o.name
+                    ))
+                } else if let Some(acknowledged) = o.acknowledged {
+                    waiting = Some((new, acknowledged));
+                    Loss::Pending
+                } else {
+                    Loss::Unknown(format!(
+                        "{} acknowledged no write since this exporter started",
+                        o.name
+                    ))
+                });
             }
             self.last_active = next;
         }
@@ -183,7 +377,19 @@ impl GroupState {
             self.recent.pop_front();
         }
         self.recent.push_back(switch.clone());
-        Some(switch)
+        events.push(GroupEvent::Switched(switch.clone()));
+        match waiting {
+            Some((member, acknowledged)) => {
+                self.pending_loss = Some(PendingLoss {
+                    member,
+                    acknowledged,
+                    switch,
+                })
+            }
+            // Told at once: nothing to wait for.
+            None if switch.lost_writes.is_some() => events.push(GroupEvent::LossJudged(switch)),
+            None => {}
+        }
     }
 }
 
@@ -205,26 +411,40 @@ impl GroupSet {
             .groups
             .iter()
             .map(|g| {
+                let targets: Vec<_> = g
+                    .members
+                    .iter()
+                    .map(|m| {
+                        config
+                            .targets
+                            .iter()
+                            .find(|t| &t.name == m)
+                            // Loading refuses a group member that is not a configured
+                            // target (config::groups::validate).
+                            .expect("every group member is a configured target")
+                    })
+                    .collect();
+                let replica_of: Vec<Option<String>> = targets
+                    .iter()
+                    .map(|t| match &t.endpoint {
+                        Endpoint::Server(s) => s.replica_of.clone(),
+                        Endpoint::Sqlite { .. } | Endpoint::Tcp { .. } => None,
+                    })
+                    .collect();
                 let kept =
                     previous.and_then(|p| p.snapshots().into_iter().find(|s| *s.config == *g));
                 let state = match kept {
-                    Some(s) => (*s).clone(),
+                    Some(s) => {
+                        let mut s = (*s).clone();
+                        // The decision is kept; whose row a member reads is the new file's.
+                        for (m, r) in s.members.iter_mut().zip(replica_of) {
+                            m.replica_of = r;
+                        }
+                        s
+                    }
                     None => {
-                        let kinds: Vec<Kind> = g
-                            .members
-                            .iter()
-                            .map(|m| {
-                                config
-                                    .targets
-                                    .iter()
-                                    .find(|t| &t.name == m)
-                                    // Loading refuses a group member that is not a
-                                    // configured target (config::groups::validate).
-                                    .expect("every group member is a configured target")
-                                    .kind
-                            })
-                            .collect();
-                        GroupState::new(Arc::new(g.clone()), &kinds)
+                        let kinds: Vec<Kind> = targets.iter().map(|t| t.kind).collect();
+                        GroupState::new(Arc::new(g.clone()), &kinds, &replica_of)
                     }
                 };
                 Group {
@@ -244,14 +464,15 @@ impl GroupSet {
         self.snapshots().into_iter().find(|g| g.config.name == name)
     }
 
-    /// Feeds a member's probe to every group it belongs to; returns the switches it caused.
+    /// Feeds a member's probe to every group it belongs to; returns what it changed (the
+    /// switches it caused, the losses it judged), by group.
     pub fn observe(
         &self,
         target: &str,
         checks: &[Check],
         report: &ProbeReport,
-    ) -> Vec<(String, Switch)> {
-        let mut switches = Vec::new();
+    ) -> Vec<(String, GroupEvent)> {
+        let mut events = Vec::new();
         for g in &self.groups {
             let mut state = g.state.lock().unwrap_or_else(|e| e.into_inner());
             let Some(i) = state.members.iter().position(|m| m.name == target) else {
@@ -267,12 +488,16 @@ impl GroupSet {
                     |f| format!("{}: {}", f.reason.as_str(), f.message),
                 )
             });
-            if let Some(s) = state.observe(i, ok, failure, report.started_at) {
-                switches.push((state.config.name.clone(), s));
-            }
+            let name = state.config.name.clone();
+            events.extend(
+                state
+                    .observe_probe(i, ok, failure, Beats::of(report), report.started_at)
+                    .into_iter()
+                    .map(|e| (name.clone(), e)),
+            );
             g.snapshot.store(Arc::new(state.clone()));
         }
-        switches
+        events
     }
 }
 
@@ -290,7 +515,7 @@ mod tests {
             recover_after: 2,
             policy,
         };
-        GroupState::new(Arc::new(config), &[Kind::Postgres; 3])
+        GroupState::new(Arc::new(config), &[Kind::Postgres; 3], &[None, None, None])
     }
 
     fn at(ms: u64) -> Timestamp {
@@ -454,5 +679,232 @@ mod tests {
         assert_eq!(name(&g), Some("a"));
         assert_eq!(g.switches, 0);
         assert!(g.last_switch_at.is_none());
+    }
+
+    #[test]
+    fn a_gap_with_no_active_member_is_a_period_and_the_switch_that_ends_it_tells_its_length() {
+        let mut g = group(Policy::PreferFirst);
+        lose_every_member_standbys_first(&mut g);
+        assert_eq!(g.no_active.since, Some(at(300)), "a was dropped at 300 ms");
+        assert_eq!(g.no_active.started, 1);
+        let dropped = g.recent.back().unwrap().clone();
+        assert_eq!(
+            (
+                dropped.from_member.as_deref(),
+                dropped.no_active_for,
+                dropped.lost_writes
+            ),
+            (Some("a"), None, None),
+            "a switch to none has no length yet and loses nothing"
+        );
+        g.observe(1, true, None, at(400));
+        let s = g.observe(1, true, None, at(500)).expect("b takes over");
+        assert_eq!((s.from.as_deref(), s.to.as_deref()), (None, Some("b")));
+        assert_eq!(
+            s.from_member.as_deref(),
+            Some("a"),
+            "a -> (none) -> b is one story"
+        );
+        assert_eq!(s.no_active_for, Some(Duration::from_millis(200)));
+        assert_eq!(
+            (g.no_active.since, g.no_active.started, g.no_active.last),
+            (None, 1, Some(Duration::from_millis(200)))
+        );
+        assert_eq!(g.switches, 1);
+    }
+
+    #[test]
+    fn a_first_decision_with_no_eligible_member_starts_a_gap_and_the_first_member_is_no_switch() {
+        let mut g = group(Policy::PreferFirst);
+        for i in 0..3 {
+            for t in 0..3 {
+                g.observe(i, false, Some("refused".into()), at(t * 100));
+            }
+        }
+        assert!(g.decided);
+        assert_eq!((g.no_active.since, g.no_active.started), (Some(at(200)), 1));
+        g.observe(2, true, None, at(300));
+        let s = g.observe(2, true, None, at(400)).expect("c is chosen");
+        assert_eq!(s.no_active_for, Some(Duration::from_millis(200)));
+        assert_eq!((s.from_member, s.lost_writes), (None, None));
+        assert_eq!(g.switches, 0);
+    }
+
+    /// a, b and c, where b is a's replica (it reads a's heartbeat row) and c is not.
+    fn replicated() -> GroupState {
+        let config = GroupConfig {
+            name: "g".into(),
+            members: vec!["a".into(), "b".into(), "c".into()],
+            eligibility: Eligibility::Writable,
+            fail_after: 3,
+            recover_after: 2,
+            policy: Policy::PreferFirst,
+        };
+        GroupState::new(
+            Arc::new(config),
+            &[Kind::Postgres; 3],
+            &[None, Some("a".into()), None],
+        )
+    }
+
+    fn beat(seq: i64) -> Beat {
+        Beat {
+            seq,
+            at: Timestamp::from_millis(seq * 100),
+        }
+    }
+
+    fn acknowledged(seq: i64) -> Beats {
+        Beats {
+            acknowledged: Some(beat(seq)),
+            primary: None,
+        }
+    }
+
+    /// A read of a's row on a replica that holds heartbeat `seq`.
+    fn read_of_a(seq: i64) -> Beats {
+        Beats {
+            acknowledged: None,
+            primary: Some(beat(seq)),
+        }
+    }
+
+    /// b and c stand by (not writable); a is active and acknowledges heartbeats 1 to
+    /// `last` (none for 0), then drops: no member from 10.2 s.
+    fn a_acknowledged_then_dropped(g: &mut GroupState, last: i64) {
+        for i in [1, 2] {
+            for t in 1..=3 {
+                g.observe(i, false, Some("read_only".into()), at(t));
+            }
+        }
+        g.observe(0, true, None, at(10));
+        for seq in 1..=last {
+            g.observe_probe(0, true, None, acknowledged(seq), at(seq as u64 * 100));
+        }
+        assert_eq!(name(g), Some("a"));
+        for t in [10_000, 10_100, 10_200] {
+            g.observe(0, false, Some("refused".into()), at(t));
+        }
+        assert_eq!(name(g), None);
+    }
+
+    fn judged(events: &[GroupEvent]) -> Option<&Loss> {
+        events.iter().find_map(|e| match e {
+            GroupEvent::LossJudged(s) => s.lost_writes.as_ref(),
+            GroupEvent::Switched(_) => None,
+        })
+    }
+
+    #[test]
+    fn a_replica_that_lacks_acknowledged_heartbeats_when_it_takes_over_lost_them() {
+        let mut g = replicated();
+        a_acknowledged_then_dropped(&mut g, 12);
+        // b is promoted; its reads find a's row at 9: 10, 11 and 12 never reached it.
+        assert!(
+            g.observe_probe(1, true, None, read_of_a(9), at(11_000))
+                .is_empty()
+        );
+        let events = g.observe_probe(1, true, None, read_of_a(9), at(11_100));
+        let lost = LostWrites {
+            writes: 3,
+            span: Duration::from_millis(300),
+        };
+        assert!(
+            matches!(&events[0], GroupEvent::Switched(s) if s.lost_writes == Some(Loss::Pending)),
+            "{events:?}"
+        );
+        assert_eq!(judged(&events), Some(&Loss::Judged(lost)));
+        assert_eq!(g.writes_lost, 3);
+        let s = g.recent.back().unwrap();
+        assert_eq!(
+            (s.from_member.as_deref(), s.to.as_deref()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(s.no_active_for, Some(Duration::from_millis(900)));
+        assert_eq!(s.lost_writes, Some(Loss::Judged(lost)));
+        // Told once: later reads of the same row add nothing.
+        assert!(
+            g.observe_probe(1, true, None, read_of_a(9), at(11_200))
+                .is_empty()
+        );
+        assert_eq!(g.writes_lost, 3);
+    }
+
+    #[test]
+    fn a_replica_that_holds_the_last_acknowledged_heartbeat_lost_nothing() {
+        let mut g = replicated();
+        a_acknowledged_then_dropped(&mut g, 12);
+        g.observe_probe(1, true, None, read_of_a(12), at(11_000));
+        let events = g.observe_probe(1, true, None, read_of_a(12), at(11_100));
+        let none = LostWrites {
+            writes: 0,
+            span: Duration::ZERO,
+        };
+        assert_eq!(judged(&events), Some(&Loss::Judged(none)));
+        assert_eq!(
+            g.recent.back().unwrap().lost_writes,
+            Some(Loss::Judged(none))
+        );
+        assert_eq!(g.writes_lost, 0);
+    }
+
+    #[test]
+    fn the_loss_is_judged_at_the_first_read_of_the_new_member_after_the_switch() {
+        let mut g = replicated();
+        for i in 0..3 {
+            g.observe_probe(i, true, None, acknowledged(1), at(0));
+        }
+        g.observe_probe(0, true, None, acknowledged(5), at(500));
+        // a drops while b is eligible: the switch happens on a's probe, which tells
+        // nothing of what b holds.
+        for t in [600, 700] {
+            g.observe(0, false, Some("refused".into()), at(t));
+        }
+        let events = g.observe_probe(0, false, Some("refused".into()), Beats::default(), at(800));
+        assert_eq!(name(&g), Some("b"));
+        assert_eq!(judged(&events), None);
+        assert_eq!(g.recent.back().unwrap().lost_writes, Some(Loss::Pending));
+        // A probe of b whose read did not run tells nothing either.
+        assert!(
+            g.observe_probe(1, true, None, Beats::default(), at(900))
+                .is_empty()
+        );
+        let events = g.observe_probe(1, true, None, read_of_a(4), at(1_000));
+        let lost = LostWrites {
+            writes: 1,
+            span: Duration::from_millis(100),
+        };
+        assert_eq!(judged(&events), Some(&Loss::Judged(lost)));
+        assert_eq!(
+            g.recent.back().unwrap().lost_writes,
+            Some(Loss::Judged(lost))
+        );
+        assert_eq!(g.writes_lost, 1);
+    }
+
+    #[test]
+    fn the_loss_is_unknown_without_replica_of_or_an_acknowledged_write() {
+        // c reads no row of a's.
+        let mut g = replicated();
+        a_acknowledged_then_dropped(&mut g, 12);
+        g.observe_probe(2, true, None, Beats::default(), at(11_000));
+        let events = g.observe_probe(2, true, None, Beats::default(), at(11_100));
+        assert_eq!(name(&g), Some("c"));
+        assert!(
+            matches!(judged(&events), Some(Loss::Unknown(why)) if why.contains("c has no replica_of a")),
+            "{events:?}"
+        );
+        assert_eq!(g.writes_lost, 0);
+
+        // a never acknowledged a write in this process.
+        let mut g = replicated();
+        a_acknowledged_then_dropped(&mut g, 0);
+        g.observe_probe(1, true, None, read_of_a(9), at(11_000));
+        let events = g.observe_probe(1, true, None, read_of_a(9), at(11_100));
+        assert!(
+            matches!(judged(&events), Some(Loss::Unknown(why)) if why.contains("a acknowledged no write")),
+            "{events:?}"
+        );
+        assert_eq!(g.writes_lost, 0);
     }
 }

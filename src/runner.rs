@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TargetConfig;
-use crate::groups::GroupSet;
+use crate::groups::{GroupEvent, GroupSet, Loss};
 use crate::metrics::Published;
 use crate::migrate::watch::{self, MigrationSnapshot};
 use crate::probe::{self, ProbeContext, ProbeReport, Prober};
@@ -156,18 +156,12 @@ impl TargetRunner {
         let transitions = self.stats.record(&report);
         self.publish();
         let target = &self.stats.target.name;
-        for (group, s) in self
+        for (group, event) in self
             .groups
             .load()
             .observe(target, &self.stats.target.checks, &report)
         {
-            tracing::warn!(
-                group = %group,
-                from = s.from.as_deref().unwrap_or("none"),
-                to = s.to.as_deref().unwrap_or("none"),
-                cause = %s.cause,
-                "active member switched"
-            );
+            log_group_event(&group, event);
         }
         for t in transitions {
             match t {
@@ -225,6 +219,43 @@ impl TargetRunner {
                 _ = self.probe_once() => {}
             }
             slot += interval;
+        }
+    }
+}
+
+fn log_group_event(group: &str, event: GroupEvent) {
+    let none = "none";
+    match event {
+        GroupEvent::Switched(s) => tracing::warn!(
+            group = %group,
+            from = s.from.as_deref().unwrap_or(none),
+            to = s.to.as_deref().unwrap_or(none),
+            from_member = s.from_member.as_deref().unwrap_or(none),
+            no_active_seconds = s.no_active_for.map(|d| d.as_secs_f64()),
+            cause = %s.cause,
+            "active member switched"
+        ),
+        GroupEvent::LossJudged(s) => {
+            let (from, to) = (
+                s.from_member.as_deref().unwrap_or(none),
+                s.to.as_deref().unwrap_or(none),
+            );
+            match s.lost_writes {
+                Some(Loss::Judged(lost)) if lost.writes > 0 => tracing::error!(
+                    group = %group, from = from, to = to,
+                    writes = lost.writes, span_seconds = lost.span.as_secs_f64(),
+                    "acknowledged writes lost by a failover: the new active member lacks heartbeats the old one had confirmed"
+                ),
+                Some(Loss::Judged(_)) => tracing::info!(
+                    group = %group, from = from, to = to,
+                    "no acknowledged write lost: the new active member holds the old one's last heartbeat"
+                ),
+                Some(Loss::Unknown(why)) => tracing::info!(
+                    group = %group, from = from, to = to, why = %why,
+                    "writes lost by the switch cannot be told"
+                ),
+                Some(Loss::Pending) | None => {}
+            }
         }
     }
 }

@@ -115,7 +115,7 @@ pub struct Periods {
 
 impl Periods {
     /// One probe's verdict at `at`: `holds` starts a period, its absence ends one.
-    fn observe(&mut self, holds: bool, at: Timestamp) {
+    pub fn observe(&mut self, holds: bool, at: Timestamp) {
         if let (Some(_), Some(before)) = (self.since, self.observed_at) {
             self.total += at.since(before);
         }
@@ -581,6 +581,8 @@ mod tests {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
             identity: failure.is_none().then(|| Identity {
                 key: identity.into(),
                 version: "v".into(),
@@ -693,6 +695,8 @@ mod tests {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
             identity: None,
         };
         let read_only_write = || PhaseOutcome {
@@ -837,6 +841,8 @@ mod tests {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
             identity: id.map(|k| Identity {
                 key: k.into(),
                 version: "v".into(),

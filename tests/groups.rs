@@ -1,5 +1,7 @@
 //! Failover groups over throwaway PostgreSQL servers: which member is active, as metrics,
-//! JSON and plain 200/503 answers, through stops, recoveries, read-only periods and flaps.
+//! JSON and plain 200/503 answers, through stops, recoveries, read-only periods and flaps;
+//! and a failover over real streaming replication told whole: the time with no active
+//! member, the switch, and the acknowledged writes the new member lacked.
 
 mod common;
 
@@ -7,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::db::{Db, Engine, WAIT, block, target};
 use common::forwarder::Forwarder;
+use common::netfault::DropPackets;
+use common::servers::{PgServer, test_certs};
 use common::{TestExporter, eventually, tempdir};
 
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -361,4 +365,187 @@ async fn the_python_examples_in_the_failover_docs_work() {
         "orders-a\nsqlite\ndefault\n"
     );
     e.stop().await;
+}
+
+/// The heartbeat row dbvigil keeps for `target` on `server`: (seq, beat_at_ms).
+fn heartbeat(server: &PgServer, target: &str) -> Option<(i64, i64)> {
+    let exists = block(|| {
+        server.psql("\\c app\nSELECT count(*) FROM pg_class WHERE relname = 'dbvigil_heartbeat';")
+    });
+    if exists.trim() != "1" {
+        return None;
+    }
+    let out = block(|| {
+        server.psql(&format!(
+            "\\c app\nSELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = '{target}';"
+        ))
+    });
+    let (seq, at) = out.trim().split_once('|')?;
+    Some((seq.parse().ok()?, at.parse().ok()?))
+}
+
+async fn group_json(e: &TestExporter, group: &str) -> serde_json::Value {
+    serde_json::from_str(&e.get(&format!("/api/v1/groups/{group}")).await.body).unwrap()
+}
+
+/// A failover group over real PostgreSQL streaming replication: member `a` is the
+/// primary, member `b` its standby with `replica_of: a` (so b reads a's heartbeat row).
+/// When `lagging`, the standby's replication stream (through a port of the test's own)
+/// loses every packet while a goes on acknowledging heartbeats. Then clients lose a (the
+/// group has no eligible member), a freezes and b is promoted: the group switches a ->
+/// (none) -> b and must report exactly the heartbeats a acknowledged that b lacks; with
+/// the standby caught up, zero, and known to be zero.
+async fn group_failover_to_a_standby(lagging: bool) {
+    let t0 = Instant::now();
+    let Some(primary) = block(PgServer::start) else {
+        return;
+    };
+    block(|| {
+        primary
+            .psql("CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;")
+    });
+    let replication = Forwarder::start(primary.port()).await;
+    let standby = block(|| PgServer::start_standby_through(replication.port));
+    let clients = Forwarder::start(primary.port()).await;
+    let member = |name: &str, port: u16, extra: &str| {
+        format!(
+            "  - name: {name}\n    kind: postgres\n    host: 127.0.0.1\n    port: {port}\n    \
+             user: probe\n    password: probe-pw\n    database: app\n    \
+             tls: {{mode: verify-full, ca_file: {}}}\n    interval: 200ms\n    \
+             checks: [tcp, connect, read, write]\n{extra}",
+            test_certs().ca_file.display()
+        )
+    };
+    let yaml = format!(
+        "targets:\n{}{}groups:\n  - name: orders\n    members: [a, b]\n    \
+         fail_after: 2\n    recover_after: 2\n",
+        member("a", clients.port, "    role: primary\n"),
+        member("b", standby.port(), "    replica_of: a\n    role: either\n"),
+    );
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_active(&e, "orders", "a").await;
+    eventually(WAIT, "the standby holds a's heartbeat", || async {
+        heartbeat(&standby, "a").filter(|(seq, _)| *seq >= 3)
+    })
+    .await;
+
+    let cut = if lagging {
+        let Some(cut) = DropPackets::start(replication.port) else {
+            return;
+        };
+        let (kept, _) = heartbeat(&standby, "a").unwrap();
+        eventually(
+            WAIT,
+            "a acknowledged heartbeats the standby lacks",
+            || async { heartbeat(&primary, "a").filter(|(seq, _)| *seq >= kept + 5) },
+        )
+        .await;
+        Some(cut)
+    } else {
+        None
+    };
+    // Clients lose a; once the group has dropped it (two failed probes) no write of a's
+    // is in flight.
+    let cut_at = Instant::now();
+    clients.switch(None);
+    eventually(WAIT, "orders has no eligible member", || async {
+        (active(&e, "orders").await.0 == 503).then_some(())
+    })
+    .await;
+    let (acked_seq, acked_at) = heartbeat(&primary, "a").unwrap();
+    if !lagging {
+        block(|| standby.wait_replay_caught_up(&primary));
+    }
+    primary.freeze();
+    let (kept_seq, kept_at) = heartbeat(&standby, "a").unwrap();
+    block(|| standby.promote());
+    wait_active(&e, "orders", "b").await;
+    let took = cut_at.elapsed();
+    drop(cut);
+
+    let g = eventually(WAIT, "the switch to b has its loss judged", || async {
+        let g = group_json(&e, "orders").await;
+        (g["recent_switches"][0]["lost_writes_known"] == true).then_some(g)
+    })
+    .await;
+    let sw = &g["recent_switches"][0];
+    assert_eq!(
+        (
+            sw["from"].as_str(),
+            sw["to"].as_str(),
+            sw["from_member"].as_str()
+        ),
+        (None, Some("b"), Some("a")),
+        "a -> (none) -> b is one story: {g:#}"
+    );
+    assert_eq!(g["switches"], 1, "{g:#}");
+    let gap = sw["no_active_seconds"].as_f64().unwrap_or_default();
+    assert!(
+        gap > 0.0 && gap <= took.as_secs_f64(),
+        "no member for {gap} s, within the {took:?} from cutting a to seeing b active: {g:#}"
+    );
+    assert_eq!(g["no_active"]["periods"], 1, "{g:#}");
+    assert_eq!(g["no_active"]["since"], serde_json::Value::Null, "{g:#}");
+    assert_eq!(
+        g["no_active"]["last_duration_seconds"].as_f64(),
+        Some(gap),
+        "{g:#}"
+    );
+    // The switch to none names no new member, so it has no loss to judge.
+    let dropped = &g["recent_switches"][1];
+    assert_eq!(
+        (dropped["from"].as_str(), dropped["to"].as_str()),
+        (Some("a"), None),
+        "{g:#}"
+    );
+    assert_eq!(dropped["lost_writes_known"], false, "{g:#}");
+
+    let lost = acked_seq - kept_seq;
+    assert_eq!(
+        sw["lost_writes"]["writes"], lost,
+        "a acknowledged heartbeat {acked_seq}, b held {kept_seq}: {g:#}"
+    );
+    assert_eq!(g["writes_lost"], lost, "{g:#}");
+    let m = e.metrics().await;
+    let group = [("group", "orders")];
+    assert_eq!(
+        m.value("dbvigil_group_writes_lost_total", &group),
+        lost as f64
+    );
+    assert_eq!(
+        m.value("dbvigil_group_no_active_periods_total", &group),
+        1.0
+    );
+    assert_eq!(
+        m.value("dbvigil_group_last_no_active_duration_seconds", &group),
+        gap
+    );
+    let span = sw["lost_writes"]["span_seconds"].as_f64().unwrap();
+    if lagging {
+        assert!(lost >= 5, "{g:#}");
+        assert!(
+            (span - (acked_at - kept_at) as f64 / 1000.0).abs() < 1e-6,
+            "the loss spans the heartbeats b never received: {span} s"
+        );
+    } else {
+        assert_eq!((lost, span), (0, 0.0), "{g:#}");
+    }
+    e.stop().await;
+    primary.thaw();
+    eprintln!(
+        "group failover (lagging: {lagging}): no member for {gap:.2} s, {lost} writes lost \
+         (a acknowledged {acked_seq}, b held {kept_seq}); test {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_failover_to_a_lagging_standby_counts_the_writes_the_new_member_lacks() {
+    group_failover_to_a_standby(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_failover_to_a_caught_up_standby_loses_nothing_and_says_so() {
+    group_failover_to_a_standby(false).await;
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::config::{Endpoint, TargetConfig};
-use crate::groups::GroupState;
+use crate::groups::{GroupState, Loss};
 use crate::probe::{Identity, LostWrites};
 use crate::state::{Downtime, Episode, Periods, Switchover, TargetStats, Window};
 use crate::time::Timestamp;
@@ -322,8 +322,14 @@ fn group_json(s: &AppState, g: &GroupState) -> Value {
         "switches": g.switches,
         "last_switch_at": g.last_switch_at.map(|t| t.to_string()),
         "members": members,
+        "no_active": periods(&g.no_active),
+        "writes_lost": g.writes_lost,
         "recent_switches": g.recent.iter().rev().map(|sw| json!({
             "at": sw.at.to_string(), "from": sw.from, "to": sw.to, "cause": sw.cause,
+            "from_member": sw.from_member,
+            "no_active_seconds": sw.no_active_for.map(|d| d.as_secs_f64()),
+            "lost_writes": sw.lost_writes.as_ref().and_then(Loss::judged).map(lost),
+            "lost_writes_known": sw.lost_writes.as_ref().is_some_and(|l| l.judged().is_some()),
         })).collect::<Vec<_>>(),
     })
 }

@@ -702,6 +702,27 @@ impl Scrape {
                 )
             }),
         )?;
+        f.counter(
+            "dbvigil_group_no_active_periods",
+            "Periods with no active member (no member eligible), from a group's first decision on.",
+            gs.iter()
+                .map(|g| (group_labels(g, None), g.no_active.started)),
+        )?;
+        f.gauge(
+            "dbvigil_group_last_no_active_duration_seconds",
+            "Duration of a group's last finished period with no active member; 0 if none.",
+            gs.iter().map(|g| {
+                (
+                    group_labels(g, None),
+                    g.no_active.last.map_or(0.0, |d| d.as_secs_f64()),
+                )
+            }),
+        )?;
+        f.counter(
+            "dbvigil_group_writes_lost",
+            "Heartbeats the old active member acknowledged that the new one lacked when it took over (needs the new member's replica_of the old); a lower bound of the writes a failover lost.",
+            gs.iter().map(|g| (group_labels(g, None), g.writes_lost)),
+        )?;
         Ok(())
     }
 }

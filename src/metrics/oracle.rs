@@ -188,6 +188,8 @@ fn scrape() -> Scrape {
                     writes: 7,
                     span: Duration::from_millis(1_750),
                 }),
+                acknowledged: None,
+                primary_beat: None,
             };
             stats.record(&ok);
             if i % 2 == 1 {
@@ -228,6 +230,7 @@ fn scrape() -> Scrape {
         groups: vec![Arc::new(GroupState::new(
             Arc::new(group.clone()),
             &kinds[1..3],
+            &[None, None],
         ))],
         reload: ReloadScrape {
             successful: false,
@@ -417,6 +420,8 @@ fn the_writer_matches_prometheus_client_for_one_probe() {
         replication_lag: None,
         maintenance_flag: None,
         lost_writes: None,
+        acknowledged: None,
+        primary_beat: None,
     };
     let expected = {
         let (t, report) = (t.clone(), report.clone());

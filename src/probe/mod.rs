@@ -246,6 +246,14 @@ pub struct ProbeReport {
     pub maintenance_flag: Option<Result<bool, Failure>>,
     /// Heartbeats the database acknowledged that this probe's read no longer found.
     pub lost_writes: Option<LostWrites>,
+    /// The heartbeat this probe wrote and read back: set only when its write check passed,
+    /// so the database acknowledged it. A failover group remembers each member's last one.
+    pub acknowledged: Option<Beat>,
+    /// On a replica (`replica_of`), the primary target's heartbeat row (this exporter's
+    /// instance) as this probe's read found it; `None` when the target is no replica, the
+    /// read did not run or failed, or the row is missing. A failover group compares it with
+    /// the primary's last acknowledged heartbeat when the replica takes over.
+    pub primary_beat: Option<Beat>,
 }
 
 /// Acknowledged writes a database no longer holds: a failover to a standby that had not
@@ -418,6 +426,8 @@ impl PhaseRunner {
             replication_lag: None,
             maintenance_flag: None,
             lost_writes: None,
+            acknowledged: None,
+            primary_beat: None,
         }
     }
 }

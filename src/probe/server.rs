@@ -93,6 +93,10 @@ pub struct ServerProber<D: Dialect> {
     acknowledged: Option<Beat>,
     /// Found by this cycle's read, reported when it ends.
     lost: Option<LostWrites>,
+    /// This cycle's read of the `replica_of` target's row, reported when it ends.
+    primary_beat: Option<Beat>,
+    /// This cycle's write, once read back, reported when it ends.
+    wrote: Option<Beat>,
 }
 
 impl<D: Dialect> ServerProber<D> {
@@ -110,6 +114,8 @@ impl<D: Dialect> ServerProber<D> {
             seq: 0,
             acknowledged: None,
             lost: None,
+            primary_beat: None,
+            wrote: None,
         }
     }
 
@@ -183,6 +189,7 @@ impl<D: Dialect> ServerProber<D> {
                     self.lost = Some(lost);
                 }
                 lag = primary_beat.map(|b: Beat| Timestamp::now().since(b.at));
+                self.primary_beat = primary_beat;
             }
             if !usable(&run) {
                 return self.end(run, Some(session), None, lag).await;
@@ -222,6 +229,7 @@ impl<D: Dialect> ServerProber<D> {
             self.table_seen = written.is_some();
             if written.is_some() {
                 self.acknowledged = Some(beat);
+                self.wrote = Some(beat);
             }
             if run.last_failure_reason() == Some(Reason::ReadOnly) {
                 read_only = Some(true);
@@ -283,6 +291,8 @@ impl<D: Dialect> ServerProber<D> {
         report.replication_lag = lag;
         report.maintenance_flag = flag;
         report.lost_writes = self.lost.take();
+        report.acknowledged = self.wrote.take();
+        report.primary_beat = self.primary_beat.take();
         report
     }
 }

@@ -41,6 +41,8 @@ pub struct SqliteProber {
     acknowledged: Option<Beat>,
     /// Found by this cycle's read, reported when it ends.
     lost: Option<LostWrites>,
+    /// This cycle's write, once read back, reported when it ends.
+    wrote: Option<Beat>,
 }
 
 impl SqliteProber {
@@ -56,6 +58,7 @@ impl SqliteProber {
             seq: 0,
             acknowledged: None,
             lost: None,
+            wrote: None,
         }
     }
 
@@ -172,6 +175,7 @@ impl Prober for SqliteProber {
                     .await;
                 if written.is_some() {
                     self.acknowledged = Some(beat);
+                    self.wrote = Some(beat);
                 }
                 read_only = match (written, run.last_failure_reason()) {
                     (Some(()), _) => Some(false),
@@ -227,6 +231,7 @@ impl SqliteProber {
         let mut report = run.finish(read_only, identity);
         report.maintenance_flag = flag;
         report.lost_writes = self.lost.take();
+        report.acknowledged = self.wrote.take();
         report
     }
 }
