@@ -376,6 +376,16 @@ GROUPS = dashboard(
             [target('increase(dbvigil_group_switches_total{group=~"$group"}[$__rate_interval]) > 0', "{{group}}")],
             12, 16, 12, 8,
         ),
+        panel(
+            "stat",
+            "Failovers: time with no active member, writes lost",
+            [
+                target('dbvigil_group_last_no_active_duration_seconds{group=~"$group"}', "{{group}}: last gap (s)", instant=True),
+                target('increase(dbvigil_group_writes_lost_total{group=~"$group"}[$__range])', "{{group}}: writes lost over the range", instant=True),
+            ],
+            0, 24, 24, 5,
+            description="How long the last failover left the group with no eligible member, and the acknowledged writes the new active member lacked (judged on the old member's heartbeat as the new one read it; needs replica_of): a lower bound of what applications lost.",
+        ),
     ],
     [variable_query("group", "label_values(dbvigil_group_eligible_members, group)", multi=True)],
 )

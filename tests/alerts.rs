@@ -183,6 +183,7 @@ fn availability_alerts_respect_maintenance_and_migration_alerts_do_not() {
         ];
         let never = [
             "DbvigilWritesLost",
+            "DbvigilGroupWritesLost",
             "DbvigilMigrationFailed",
             "DbvigilMigrationLockHeldTooLong",
             "DbvigilMigrationChecksumDrift",
