@@ -75,11 +75,15 @@ def annotation(name, expr, color, title):
 
 
 ANNOTATIONS = [
+    # The new server's identity and version come from dbvigil_server_info, joined on the
+    # series of the exporter that saw the switch.
     annotation(
-        "Identity changes",
-        "increase(dbvigil_identity_changes_total[1m]) > 0",
+        "Switchovers",
+        "increase(dbvigil_identity_changes_total[1m])"
+        " * on(job, instance, target) group_left(identity, version) dbvigil_server_info > 0",
         "orange",
-        "{{target}}: another server answers",
+        "{{target}}: switchover, {{identity}} ({{version}}) answers now; "
+        "GET /api/v1/targets/{{target}}/episodes or dbvigil report tells the whole story",
     ),
     annotation(
         "Writes lost",

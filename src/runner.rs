@@ -185,6 +185,10 @@ impl TargetRunner {
                     target = %target, writes = lost.writes, span_seconds = lost.span.as_secs_f64(),
                     "acknowledged writes lost: the database came back without heartbeats it had confirmed (failover to a lagging standby, restore or rollback)"
                 ),
+                Transition::WriteBaseline => tracing::info!(
+                    target = %target,
+                    "first heartbeat acknowledged: lost writes are judged from here on (a loss while dbvigil was not running cannot be seen)"
+                ),
             }
         }
         let required = self.stats.target.required_checks(report.read_only);

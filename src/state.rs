@@ -14,6 +14,9 @@ use crate::probe::{Failure, Identity, LostWrites, Phase, ProbeReport, Reason};
 
 /// Closed outage episodes kept per target for the API.
 pub const EPISODES_KEPT: usize = 50;
+/// Finished windows kept per check and for the read-only state, for the API's story of an
+/// episode or a switchover: twice the episodes, since a flapping check has more of them.
+pub const WINDOWS_KEPT: usize = 100;
 
 pub const PHASE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -78,6 +81,10 @@ pub struct Episode {
     pub failed_checks: Vec<Check>,
     /// Acknowledged writes the database no longer held when it came back.
     pub lost_writes: Option<LostWrites>,
+    /// Who answered the last probe that reached the database before the episode.
+    pub identity_before: Option<Identity>,
+    /// Who answered when it ended: another server than before on a switchover.
+    pub identity_after: Option<Identity>,
 }
 
 impl Episode {
@@ -98,6 +105,8 @@ pub struct Periods {
     pub started: u64,
     /// The duration of the last finished period.
     pub last: Option<Duration>,
+    /// Finished periods, newest last, at most `WINDOWS_KEPT`.
+    finished: VecDeque<Window>,
 }
 
 impl Periods {
@@ -111,10 +120,64 @@ impl Periods {
             (false, Some(since)) => {
                 self.last = Some(at.since(since));
                 self.since = None;
+                if self.finished.len() == WINDOWS_KEPT {
+                    self.finished.pop_front();
+                }
+                self.finished.push_back(Window {
+                    from: since,
+                    to: Some(at),
+                });
             }
             _ => {}
         }
     }
+
+    /// The periods that overlap the span from `from` to `to` (`None`: still going),
+    /// oldest first, the one in progress last.
+    pub fn during(&self, from: Timestamp, to: Option<Timestamp>) -> Vec<Window> {
+        let open = self.since.map(|since| Window {
+            from: since,
+            to: None,
+        });
+        self.finished
+            .iter()
+            .copied()
+            .chain(open)
+            .filter(|w| w.overlaps(from, to))
+            .collect()
+    }
+}
+
+/// One period as the probes saw it: from the first probe that saw it to the first that did
+/// not (`None` while it lasts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub from: Timestamp,
+    pub to: Option<Timestamp>,
+}
+
+impl Window {
+    pub fn duration(&self, now: Timestamp) -> Duration {
+        self.to.unwrap_or(now).since(self.from)
+    }
+
+    /// Whether any of it lies inside the span from `from` to `to`. Both ends are probe
+    /// starts: a window that ended at `from` ended with the probe that began the span, and
+    /// one that began at `to` began with the probe that ended it, so neither is part of it.
+    fn overlaps(&self, from: Timestamp, to: Option<Timestamp>) -> bool {
+        let starts_before_end = to.is_none_or(|to| self.from < to);
+        let ends_after_start = self.to.is_none_or(|end| end > from);
+        starts_before_end && ends_after_start
+    }
+}
+
+/// What each check and the read-only state did during a span: the story of an episode or
+/// a switchover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Downtime {
+    /// Per configured check, in the target's order: its failure periods in the span.
+    pub checks: Vec<(Check, Vec<Window>)>,
+    pub read_only: Vec<Window>,
 }
 
 /// One change of the server that answers, as a postmortem tells it: who answered before
@@ -138,6 +201,16 @@ impl Switchover {
     pub fn write_gap(&self) -> Option<Duration> {
         Some(self.first_write_on_new?.since(self.last_write_on_old?))
     }
+
+    /// The span its story covers: from the old server's last write (or, without one, the
+    /// first probe that reached the new server) to the new one's first write (or that
+    /// probe). A window still open then reaches into it.
+    pub fn span(&self) -> (Timestamp, Timestamp) {
+        (
+            self.last_write_on_old.unwrap_or(self.at),
+            self.first_write_on_new.unwrap_or(self.at),
+        )
+    }
 }
 
 /// Switchovers kept per target, newest last.
@@ -155,10 +228,20 @@ pub struct LastProbe {
 /// A state change worth a log line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
-    Down { reason: Reason, message: String },
-    Up { outage: Duration },
-    IdentityChanged { from: Identity, to: Identity },
+    Down {
+        reason: Reason,
+        message: String,
+    },
+    Up {
+        outage: Duration,
+    },
+    IdentityChanged {
+        from: Identity,
+        to: Identity,
+    },
     WritesLost(LostWrites),
+    /// The first write this process saw acknowledged: lost writes are judged from here on.
+    WriteBaseline,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +264,9 @@ pub struct TargetStats {
     pub last_write_loss: Option<LostWrites>,
     /// The start of the last probe whose write succeeded, and who took it.
     last_write: Option<(Timestamp, String)>,
+    /// The start of the first probe whose write succeeded in this process: acknowledged
+    /// writes lost before it (while dbvigil was not running) cannot be seen.
+    pub writes_judged_since: Option<Timestamp>,
     /// Changes of the server that answers, newest last.
     pub switchovers: VecDeque<Switchover>,
     /// Per configured check, in the target's order: the periods it failed, so that write
@@ -233,6 +319,7 @@ impl TargetStats {
             writes_lost: 0,
             last_write_loss: None,
             last_write: None,
+            writes_judged_since: None,
             switchovers: VecDeque::new(),
             check_downtime,
             read_only_periods: Periods::default(),
@@ -281,6 +368,18 @@ impl TargetStats {
         };
     }
 
+    /// What each check and the read-only state did from `from` to `to` (`None`: now).
+    pub fn downtime(&self, from: Timestamp, to: Option<Timestamp>) -> Downtime {
+        Downtime {
+            checks: self
+                .check_downtime
+                .iter()
+                .map(|(c, p)| (*c, p.during(from, to)))
+                .collect(),
+            read_only: self.read_only_periods.during(from, to),
+        }
+    }
+
     pub fn record_lag(&mut self, lag: Duration, skipped: u64) {
         self.scheduling_lag.observe(lag.as_secs_f64());
         self.skipped_slots += skipped;
@@ -300,6 +399,7 @@ impl TargetStats {
         // has no read-only state worth showing.
         self.read_only = report.read_only;
         self.replication_lag = report.replication_lag;
+        let identity_before = self.identity.clone();
         if let Some(new) = &report.identity {
             if let Some(old) = &self.identity {
                 if old.key != new.key {
@@ -353,6 +453,10 @@ impl TargetStats {
             }
             self.last_write = Some((report.started_at, id.key.clone()));
         }
+        if wrote && self.writes_judged_since.is_none() {
+            self.writes_judged_since = Some(report.started_at);
+            transitions.push(Transition::WriteBaseline);
+        }
         for ((_, periods), (_, ok)) in self.check_downtime.iter_mut().zip(&check_results) {
             periods.observe(!ok, report.started_at);
         }
@@ -387,6 +491,7 @@ impl TargetStats {
                 self.last_success_at = Some(report.started_at + report.duration);
                 if let Some(mut episode) = self.current_outage.take() {
                     episode.ended_at = Some(report.started_at);
+                    episode.identity_after = self.identity.clone();
                     let duration = episode.duration(report.started_at);
                     self.outage_durations.observe(duration.as_secs_f64());
                     self.last_outage = Some(duration);
@@ -412,6 +517,8 @@ impl TargetStats {
                         .map(|(c, _)| *c)
                         .collect(),
                     lost_writes: None,
+                    identity_before,
+                    identity_after: None,
                 });
                 if self.consecutive_failures >= self.target.failure_threshold
                     && self.current_outage.is_none()
@@ -626,6 +733,40 @@ mod tests {
             (s.read_only_periods.started, s.read_only_periods.last),
             (1, secs(3)),
             "read-only from 1 s; the probe at 3 s could not tell, so it ended at 4 s"
+        );
+
+        // The story of the outage (a primary that cannot write is down: 1 s to 4 s) tells
+        // each check apart.
+        let at = Timestamp::from_millis;
+        let episode = s.episodes.back().unwrap().clone();
+        assert_eq!(
+            (episode.started_at, episode.ended_at),
+            (at(1_000), Some(at(4_000)))
+        );
+        let window = |from, to| Window {
+            from: at(from),
+            to: Some(at(to)),
+        };
+        let story = s.downtime(episode.started_at, episode.ended_at);
+        assert_eq!(
+            story.checks,
+            vec![
+                (Check::Connect, vec![window(3_000, 4_000)]),
+                (Check::Read, vec![window(3_000, 4_000)]),
+                (Check::Write, vec![window(1_000, 4_000)]),
+            ]
+        );
+        assert_eq!(story.read_only, vec![window(1_000, 4_000)]);
+        assert!(
+            s.downtime(at(0), Some(at(1_000)))
+                .checks
+                .iter()
+                .all(|(_, w)| w.is_empty()),
+            "a span that ends where a period begins holds none of it"
+        );
+        assert!(
+            s.downtime(at(4_000), None).read_only.is_empty(),
+            "nor does one that begins where it ended"
         );
     }
 

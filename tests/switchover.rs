@@ -18,6 +18,7 @@ use common::forwarder::Forwarder;
 use common::netfault::DropPackets;
 use common::servers::{PgServer, test_certs};
 use common::{TestExporter, eventually, tempdir};
+use dbvigil::time::Timestamp;
 
 /// How far a period may sit from the test's own clock: a period starts and ends at probe
 /// starts, 250 ms apart (one interval each way), plus a probe that runs late on two busy
@@ -253,6 +254,79 @@ async fn restored_older_than_acknowledged(engine: Engine) {
     e.stop().await;
 }
 
+/// dbvigil restarted while the database is unreachable. The new process has no baseline:
+/// the old process's row it reads first (seq n) and its own first writes after (seq 1, 2,
+/// ...) are never a loss, though the second is "older" than the first. A baseline taken
+/// from the database instead of from this process's own acknowledged writes fails here.
+async fn restarted_during_an_outage(engine: Engine) {
+    let Some(db) = Db::start(engine) else { return };
+    let fwd = Forwarder::start(db.port()).await;
+    let dir = tempdir();
+    let app = target("app", &db, "250ms", "").replace(
+        &format!("port: {}\n", db.port()),
+        &format!("port: {}\n", fwd.port),
+    );
+    let yaml = config(&[app]);
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "app", 1.0).await;
+    eventually(
+        WAIT,
+        "the first process wrote a dozen heartbeats",
+        || async { beat(&db, "dbvigil_heartbeat").filter(|(seq, _)| *seq >= 12) },
+    )
+    .await;
+    fwd.switch(None);
+    wait_up(&e, "app", 0.0).await;
+    e.stop().await;
+    let (old_seq, _) = beat(&db, "dbvigil_heartbeat").unwrap();
+
+    let restarted = Timestamp::now();
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "app", 0.0).await;
+    fwd.switch(Some(db.port()));
+    wait_up(&e, "app", 1.0).await;
+    eventually(
+        WAIT,
+        "the new process's own heartbeats replaced the old row and were read back",
+        || async {
+            let probes = e
+                .metrics()
+                .await
+                .value("dbvigil_probes_total", &[("target", "app")]);
+            let (seq, _) = beat(&db, "dbvigil_heartbeat")?;
+            (seq >= 3 && seq < old_seq && probes >= 6.0).then_some(())
+        },
+    )
+    .await;
+    let m = e.metrics().await;
+    assert_eq!(
+        m.value("dbvigil_writes_lost_total", &[("target", "app")]),
+        0.0,
+        "a restart during an outage is no loss"
+    );
+    let api = e.target_json("app").await;
+    let since: Timestamp = api["writes_lost_counted_since"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("the restarted process says where its baseline starts: {api:#}"));
+    assert!(
+        since >= restarted,
+        "the baseline is the new process's first acknowledged write ({since}), not older than its start ({restarted})"
+    );
+    assert!(api["episodes"][0]["lost_writes"].is_null(), "{api:#}");
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_of_dbvigil_during_an_outage_is_no_loss() {
+    restarted_during_an_outage(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restart_of_dbvigil_during_an_outage_is_no_loss() {
+    restarted_during_an_outage(Engine::MariaDb).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restored_database_reports_the_acknowledged_writes_it_lost() {
     restored_older_than_acknowledged(Engine::Postgres).await;
@@ -388,4 +462,80 @@ async fn a_failover_to_a_lagging_standby_counts_the_acknowledged_writes_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_to_a_caught_up_standby_loses_nothing() {
     failover_to_a_standby(false).await;
+}
+
+/// The episodes endpoint's time filter and its answers to a wrong name or time, on a
+/// target whose port nobody listens on (an outage in progress).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_episodes_endpoint_filters_by_time_and_says_what_is_wrong() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempdir();
+    let yaml = format!(
+        "targets:\n  - {{name: gone, kind: tcp, host: 127.0.0.1, port: {port}, interval: 200ms, failure_threshold: 1}}\n"
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    wait_up(&e, "gone", 0.0).await;
+    let json = |path: &'static str| {
+        let e = &e;
+        async move {
+            let r = e.get(path).await;
+            (
+                r.status,
+                serde_json::from_str::<serde_json::Value>(&r.body).unwrap(),
+            )
+        }
+    };
+
+    let (status, all) = json("/api/v1/targets/gone/episodes").await;
+    assert_eq!(status, 200, "{all:#}");
+    assert_eq!(all["target"], "gone");
+    let current = &all["episodes"][0];
+    assert!(
+        current["ended_at"].is_null(),
+        "the outage in progress: {all:#}"
+    );
+    assert_eq!(current["reason"], "refused", "{all:#}");
+    let tcp = current["check_downtime"]["tcp"].as_array().unwrap();
+    assert_eq!(tcp.len(), 1, "{all:#}");
+    assert_eq!(tcp[0]["from"], current["started_at"], "{all:#}");
+    assert!(tcp[0]["to"].is_null(), "still failing: {all:#}");
+    assert!(
+        all["writes_lost_counted_since"].is_null(),
+        "no write check: {all:#}"
+    );
+
+    let (_, recent) = json("/api/v1/targets/gone/episodes?since=1h").await;
+    assert_eq!(
+        recent["episodes"], all["episodes"],
+        "an outage in progress overlaps any later range"
+    );
+    assert!(recent["since"].is_string(), "{recent:#}");
+    let (_, before) =
+        json("/api/v1/targets/gone/episodes?since=2020-01-01T00:00:00Z&until=2020-01-02T00:00:00Z")
+            .await;
+    assert_eq!(before["episodes"], serde_json::json!([]), "{before:#}");
+
+    let (status, bad) = json("/api/v1/targets/gone/episodes?since=yesterday").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        bad["error"],
+        "since=\"yesterday\" is neither an RFC 3339 time (such as 2026-12-03T14:00:00Z) nor a duration back from now (such as 15m, 2h or 1d)"
+    );
+    let (status, swapped) =
+        json("/api/v1/targets/gone/episodes?since=2020-01-02T00:00:00Z&until=2020-01-01T00:00:00Z")
+            .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        swapped["error"],
+        "since (2020-01-02T00:00:00Z) is after until (2020-01-01T00:00:00Z): swap them"
+    );
+    let (status, unknown) = json("/api/v1/targets/nope/episodes").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        unknown["error"],
+        "unknown target \"nope\": configured targets are listed at /api/v1/targets"
+    );
+    e.stop().await;
 }

@@ -5,15 +5,16 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::AppState;
 use crate::config::{Endpoint, TargetConfig};
 use crate::groups::GroupState;
 use crate::probe::{Identity, LostWrites};
-use crate::state::{Episode, Periods, Switchover, TargetStats};
+use crate::state::{Downtime, Episode, Periods, Switchover, TargetStats, Window};
 use crate::time::Timestamp;
 
 fn episode(e: &Episode, now: Timestamp) -> Value {
@@ -25,6 +26,8 @@ fn episode(e: &Episode, now: Timestamp) -> Value {
         "message": e.message,
         "failed_checks": e.failed_checks.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         "lost_writes": e.lost_writes.map(lost),
+        "identity_before": e.identity_before.as_ref().map(identity),
+        "identity_after": e.identity_after.as_ref().map(identity),
     })
 }
 
@@ -81,6 +84,7 @@ fn target(s: &TargetStats, now: Timestamp) -> Value {
             .collect::<serde_json::Map<_, _>>(),
         "read_only_periods": periods(&s.read_only_periods),
         "writes_lost": s.writes_lost,
+        "writes_lost_counted_since": s.writes_judged_since.map(|t| t.to_string()),
         "last_write_loss": s.last_write_loss.map(lost),
         "switchovers": s.switchovers.iter().rev().map(switchover).collect::<Vec<_>>(),
         "probes": s.probes,
@@ -98,6 +102,133 @@ fn target(s: &TargetStats, now: Timestamp) -> Value {
         "outages": s.outages,
         "episodes": s.episodes.iter().rev().map(|e| episode(e, now)).collect::<Vec<_>>(),
     })
+}
+
+fn window(w: &Window, now: Timestamp) -> Value {
+    json!({
+        "from": w.from.to_string(),
+        "to": w.to.map(|t| t.to_string()),
+        "duration_seconds": w.duration(now).as_secs_f64(),
+    })
+}
+
+/// Each check's failure periods and the read-only periods of a span, as JSON fields.
+fn downtime(d: &Downtime, now: Timestamp) -> [(&'static str, Value); 2] {
+    let windows = |ws: &[Window]| ws.iter().map(|w| window(w, now)).collect::<Vec<_>>();
+    [
+        (
+            "check_downtime",
+            Value::Object(
+                d.checks
+                    .iter()
+                    .map(|(c, ws)| (c.as_str().to_owned(), windows(ws).into()))
+                    .collect(),
+            ),
+        ),
+        ("read_only", windows(&d.read_only).into()),
+    ]
+}
+
+fn with(mut v: Value, fields: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    for (k, field) in fields {
+        v[k] = field;
+    }
+    v
+}
+
+/// The time filter of `/api/v1/targets/NAME/episodes`.
+#[derive(Debug, Deserialize)]
+pub(super) struct Range {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// An RFC 3339 time, or a duration back from `now` (`15m`, `2h`, `1d`).
+fn when(field: &str, text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    if let Ok(t) = text.trim().parse::<Timestamp>() {
+        return Ok(t);
+    }
+    humantime::parse_duration(text.trim())
+        .map(|d| now - d)
+        .map_err(|_| {
+            format!(
+                "{field}={:?} is neither an RFC 3339 time (such as 2026-12-03T14:00:00Z) nor a duration back from now (such as 15m, 2h or 1d)",
+                super::truncate(text, 64)
+            )
+        })
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
+/// A target's outage episodes and switchovers in a time range, each with what every check
+/// and the read-only state did meanwhile: the material of a postmortem.
+pub(super) async fn episodes(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(range): Query<Range>,
+) -> Response {
+    let now = Timestamp::now();
+    let Some(t) = s.exporter.target(&name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("unknown target {:?}: configured targets are listed at /api/v1/targets", super::truncate(&name, 64))})),
+        )
+            .into_response();
+    };
+    let parse =
+        |field, text: &Option<String>| text.as_deref().map(|x| when(field, x, now)).transpose();
+    let (since, until) = match (parse("since", &range.since), parse("until", &range.until)) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(e), _) | (_, Err(e)) => return bad_request(e),
+    };
+    if let (Some(a), Some(b)) = (since, until) {
+        if a > b {
+            return bad_request(format!("since ({a}) is after until ({b}): swap them"));
+        }
+    }
+    let in_range = |from: Timestamp, to: Option<Timestamp>| {
+        until.is_none_or(|u| from <= u) && since.is_none_or(|s| to.is_none_or(|t| t >= s))
+    };
+    let snapshot = t.snapshot();
+    let stats: &TargetStats = &snapshot;
+    let switchovers: Vec<Value> = stats
+        .switchovers
+        .iter()
+        .rev()
+        .filter(|sw| in_range(sw.at, Some(sw.at)))
+        .map(|sw| {
+            let (from, to) = sw.span();
+            with(
+                switchover(sw),
+                downtime(&stats.downtime(from, Some(to)), now),
+            )
+        })
+        .collect();
+    let episodes: Vec<Value> = stats
+        .current_outage
+        .iter()
+        .chain(stats.episodes.iter().rev())
+        .filter(|e| in_range(e.started_at, e.ended_at))
+        .map(|e| {
+            with(
+                episode(e, now),
+                downtime(&stats.downtime(e.started_at, e.ended_at), now),
+            )
+        })
+        .collect();
+    Json(json!({
+        "target": stats.target.name,
+        "since": since.map(|t| t.to_string()),
+        "until": until.map(|t| t.to_string()),
+        "now": now.to_string(),
+        "interval_seconds": stats.target.interval.as_secs_f64(),
+        "writes_lost_counted_since": stats.writes_judged_since.map(|t| t.to_string()),
+        "switchovers": switchovers,
+        "episodes": episodes,
+    }))
+    .into_response()
 }
 
 pub(super) async fn targets(State(s): State<AppState>) -> Json<Value> {

@@ -58,6 +58,7 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/-/reload", post(reload).put(reload))
         .route("/probe", get(probe_handler))
         .route("/api/v1/targets", get(api::targets))
+        .route("/api/v1/targets/{name}/episodes", get(api::episodes))
         .route("/api/v1/groups", get(api::groups))
         .route("/api/v1/groups/{name}", get(api::group))
         .route("/groups/{name}/active", get(checks::group_active))
