@@ -170,7 +170,7 @@ pub fn render(v: &Value) -> String {
         out.push("Outages".to_owned());
     }
     for e in episodes.drain(..) {
-        episode(&mut out, e);
+        episode(&mut out, e, list(&v["switchovers"]));
     }
     let mut text = out.join("\n");
     text.push('\n');
@@ -193,14 +193,16 @@ fn header(out: &mut Vec<String>, v: &Value) {
             "Probe interval {interval} s: each time below is within one interval of the truth."
         ));
     }
-    let anything = [&v["switchovers"], &v["episodes"]]
-        .iter()
-        .any(|l| l.as_array().is_some_and(|a| !a.is_empty()));
+    // Only a write check can lose writes: without one in the range there is nothing to say.
+    let writes_checked = [&v["switchovers"], &v["episodes"]]
+        .into_iter()
+        .flat_map(list)
+        .any(|i| !i["check_downtime"]["write"].is_null());
     match (
         instant(&v["writes_lost_counted_since"]),
         instant(&v["since"]),
     ) {
-        (None, _) if anything => out.push(
+        (None, _) if writes_checked => out.push(
             "This exporter has had no write acknowledged: acknowledged writes lost cannot be counted."
                 .to_owned(),
         ),
@@ -300,7 +302,7 @@ fn switchover(out: &mut Vec<String>, sw: &Value, counted_since: Option<Timestamp
     for (check, noun) in [
         ("read", "reads"),
         ("connect", "connections"),
-        ("tcp", "tcp connections"),
+        ("tcp", "tcp"),
     ] {
         if !downtime[check].is_null() {
             unavailable.push(format!("{noun} {}", total(&downtime[check])));
@@ -322,7 +324,7 @@ fn switchover(out: &mut Vec<String>, sw: &Value, counted_since: Option<Timestamp
     out.push(format!("  acknowledged writes lost: {lost}"));
 }
 
-fn episode(out: &mut Vec<String>, e: &Value) {
+fn episode(out: &mut Vec<String>, e: &Value, switchovers: &[Value]) {
     let start = instant(&e["started_at"]);
     let (end, so_far) = match &e["ended_at"] {
         Value::Null => ("now".to_owned(), " so far"),
@@ -348,11 +350,26 @@ fn episode(out: &mut Vec<String>, e: &Value) {
     out.push(line);
     let (before, after) = (&e["identity_before"], &e["identity_after"]);
     if !before.is_null() && !after.is_null() && before["key"] != after["key"] {
-        out.push(format!(
-            "    another server answered after it: {} -> {}",
-            who(before),
-            who(after)
-        ));
+        // The switchover above that happened inside this outage, if the report holds it.
+        let end = instant(&e["ended_at"]);
+        let inside = switchovers.iter().find(|sw| {
+            let at = instant(&sw["at"]);
+            sw["from"]["key"] == before["key"]
+                && sw["to"]["key"] == after["key"]
+                && at >= start
+                && end.is_none_or(|end| at <= Some(end))
+        });
+        out.push(match inside {
+            Some(sw) => format!(
+                "    another server answered after it: the switchover at {}",
+                when(&sw["at"], start)
+            ),
+            None => format!(
+                "    another server answered after it: {} -> {}",
+                who(before),
+                who(after)
+            ),
+        });
     }
     if let Some(l) = lost(&e["lost_writes"]) {
         out.push(format!("    acknowledged writes lost: {l}"));
@@ -404,7 +421,7 @@ fn lost(l: &Value) -> Option<String> {
 
 fn who(identity: &Value) -> String {
     match (identity["key"].as_str(), identity["version"].as_str()) {
-        (Some(key), Some(version)) if !version.is_empty() => format!("{key} ({version})"),
+        (Some(key), Some(version)) if !version.is_empty() => format!("{key}, version {version}"),
         (Some(key), _) => key.to_owned(),
         _ => "unknown".to_owned(),
     }
@@ -516,8 +533,8 @@ mod tests {
             "Acknowledged writes lost are counted only from 2026-12-03T13:30:00.250Z, this exporter's first acknowledged write (dbvigil started after the range began): a loss before it is not seen.",
             "",
             "Switchover at 2026-12-03T14:02:04.300Z",
-            "  from  sysid=7301 timeline=1 addr=10.0.0.1:5432 (PostgreSQL 15.4)",
-            "  to    sysid=7302 timeline=1 addr=10.0.0.2:5432 (PostgreSQL 15.4)",
+            "  from  sysid=7301 timeline=1 addr=10.0.0.1:5432, version PostgreSQL 15.4",
+            "  to    sysid=7302 timeline=1 addr=10.0.0.2:5432, version PostgreSQL 15.4",
             "  14:02:00.050  last write on the old server",
             "  14:02:00.300  read-only                       until 14:02:04.300  (4.00 s)",
             "  14:02:00.300  write failing                   until 14:02:04.550  (4.25 s)",
@@ -530,10 +547,20 @@ mod tests {
             "",
             "Outages",
             "  2026-12-03T14:02:03.300Z to 14:02:04.300  1.00 s  refused: connection refused (os error 111)  (connect, read, write failed)",
-            "    another server answered after it: sysid=7301 timeline=1 addr=10.0.0.1:5432 (PostgreSQL 15.4) -> sysid=7302 timeline=1 addr=10.0.0.2:5432 (PostgreSQL 15.4)",
+            "    another server answered after it: the switchover at 14:02:04.300",
         ];
         assert_eq!(text.lines().collect::<Vec<_>>(), expected, "\n{text}");
-        assert!(text.ends_with("(PostgreSQL 15.4)\n"));
+        assert!(text.ends_with("14:02:04.300\n"));
+        // Without the switchover in the report, the outage names both servers itself.
+        let mut v = blue_green();
+        v["switchovers"] = json!([]);
+        let text = render(&v);
+        assert!(
+            text.ends_with(
+                "\n    another server answered after it: sysid=7301 timeline=1 addr=10.0.0.1:5432, version PostgreSQL 15.4 -> sysid=7302 timeline=1 addr=10.0.0.2:5432, version PostgreSQL 15.4\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -559,7 +586,7 @@ mod tests {
             "Acknowledged writes lost are counted from 2026-12-03T13:30:00.250Z, this exporter's first acknowledged write: a loss before it is not seen.",
             "  14:02:01.300  read failing                    until 14:02:01.550  (0.25 s)",
             "  14:02:03.300  read failing                    until now  (121.00 s so far)",
-            "  unavailable: writes 4.50 s, reads 121.25 s so far, connections 1.00 s, tcp connections 0.00 s",
+            "  unavailable: writes 4.50 s, reads 121.25 s so far, connections 1.00 s, tcp 0.00 s",
             "  acknowledged writes lost: 12 heartbeats spanning 2.40 s (a lower bound: heartbeats are one per interval)",
             "  2026-12-03T14:02:03.300Z to now  1.00 s so far  refused  (connect, read, write failed)",
             "    acknowledged writes lost: 1 heartbeat spanning 0.00 s (a lower bound: heartbeats are one per interval)",
@@ -567,6 +594,25 @@ mod tests {
             assert!(lines.contains(&line), "no line {line:?} in\n{text}");
         }
         assert!(!text.contains("another server"), "{text}");
+    }
+
+    #[test]
+    fn writes_not_counted_yet_are_said_only_where_a_write_check_runs() {
+        let mut v = blue_green();
+        v["writes_lost_counted_since"] = Value::Null;
+        v["switchovers"][0]["last_write_on_old"] = Value::Null;
+        let said = "This exporter has had no write acknowledged: acknowledged writes lost cannot be counted.";
+        let text = render(&v);
+        assert_eq!(text.lines().nth(2), Some(said), "{text}");
+        assert!(
+            text.contains("  acknowledged writes lost: not seen: this exporter had no acknowledged write before the switchover\n"),
+            "{text}"
+        );
+        // A tcp target in an outage: no write check, nothing to say about writes.
+        v["switchovers"] = json!([]);
+        v["episodes"][0]["check_downtime"] = json!({"tcp": [span("14:02:03.3", None, 1.0)]});
+        let text = render(&v);
+        assert!(!text.contains(said), "{text}");
     }
 
     #[test]
