@@ -327,6 +327,21 @@ TARGET = dashboard(
             12, 35, 12, 8,
             description="Heartbeats the database confirmed and later no longer held, and the time the last loss spans: the failover's RPO as the probes saw it, a lower bound.",
         ),
+        panel(
+            "stat",
+            "Availability by check over the range",
+            [
+                target(
+                    'clamp_min(1 - increase(dbvigil_check_down_seconds_total{target="$target"}[$__range]) / $__range_s, 0)',
+                    "{{check}}",
+                    instant=True,
+                )
+            ],
+            0, 43, 24, 5,
+            unit="percentunit",
+            description="The share of the range each check worked, from the seconds it failed as the probes measured them (to one probe interval), not from samples at scrape time: an outage shorter than a scrape still counts.",
+            extra={"options": {"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"}},
+        ),
     ],
     [variable_query("target", "label_values(dbvigil_up, target)")],
 )

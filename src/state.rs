@@ -105,6 +105,10 @@ pub struct Periods {
     pub started: u64,
     /// The duration of the last finished period.
     pub last: Option<Duration>,
+    /// Time spent in periods, up to the last probe: the one in progress counts up to it.
+    pub total: Duration,
+    /// The last probe's start, where `total` counts up to.
+    observed_at: Option<Timestamp>,
     /// Finished periods, newest last, at most `WINDOWS_KEPT`.
     finished: VecDeque<Window>,
 }
@@ -112,6 +116,10 @@ pub struct Periods {
 impl Periods {
     /// One probe's verdict at `at`: `holds` starts a period, its absence ends one.
     fn observe(&mut self, holds: bool, at: Timestamp) {
+        if let (Some(_), Some(before)) = (self.since, self.observed_at) {
+            self.total += at.since(before);
+        }
+        self.observed_at = Some(at);
         match (holds, self.since) {
             (true, None) => {
                 self.since = Some(at);
@@ -733,6 +741,12 @@ mod tests {
             (s.read_only_periods.started, s.read_only_periods.last),
             (1, secs(3)),
             "read-only from 1 s; the probe at 3 s could not tell, so it ended at 4 s"
+        );
+        let totals: Vec<Duration> = s.check_downtime.iter().map(|(_, p)| p.total).collect();
+        assert_eq!(
+            totals,
+            [1, 1, 3].map(Duration::from_secs),
+            "the time each check was down, summed: connect, read, write"
         );
 
         // The story of the outage (a primary that cannot write is down: 1 s to 4 s) tells

@@ -213,6 +213,7 @@ async fn every_query_returns_data_from_a_real_prometheus() {
         for (place, expr) in queries(&board) {
             let concrete = expr
                 .replace("$__rate_interval", "1m")
+                .replace("$__range_s", "300")
                 .replace("$__range", "5m")
                 .replace("$target", "orders")
                 .replace("$group", "pair");

@@ -121,6 +121,14 @@ async fn blue_green(engine: Engine) {
         write > read + 1.0,
         "writes were down two seconds longer than reads: write {write} s, read {read} s"
     );
+    // The summed downtime counters, behind each check's availability, say the same.
+    for (c, last) in [("write", write), ("read", read)] {
+        let total = m.value("dbvigil_check_down_seconds_total", &check(c));
+        assert!(
+            (total - last).abs() < 1e-6,
+            "{c}: one period of {last} s, summed {total} s"
+        );
+    }
     assert_eq!(m.value("dbvigil_check_outages_total", &check("write")), 1.0);
     assert_eq!(m.value("dbvigil_check_outages_total", &check("read")), 1.0);
     assert_eq!(
@@ -506,6 +514,16 @@ async fn failover_to_a_standby(lagging: bool) {
         assert!(sw["lost_writes"].is_null(), "{sw:#}");
     }
     assert!(sw["first_write_on_new"].is_string(), "{sw:#}");
+    // The outage that the failover was tells the same story.
+    let story = e.get("/api/v1/targets/app/episodes?since=10m").await;
+    let story: serde_json::Value = serde_json::from_str(&story.body).unwrap();
+    let episode = &story["episodes"][0];
+    assert_eq!(episode["switchover"]["to"], sw["to"], "{story:#}");
+    assert_eq!(episode["identity_before"], sw["from"], "{story:#}");
+    assert_eq!(episode["identity_after"], sw["to"], "{story:#}");
+    assert_eq!(episode["lost_writes"], sw["lost_writes"], "{story:#}");
+    let write = episode["check_downtime"]["write"].as_array().unwrap();
+    assert_eq!(write.len(), 1, "one write outage: {story:#}");
     let (code, text, err) = report(&e, &[]).await;
     assert_eq!(code, Some(0), "{err}");
     eprintln!("{text}");

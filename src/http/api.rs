@@ -212,10 +212,15 @@ pub(super) async fn episodes(
         .chain(stats.episodes.iter().rev())
         .filter(|e| in_range(e.started_at, e.ended_at))
         .map(|e| {
-            with(
-                episode(e, now),
-                downtime(&stats.downtime(e.started_at, e.ended_at), now),
-            )
+            // The switch this outage ended on (or went through), told with the episode too.
+            let switched = stats
+                .switchovers
+                .iter()
+                .rev()
+                .find(|sw| sw.at >= e.started_at && e.ended_at.is_none_or(|end| sw.at <= end));
+            let story = downtime(&stats.downtime(e.started_at, e.ended_at), now);
+            let switchover_field = ("switchover", switched.map_or(Value::Null, switchover));
+            with(episode(e, now), story.into_iter().chain([switchover_field]))
         })
         .collect();
     Json(json!({

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use migrations::MigrationScrape;
+use text::{CounterValue, SeriesLabels, TextWriter};
 pub use text::{Format, TargetText};
-use text::{SeriesLabels, TextWriter};
 
 use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
 use crate::groups::GroupState;
@@ -139,12 +139,13 @@ trait Sink {
     /// A gauge with no labels at all.
     fn single(&mut self, name: &'static str, help: &'static str, value: f64) -> std::fmt::Result;
 
-    /// `name` without `_total`: the writer appends it.
-    fn counter<'a>(
+    /// `name` without `_total`: the writer appends it. Values are counts (`u64`) or
+    /// fractional seconds (`f64`).
+    fn counter<'a, V: Into<CounterValue>>(
         &mut self,
         name: &'static str,
         help: &'static str,
-        series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, V)>,
     ) -> std::fmt::Result;
 
     fn histogram<'a, 'h>(
@@ -187,15 +188,15 @@ impl Sink for TextWriter {
         Ok(())
     }
 
-    fn counter<'a>(
+    fn counter<'a, V: Into<CounterValue>>(
         &mut self,
         name: &'static str,
         help: &'static str,
-        series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, V)>,
     ) -> std::fmt::Result {
         self.open_family(name, help, "counter");
         for (l, v) in series {
-            self.counter_line(name, &l, v);
+            self.counter_line(name, &l, v.into());
         }
         self.close_family();
         Ok(())
@@ -442,6 +443,18 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         ts.iter().flat_map(|s| {
             s.check_downtime.iter().map(move |(c, p)| {
                 (labels(&s.target, &[(Label::Check, c.as_str())]), p.started)
+            })
+        }),
+    )?;
+    f.counter(
+        "dbvigil_check_down_seconds",
+        "Seconds each configured check failed, summed over its failure periods up to the last probe; 1 - increase(this[d]) / d is the check's availability over d, exact to an interval even for outages shorter than a scrape.",
+        ts.iter().flat_map(|s| {
+            s.check_downtime.iter().map(move |(c, p)| {
+                (
+                    labels(&s.target, &[(Label::Check, c.as_str())]),
+                    p.total.as_secs_f64(),
+                )
             })
         }),
     )?;

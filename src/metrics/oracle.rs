@@ -63,18 +63,23 @@ impl Sink for ClientSink<'_, '_> {
             .encode_gauge(&value)
     }
 
-    fn counter<'a>(
+    fn counter<'a, V: Into<CounterValue>>(
         &mut self,
         name: &str,
         help: &str,
-        series: impl IntoIterator<Item = (SeriesLabels<'a>, u64)>,
+        series: impl IntoIterator<Item = (SeriesLabels<'a>, V)>,
     ) -> std::fmt::Result {
         let mut m = self
             .enc
             .encode_descriptor(name, help, None, MetricType::Counter)?;
         for (l, v) in series {
-            m.encode_family(&l)?
-                .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+            let mut family = m.encode_family(&l)?;
+            match v.into() {
+                CounterValue::Count(n) => family.encode_counter::<NoLabelSet, _, f64>(&n, None)?,
+                CounterValue::Seconds(s) => {
+                    family.encode_counter::<NoLabelSet, _, f64>(&s, None)?
+                }
+            }
         }
         Ok(())
     }

@@ -20,6 +20,25 @@ pub enum Format {
     Classic,
 }
 
+/// A counter's value: a count, or seconds, which are fractional.
+#[derive(Debug, Clone, Copy)]
+pub enum CounterValue {
+    Count(u64),
+    Seconds(f64),
+}
+
+impl From<u64> for CounterValue {
+    fn from(n: u64) -> Self {
+        CounterValue::Count(n)
+    }
+}
+
+impl From<f64> for CounterValue {
+    fn from(s: f64) -> Self {
+        CounterValue::Seconds(s)
+    }
+}
+
 /// The labels of one series, borrowed from the scrape's snapshots.
 #[derive(Debug, Clone, Copy)]
 pub struct SeriesLabels<'a> {
@@ -214,9 +233,12 @@ impl TextWriter {
     }
 
     /// `name_total{labels} value`.
-    pub fn counter_line(&mut self, name: &str, labels: &SeriesLabels<'_>, value: u64) {
+    pub fn counter_line(&mut self, name: &str, labels: &SeriesLabels<'_>, value: CounterValue) {
         self.series_start(name, "_total", None, Some(labels));
-        self.push_u64(value);
+        match value {
+            CounterValue::Count(n) => self.push_u64(n),
+            CounterValue::Seconds(s) => self.push_f64(s),
+        }
     }
 
     /// `_sum`, `_count`, then cumulative `_bucket` lines. `counts` has one count per
