@@ -30,7 +30,12 @@ pub mod exit {
 const EXIT_CODES: &str = "Exit codes: 0 printed (outages or not), 1 unknown target, 2 usage (flags, --since or --until, --http.config.file), 3 dbvigil's port refused the credentials of --http.config.file, 4 dbvigil unreachable or failing.";
 
 #[derive(Debug, Args)]
-#[command(after_help = EXIT_CODES)]
+#[command(
+    after_help = EXIT_CODES,
+    // Read-only: the maintenance token the shared flags offer has no use here.
+    mut_arg("token", |a| a.hide(true)),
+    mut_arg("token_file", |a| a.hide(true))
+)]
 pub struct ReportArgs {
     #[command(flatten)]
     pub exporter: ExporterArgs,
@@ -349,27 +354,29 @@ fn episode(out: &mut Vec<String>, e: &Value, switchovers: &[Value]) {
     }
     out.push(line);
     let (before, after) = (&e["identity_before"], &e["identity_after"]);
-    if !before.is_null() && !after.is_null() && before["key"] != after["key"] {
-        // The switchover above that happened inside this outage, if the report holds it.
-        let end = instant(&e["ended_at"]);
-        let inside = switchovers.iter().find(|sw| {
-            let at = instant(&sw["at"]);
-            sw["from"]["key"] == before["key"]
-                && sw["to"]["key"] == after["key"]
-                && at >= start
-                && end.is_none_or(|end| at <= Some(end))
+    let switched = &e["switchover"];
+    if !switched.is_null() {
+        // Told whole above when the report holds it; else named here, with who and whom.
+        let listed = switchovers.iter().any(|sw| sw["at"] == switched["at"]);
+        out.push(if listed {
+            format!(
+                "    another server answered after it: the switchover at {} above",
+                when(&switched["at"], start)
+            )
+        } else {
+            format!(
+                "    another server answered after it: the switchover at {}, {} -> {}",
+                when(&switched["at"], start),
+                who(&switched["from"]),
+                who(&switched["to"])
+            )
         });
-        out.push(match inside {
-            Some(sw) => format!(
-                "    another server answered after it: the switchover at {}",
-                when(&sw["at"], start)
-            ),
-            None => format!(
-                "    another server answered after it: {} -> {}",
-                who(before),
-                who(after)
-            ),
-        });
+    } else if !before.is_null() && !after.is_null() && before["key"] != after["key"] {
+        out.push(format!(
+            "    another server answered after it: {} -> {}",
+            who(before),
+            who(after)
+        ));
     }
     if let Some(l) = lost(&e["lost_writes"]) {
         out.push(format!("    acknowledged writes lost: {l}"));
@@ -520,6 +527,7 @@ mod tests {
                 "identity_after": identity(2),
                 "check_downtime": {},
                 "read_only": [],
+                "switchover": {"at": "2026-12-03T14:02:04.3Z", "from": identity(1), "to": identity(2)},
             }],
         })
     }
@@ -547,13 +555,21 @@ mod tests {
             "",
             "Outages",
             "  2026-12-03T14:02:03.300Z to 14:02:04.300  1.00 s  refused: connection refused (os error 111)  (connect, read, write failed)",
-            "    another server answered after it: the switchover at 14:02:04.300",
+            "    another server answered after it: the switchover at 14:02:04.300 above",
         ];
         assert_eq!(text.lines().collect::<Vec<_>>(), expected, "\n{text}");
-        assert!(text.ends_with("14:02:04.300\n"));
-        // Without the switchover in the report, the outage names both servers itself.
+        // A switchover outside the range (the outage began inside it) is named in full,
+        // and without one the outage names both servers itself.
         let mut v = blue_green();
         v["switchovers"] = json!([]);
+        let text = render(&v);
+        assert!(
+            text.ends_with(
+                "\n    another server answered after it: the switchover at 14:02:04.300, sysid=7301 timeline=1 addr=10.0.0.1:5432, version PostgreSQL 15.4 -> sysid=7302 timeline=1 addr=10.0.0.2:5432, version PostgreSQL 15.4\n"
+            ),
+            "{text}"
+        );
+        v["episodes"][0]["switchover"] = Value::Null;
         let text = render(&v);
         assert!(
             text.ends_with(
@@ -578,6 +594,7 @@ mod tests {
         e["ended_at"] = Value::Null;
         e["lost_writes"] = json!({"writes": 1, "span_seconds": 0.0});
         e["identity_after"] = Value::Null;
+        e["switchover"] = Value::Null;
         e["message"] = json!("");
         let text = render(&v);
         let lines: Vec<&str> = text.lines().collect();
@@ -670,6 +687,7 @@ mod tests {
         older["ended_at"] = json!("2026-12-03T00:00:00.1Z");
         older["duration_seconds"] = json!(0.2);
         older["identity_after"] = older["identity_before"].clone();
+        older["switchover"] = Value::Null;
         v["episodes"].as_array_mut().unwrap().push(older);
         v["switchovers"][0]["last_write_on_old"] = json!("2026-12-02T23:59:59.95Z");
         let text = render(&v);
