@@ -236,7 +236,8 @@ fn dbvigil(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::p
 /// environment, a URL, a file and `state.url`), the maintenance tokens and a client's wrong
 /// token: /metrics in both formats, /probe, every API answer including refusals, the
 /// checks, the landing page, reloads, the log at debug level, `check-config` on a valid
-/// file and on invalid ones, and `dbvigil migrate` failing in each way it can.
+/// file and on invalid ones, `dbvigil migrate` failing in each way it can, and
+/// `dbvigil report` on every target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_an_output() {
     let Some(db) = common::db::Db::start(common::db::Engine::Postgres) else {
@@ -588,6 +589,22 @@ async fn secrets_never_reach_an_output() {
                 "info",
             ]);
             surfaces.output(&format!("migrate info {target} ({output})"), &out);
+            // The report prints each outage's message, as the exporter redacted it.
+            let out = dbvigil(
+                path,
+                &[
+                    "report",
+                    "--dbvigil-url",
+                    &url,
+                    "--target",
+                    target,
+                    "--output",
+                    output,
+                ],
+                &[],
+            );
+            assert_eq!(out.status.code(), Some(0), "{out:?}");
+            surfaces.output(&format!("report {target} ({output})"), &out);
         }
     }
     assert!(
