@@ -137,7 +137,7 @@ fn print(args: &ReportArgs, reply: &Reply) -> u8 {
         }
         (exit::UNKNOWN_TARGET, _, None) => {
             eprintln!(
-                "dbvigil at {} has no /api/v1/targets/NAME/episodes (404): it is older than this command",
+                "dbvigil at {} has no /api/v1/targets/NAME/episodes (404): is it a dbvigil older than this command?",
                 args.exporter.url
             );
             exit::UNAVAILABLE
@@ -158,14 +158,14 @@ fn print(args: &ReportArgs, reply: &Reply) -> u8 {
 pub fn render(v: &Value) -> String {
     let mut out = Vec::new();
     header(&mut out, v);
-    let mut switchovers = items(&v["switchovers"], "at");
-    let mut episodes = items(&v["episodes"], "started_at");
+    let switchovers = items(&v["switchovers"], "at");
+    let episodes = items(&v["episodes"], "started_at");
     out.push(String::new());
     if switchovers.is_empty() {
         out.push("No switchover in this range.".to_owned());
     }
     let counted_since = instant(&v["writes_lost_counted_since"]);
-    for sw in switchovers.drain(..) {
+    for sw in switchovers {
         switchover(&mut out, sw, counted_since);
         out.push(String::new());
     }
@@ -174,7 +174,7 @@ pub fn render(v: &Value) -> String {
     } else {
         out.push("Outages".to_owned());
     }
-    for e in episodes.drain(..) {
+    for e in episodes {
         episode(&mut out, e, list(&v["switchovers"]));
     }
     let mut text = out.join("\n");
