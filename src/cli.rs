@@ -1,5 +1,5 @@
 //! Command line: the flags, and which job each subcommand (or none: run the exporter) goes to;
-//! `maintenance` and `migrate` talk to a running exporter or a database.
+//! `maintenance`, `migrate` and `report` talk to a running exporter or a database.
 
 mod check_config;
 mod client;
@@ -9,6 +9,7 @@ mod logging;
 mod maintenance;
 mod migrate;
 mod output;
+mod report;
 mod serve;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ pub enum Command {
     Maintenance(maintenance::MaintenanceArgs),
     /// Apply ordered SQL scripts (V<version>__<description>.sql) to a target, a URL or a CSV plan; info, validate, repair.
     Migrate(migrate::MigrateArgs),
+    /// A target's switchovers as a postmortem timeline, then its outages, from a running exporter.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Some(Command::HashPassword { cost }) => hash_password::run(cost),
         Some(Command::Maintenance(args)) => maintenance::run(args),
         Some(Command::Migrate(args)) => migrate::run(args),
+        Some(Command::Report(args)) => report::run(args),
         None => serve::run(cli.run),
     }
 }

@@ -236,7 +236,8 @@ fn dbvigil(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::p
 /// environment, a URL, a file and `state.url`), the maintenance tokens and a client's wrong
 /// token: /metrics in both formats, /probe, every API answer including refusals, the
 /// checks, the landing page, reloads, the log at debug level, `check-config` on a valid
-/// file and on invalid ones, and `dbvigil migrate` failing in each way it can.
+/// file and on invalid ones, `dbvigil migrate` failing in each way it can, and
+/// `dbvigil report` on every target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_an_output() {
     let Some(db) = common::db::Db::start(common::db::Engine::Postgres) else {
@@ -588,6 +589,22 @@ async fn secrets_never_reach_an_output() {
                 "info",
             ]);
             surfaces.output(&format!("migrate info {target} ({output})"), &out);
+            // The report prints each outage's message, as the exporter redacted it.
+            let out = dbvigil(
+                path,
+                &[
+                    "report",
+                    "--dbvigil-url",
+                    &url,
+                    "--target",
+                    target,
+                    "--output",
+                    output,
+                ],
+                &[],
+            );
+            assert_eq!(out.status.code(), Some(0), "{out:?}");
+            surfaces.output(&format!("report {target} ({output})"), &out);
         }
     }
     assert!(
@@ -724,5 +741,116 @@ async fn both_spellings_of_the_exporter_address_work_in_maintenance_and_migrate(
             "migrate {flag}: {stdout}"
         );
     }
+    run.terminate();
+}
+
+/// `dbvigil report` against a running exporter: a target in an outage, in text and JSON,
+/// then what the exporter refused (an unknown target, a time it cannot read) and an
+/// exporter nobody answers for, each with its message and exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_prints_a_targets_outages_and_says_what_was_refused() {
+    let closed = common::servers::free_port();
+    let dir = tempdir();
+    let path = dir.path();
+    std::fs::write(
+        path.join("dbvigil.yml"),
+        format!(
+            "targets:\n  - {{name: gone, kind: tcp, host: 127.0.0.1, port: {closed}, \
+             interval: 200ms, failure_threshold: 1}}\n"
+        ),
+    )
+    .unwrap();
+    let run = Running::start(path, &["--config.file", "dbvigil.yml"], &[]).await;
+    eventually(WAIT, "target gone is down", || async {
+        (run.metrics().await.get("dbvigil_up", &[("target", "gone")]) == Some(0.0)).then_some(())
+    })
+    .await;
+    let url = format!("http://{}", run.addr);
+    let report = |args: &[&str]| {
+        let mut all = vec!["report", "--dbvigil-url", &url];
+        all.extend_from_slice(args);
+        let out = dbvigil(path, &all, &[]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, text, err) = report(&["--target", "gone"]);
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("Target gone, all this exporter keeps, up to now (20"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1], "Probe interval 0.2 s: each time below is within one interval of the truth.",
+        "{text}"
+    );
+    assert!(lines.contains(&"No switchover in this range."), "{text}");
+    let outage = lines
+        .iter()
+        .skip_while(|l| **l != "Outages")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no outage listed:\n{text}"));
+    assert!(
+        outage.starts_with("  20")
+            && outage.contains(" to now  ")
+            && outage.contains(" s so far  refused: ")
+            && outage.ends_with("  (tcp failed)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("write"),
+        "a tcp target has no writes to talk about:\n{text}"
+    );
+
+    let (code, json, err) = report(&["--target", "gone", "--since", "1h", "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(answer["target"], "gone", "{answer:#}");
+    assert!(answer["since"].is_string(), "{answer:#}");
+    assert!(answer["episodes"][0]["ended_at"].is_null(), "{answer:#}");
+    assert!(
+        json.contains("\n  \"episodes\": ["),
+        "pretty-printed: {json}"
+    );
+
+    let (code, out, err) = report(&["--target", "nope"]);
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert_eq!(
+        err,
+        "refused (404): unknown target \"nope\": configured targets are listed at /api/v1/targets\n"
+    );
+    let (code, out, err) = report(&["--target", "gone", "--since", "yesterday"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    assert_eq!(
+        err,
+        "refused (400): since=\"yesterday\" is neither an RFC 3339 time (such as 2026-12-03T14:00:00Z) nor a duration back from now (such as 15m, 2h or 1d)\n"
+    );
+
+    // Nobody listens there: the message names the URL, without the password written in it.
+    let nobody = common::servers::free_port();
+    let out = dbvigil(
+        path,
+        &[
+            "report",
+            "--target",
+            "gone",
+            "--dbvigil-url",
+            &format!("http://ops:Url-pa55@127.0.0.1:{nobody}"),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "cannot reach dbvigil at http://127.0.0.1:{nobody}/: "
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Url-pa55"), "{err}");
     run.terminate();
 }

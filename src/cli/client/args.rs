@@ -1,5 +1,5 @@
 //! The flags that say how to reach a running exporter, the same for every subcommand that
-//! calls one (`maintenance`, `migrate run --maintenance`).
+//! calls one (`maintenance`, `migrate run --maintenance`, `report`).
 
 use std::path::{Path, PathBuf};
 

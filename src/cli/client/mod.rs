@@ -83,16 +83,17 @@ async fn call(
         url: base.to_owned(),
         error,
     })?;
+    let shown = without_credentials(&url, base);
     let default_port = match url.scheme() {
         "http" => 80,
         "https" => 443,
         _ => {
-            return Err(CallError::NotHttp(base.to_owned()));
+            return Err(CallError::NotHttp(shown));
         }
     };
     let host = url
         .host_str()
-        .ok_or_else(|| CallError::NoHost(base.to_owned()))?
+        .ok_or_else(|| CallError::NoHost(shown.clone()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
@@ -173,10 +174,39 @@ async fn call(
     };
     match tokio::time::timeout(TIMEOUT, work).await {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(error)) => Err(CallError::Unreachable {
-            url: base.to_owned(),
-            error,
-        }),
-        Err(_) => Err(CallError::Timeout(base.to_owned())),
+        Ok(Err(error)) => Err(CallError::Unreachable { url: shown, error }),
+        Err(_) => Err(CallError::Timeout(shown)),
+    }
+}
+
+/// The URL as a message names it: as written, unless it carries a user or password (which
+/// the client never sends: credentials go in --http.config.file), then without them.
+fn without_credentials(url: &url::Url, written: &str) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return written.to_owned();
+    }
+    let mut shown = url.clone();
+    // Only URLs that cannot have a host refuse these; such a URL is refused just after.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn a_url_is_named_as_written_unless_it_carries_credentials() {
+        let plain = "http://127.0.0.1:10150";
+        assert_eq!(
+            without_credentials(&url::Url::parse(plain).unwrap(), plain),
+            plain
+        );
+        let secret = "https://ops:s3cret@db-monitor:10150/dbvigil";
+        assert_eq!(
+            without_credentials(&url::Url::parse(secret).unwrap(), secret),
+            "https://db-monitor:10150/dbvigil"
+        );
     }
 }
