@@ -43,6 +43,15 @@ async fn report(e: &TestExporter, args: &[&str]) -> (Option<i32>, String, String
     )
 }
 
+/// The configuration of target `app` on `db`, reached through `fwd`, probed every 250 ms.
+fn through(db: &Db, fwd: &Forwarder) -> String {
+    let app = target("app", db, "250ms", "").replace(
+        &format!("port: {}\n", db.port()),
+        &format!("port: {}\n", fwd.port),
+    );
+    config(&[app])
+}
+
 async fn blue_green(engine: Engine) {
     let Some(blue) = Db::start(engine) else {
         return;
@@ -52,11 +61,7 @@ async fn blue_green(engine: Engine) {
     };
     let fwd = Forwarder::start(blue.port()).await;
     let dir = tempdir();
-    let app = target("app", &blue, "250ms", "").replace(
-        &format!("port: {}\n", blue.port()),
-        &format!("port: {}\n", fwd.port),
-    );
-    let e = TestExporter::start(dir.path(), &config(&[app])).await;
+    let e = TestExporter::start(dir.path(), &through(&blue, &fwd)).await;
     wait_up(&e, "app", 1.0).await;
     let check = |c: &'static str| [("target", "app"), ("check", c)];
 
@@ -240,11 +245,7 @@ async fn restored_older_than_acknowledged(engine: Engine) {
     let Some(db) = Db::start(engine) else { return };
     let fwd = Forwarder::start(db.port()).await;
     let dir = tempdir();
-    let app = target("app", &db, "250ms", "").replace(
-        &format!("port: {}\n", db.port()),
-        &format!("port: {}\n", fwd.port),
-    );
-    let yaml = config(&[app]);
+    let yaml = through(&db, &fwd);
     let e = TestExporter::start(dir.path(), &yaml).await;
     wait_up(&e, "app", 1.0).await;
     let live = "dbvigil_heartbeat";
@@ -326,11 +327,7 @@ async fn restarted_during_an_outage(engine: Engine) {
     let Some(db) = Db::start(engine) else { return };
     let fwd = Forwarder::start(db.port()).await;
     let dir = tempdir();
-    let app = target("app", &db, "250ms", "").replace(
-        &format!("port: {}\n", db.port()),
-        &format!("port: {}\n", fwd.port),
-    );
-    let yaml = config(&[app]);
+    let yaml = through(&db, &fwd);
     let e = TestExporter::start(dir.path(), &yaml).await;
     wait_up(&e, "app", 1.0).await;
     eventually(
