@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
-use crate::config::{Check, TargetConfig};
+use crate::config::{Check, PhaseBuckets, TargetConfig};
 use crate::probe::{Failure, Identity, LostWrites, Phase, ProbeReport, Reason};
 
 /// Closed outage episodes kept per target for the API.
@@ -21,6 +21,16 @@ pub const WINDOWS_KEPT: usize = 100;
 pub const PHASE_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// `phase_buckets: coarse`: the same span in 6 bounds, keeping 0.5 s, the threshold of the
+/// shipped latency alert, so the alert is as exact in either setting.
+pub const COARSE_PHASE_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 2.5];
+
+fn phase_bounds(setting: PhaseBuckets) -> &'static [f64] {
+    match setting {
+        PhaseBuckets::Detailed => PHASE_BUCKETS,
+        PhaseBuckets::Coarse => COARSE_PHASE_BUCKETS,
+    }
+}
 pub const OUTAGE_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
@@ -305,6 +315,7 @@ pub struct TargetStats {
 
 impl TargetStats {
     pub fn new(target: Arc<TargetConfig>) -> Self {
+        let phase_buckets = target.phase_buckets;
         let check_downtime = target
             .checks
             .iter()
@@ -318,7 +329,7 @@ impl TargetStats {
             last_success_at: None,
             phase_durations: Phase::ALL
                 .iter()
-                .map(|_| Histogram::new(PHASE_BUCKETS))
+                .map(|_| Histogram::new(phase_bounds(phase_buckets)))
                 .collect(),
             read_only: None,
             replication_lag: None,

@@ -6,7 +6,7 @@ use dbvigil::config::{self, ConfigError};
 const CASES: &[(&str, &str)] = &[
     (
         "unknown_key.yml",
-        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, role, labels, maintenance_query, migrations",
+        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, phase_buckets, role, labels, maintenance_query, migrations",
     ),
     (
         "migrations_on_tcp.yml",
@@ -231,6 +231,10 @@ const CASES: &[(&str, &str)] = &[
     (
         "group_unknown_policy.yml",
         "6:13: unknown variant `round_robin`, expected one of prefer_first, sticky",
+    ),
+    (
+        "unknown_phase_buckets.yml",
+        "2:18: unknown variant `fine`, expected one of detailed, coarse",
     ),
 ];
 

@@ -183,7 +183,9 @@ async fn every_query_returns_data_from_a_real_prometheus() {
                 "orders",
                 &orders,
                 "500ms",
-                "    migrations: {directory: migrations, interval: 1s}\n",
+                // The target dashboard's queries run on coarse phase buckets, the fleet's
+                // on both settings: every panel must work in either.
+                "    migrations: {directory: migrations, interval: 1s}\n    phase_buckets: coarse\n",
             ),
             target("billing", &billing, "500ms", ""),
         ])

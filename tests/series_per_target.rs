@@ -7,7 +7,8 @@ mod common;
 use common::db::{Db, Engine, WAIT, target};
 use common::{TestExporter, eventually, tempdir};
 
-/// The rows of the "Series per target" table: (kind, series, phase-histogram lines).
+/// The rows of the "Series per target" table: (the test's target, series, phase-histogram
+/// lines).
 fn documented() -> Vec<(String, usize, usize)> {
     let doc = std::fs::read_to_string("docs/metrics.md").unwrap();
     let section = doc
@@ -22,7 +23,9 @@ fn documented() -> Vec<(String, usize, usize)> {
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             let number = |i: usize| cells[i].replace(',', "").parse::<usize>().unwrap();
-            (cells[1].trim_matches('`').to_owned(), number(2), number(3))
+            // The first cell starts with the test target's name in backquotes.
+            let name = cells[1].split('`').nth(1).unwrap_or(cells[1]);
+            (name.to_owned(), number(2), number(3))
         })
         .collect()
 }
@@ -38,13 +41,19 @@ async fn each_kind_costs_the_series_the_docs_say() {
     let dir = tempdir();
     let yaml = format!(
         "targets:\n  - {{name: sqlite, kind: sqlite, path: s.db, create: true, interval: 200ms}}\n\
-         \x20 - {{name: tcp, kind: tcp, host: 127.0.0.1, port: {}, interval: 200ms}}\n{}{}",
+         \x20 - {{name: tcp, kind: tcp, host: 127.0.0.1, port: {}, interval: 200ms}}\n{}{}{}",
         pg.port(),
         target("postgres", &pg, "200ms", ""),
         target("mysql", &my, "200ms", ""),
+        target(
+            "postgres-coarse",
+            &pg,
+            "200ms",
+            "    phase_buckets: coarse\n"
+        ),
     );
     let e = TestExporter::start(dir.path(), &yaml).await;
-    let kinds = ["sqlite", "tcp", "postgres", "mysql"];
+    let kinds = ["sqlite", "tcp", "postgres", "mysql", "postgres-coarse"];
     // Every phase has run (a histogram appears with its phase's first run) and each
     // database has said who it is.
     let m = eventually(WAIT, "a few probes of every target", || async {
@@ -53,7 +62,7 @@ async fn each_kind_costs_the_series_the_docs_say() {
             m.get("dbvigil_probes_total", &[("target", k)])
                 .is_some_and(|n| n >= 3.0)
                 && m.get("dbvigil_up", &[("target", k)]) == Some(1.0)
-        }) && ["sqlite", "postgres", "mysql"]
+        }) && ["sqlite", "postgres", "mysql", "postgres-coarse"]
             .iter()
             .all(|k| m.get("dbvigil_server_info", &[("target", k)]).is_some());
         settled.then_some(m)

@@ -29,8 +29,8 @@ pub use maintenance::{
 };
 pub use migrations::{MigrationLimits, MigrationsConfig, parse_limit};
 pub use targets::{
-    Check, ConnectionMode, DEFAULT_INTERVAL, Kind, MAX_DEFAULT_TIMEOUT, MIN_INTERVAL, Role,
-    TargetConfig, valid_target_name,
+    Check, ConnectionMode, DEFAULT_INTERVAL, Kind, MAX_DEFAULT_TIMEOUT, MIN_INTERVAL, PhaseBuckets,
+    Role, TargetConfig, valid_target_name,
 };
 pub use url::{UrlError, endpoint_from_url};
 pub use values::{ExpandError, Secret, expand_env, format_duration};
@@ -115,6 +115,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
             timeout: DEFAULT_INTERVAL,
             checks: Kind::Sqlite.applicable_checks().to_vec(),
             connection: ConnectionMode::Fresh,
+            phase_buckets: PhaseBuckets::Detailed,
             role: Role::Primary,
             failure_threshold: 1,
             labels: Vec::new(),
@@ -183,6 +184,7 @@ mod raw {
         pub timeout: Option<Spanned<HumanDuration>>,
         pub failure_threshold: Option<Spanned<u32>>,
         pub connection: Option<ConnectionMode>,
+        pub phase_buckets: Option<PhaseBuckets>,
     }
 }
 

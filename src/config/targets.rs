@@ -25,6 +25,7 @@ pub struct TargetConfig {
     pub timeout: Duration,
     pub checks: Vec<Check>,
     pub connection: ConnectionMode,
+    pub phase_buckets: PhaseBuckets,
     /// Whether the server is expected to take writes, to stand by read-only, or either.
     pub role: Role,
     /// Consecutive failed probes before the target counts as down.
@@ -169,6 +170,18 @@ pub enum ConnectionMode {
     Reuse,
 }
 
+/// How finely each phase's duration histogram is bucketed: the biggest share of a
+/// target's series, so the setting a fleet trades detail for series with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseBuckets {
+    /// 14 bounds from 0.5 ms to 10 s.
+    #[default]
+    Detailed,
+    /// 6 bounds from 1 ms to 2.5 s, 0.5 s (the latency alert's threshold) among them.
+    Coarse,
+}
+
 /// What a server's job is, so that a standby in its normal read-only state is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,6 +240,7 @@ pub(super) mod raw {
         pub failure_threshold: Option<Spanned<u32>>,
         pub checks: Option<Spanned<Vec<Spanned<Check>>>>,
         pub connection: Option<ConnectionMode>,
+        pub phase_buckets: Option<PhaseBuckets>,
         pub role: Option<Spanned<Role>>,
         pub labels: Option<HashMap<Spanned<String>, Expanded>>,
         pub maintenance_query: Option<Spanned<Expanded>>,
@@ -519,6 +533,10 @@ impl Validator<'_> {
             timeout,
             checks,
             connection: t.connection.or(defaults.connection).unwrap_or_default(),
+            phase_buckets: t
+                .phase_buckets
+                .or(defaults.phase_buckets)
+                .unwrap_or_default(),
             role,
             failure_threshold,
             labels: labels.into_iter().collect(),
