@@ -100,6 +100,18 @@ pub struct RunArgs {
     /// Name of this exporter in heartbeat rows (default: the host name).
     #[arg(long = "exporter.instance", value_name = "NAME")]
     pub instance: Option<String>,
+    /// This replica's shard, 0 to --shard.count - 1. Default with more than one shard: the
+    /// ordinal ending a StatefulSet pod's name (POD_NAME, else HOSTNAME: dbvigil-2 is 2).
+    #[arg(long = "shard.index", value_name = "N", env = "DBVIGIL_SHARD_INDEX")]
+    pub shard_index: Option<u32>,
+    /// Replicas sharing the configuration's targets; each probes its shard (rendezvous hashing of target names; a failover group's members stay together).
+    #[arg(
+        long = "shard.count",
+        value_name = "M",
+        env = "DBVIGIL_SHARD_COUNT",
+        default_value_t = 1
+    )]
+    pub shard_count: u32,
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]

@@ -11,7 +11,9 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, Config, ConfigError, ConfigSource, TargetConfig, WebConfig};
+use crate::config::{
+    self, Config, ConfigError, ConfigSource, Placement, Shard, TargetConfig, WebConfig,
+};
 use crate::groups::GroupSet;
 use crate::maintenance::{self, AppFlag, Maintenance, Window};
 use crate::runner::{TargetHandle, TargetRunner};
@@ -26,6 +28,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `--web.config.file`: TLS and basic auth for dbvigil's own port, re-read on reload.
     pub web_config_file: Option<PathBuf>,
+    /// `--shard.index`/`--shard.count`: the share of the configuration's targets this
+    /// replica probes, applied on start and on every reload.
+    pub shard: Shard,
 }
 
 /// Why the exporter could not start; the configuration itself was already validated.
@@ -88,7 +93,11 @@ pub struct Exporter {
 /// One configuration and what runs for it, published whole: a reader that loads it once
 /// (a scrape, an API answer) never mixes two reloads.
 pub struct Generation {
+    /// This replica's shard of the configuration: its targets and their groups only.
     pub config: Arc<Config>,
+    /// Which shard this is, how many targets the whole configuration has, and which shard
+    /// holds each of the others.
+    pub placement: Arc<Placement>,
     /// In configuration order.
     pub targets: Arc<Vec<Arc<TargetHandle>>>,
     pub groups: Arc<GroupSet>,
@@ -181,6 +190,7 @@ impl Exporter {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let probe_tasks = ProbeTasks::default();
+        let (config, placement) = settings.shard.split(config);
         let group_set = Arc::new(GroupSet::new(&config, None));
         let groups = Arc::new(ArcSwap::new(group_set.clone()));
         let handles = config
@@ -203,6 +213,7 @@ impl Exporter {
                 settings,
                 generation: ArcSwap::from_pointee(Generation {
                     config: Arc::new(config),
+                    placement: Arc::new(placement),
                     targets: Arc::new(handles),
                     groups: group_set,
                 }),
@@ -361,6 +372,7 @@ impl Exporter {
     }
 
     fn apply(&self, config: Config) -> ReloadSummary {
+        let (config, placement) = self.inner.settings.shard.split(config);
         let old_config = self.config();
         let mut old: HashMap<String, Arc<TargetHandle>> = self
             .targets()
@@ -403,6 +415,7 @@ impl Exporter {
         self.inner.groups.store(groups.clone());
         self.inner.generation.store(Arc::new(Generation {
             config: Arc::new(config),
+            placement: Arc::new(placement),
             targets: Arc::new(handles),
             groups,
         }));

@@ -64,3 +64,92 @@ fn the_manifests_deploy_a_non_root_dbvigil_with_its_service_monitor() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_sharded_manifest_runs_one_shard_per_statefulset_pod() {
+    let docs = documents("compose/kubernetes/dbvigil-sharded.yaml");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Secret",
+            "Service",
+            "StatefulSet",
+            "PodMonitor"
+        ]
+    );
+    let (service, set, monitor) = (&docs[2], &docs[3], &docs[4]);
+    assert_eq!(service["spec"]["clusterIP"], "None", "a headless Service");
+    assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
+    let labels = &set["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(set["spec"]["selector"]["matchLabels"], *labels);
+    assert_eq!(service["spec"]["selector"], *labels);
+    assert_eq!(monitor["spec"]["selector"]["matchLabels"], *labels);
+    let pod = &set["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/-/healthy");
+    // --shard.count equals the replicas, and each pod's index is its ordinal, from POD_NAME.
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let replicas = set["spec"]["replicas"].as_u64().unwrap();
+    assert_eq!(replicas, 3);
+    assert!(
+        args.contains(&format!("--shard.count={replicas}").as_str()),
+        "{args:?}"
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--shard.index")),
+        "{args:?}"
+    );
+    let pod_name = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "POD_NAME")
+        .expect("POD_NAME in the container's env");
+    assert_eq!(
+        pod_name["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        monitor["spec"]["podMetricsEndpoints"][0]["port"],
+        container["ports"][0]["name"]
+    );
+    // Every pod starts with the embedded configuration, as shard 0, 1 and 2 of it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbvigil.yml");
+    std::fs::write(&config, docs[0]["data"]["dbvigil.yml"].as_str().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+        .args(["check-config", "--config.file"])
+        .arg(&config)
+        .env("DBVIGIL_DB_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("${DBVIGIL_DB_PASSWORD}", "x");
+    let parsed = dbvigil::config::parse(&text, "dbvigil.yml", dir.path(), "test").unwrap();
+    let mut held = Vec::new();
+    for index in 0..replicas as u32 {
+        let name = format!("{}-{index}", set["metadata"]["name"].as_str().unwrap());
+        let shard = dbvigil::config::Shard::resolve(None, replicas as u32, &name).unwrap();
+        assert_eq!(shard.index, index);
+        let (part, _) = shard.split(parsed.clone());
+        held.extend(part.targets.into_iter().map(|t| t.name));
+    }
+    held.sort();
+    let mut all: Vec<String> = parsed.targets.iter().map(|t| t.name.clone()).collect();
+    all.sort();
+    assert_eq!(held, all, "every target on exactly one pod");
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use super::{LONG_VERSION, RunArgs, hostname, logging};
-use crate::config::{self, Config, ConfigSource};
+use crate::config::{self, Config, ConfigSource, Shard};
 use crate::exporter::{Exporter, Settings};
 use crate::http::{self, WebSettings};
 
@@ -64,6 +64,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let shard = match Shard::resolve(args.shard_index, args.shard_count, &pod_name()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let source = match &args.config_file {
         Some(path) => ConfigSource::File(path.clone()),
         None => ConfigSource::Builtin {
@@ -75,6 +82,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         default_instance: args.instance.clone().unwrap_or_else(hostname),
         data_dir: args.data_dir.clone(),
         web_config_file: args.web_config_file.clone(),
+        shard,
     };
     let config = match settings.source.load(&settings.default_instance) {
         Ok(c) => c,
@@ -139,6 +147,19 @@ fn announce(exporter: &Exporter, local: SocketAddr, web: &WebSettings) {
         basic_auth = own.basic_auth.is_some(),
         "listening; metrics at {scheme}://{local}{}", web.telemetry_path
     );
+    let generation = exporter.generation();
+    let placement = &generation.placement;
+    if placement.shard.count > 1 {
+        tracing::info!(
+            shard = placement.shard.index,
+            shards = placement.shard.count,
+            targets = config.targets.len(),
+            configured = placement.configured_targets,
+            "probing shard {} of {}",
+            placement.shard.index,
+            placement.shard.count
+        );
+    }
     for t in &config.targets {
         tracing::info!(
             target = %t.name, kind = t.kind.as_str(), endpoint = %t.describe_endpoint(),
@@ -151,6 +172,15 @@ fn announce(exporter: &Exporter, local: SocketAddr, web: &WebSettings) {
              write a configuration (see examples/) and run dbvigil --config.file dbvigil.yml"
         );
     }
+}
+
+/// The name a StatefulSet pod's ordinal is read from: `POD_NAME` (the manifest sets it
+/// from the pod's metadata), else `HOSTNAME` (a pod's host name is its name).
+fn pod_name() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|n| !n.is_empty()))
+        .unwrap_or_default()
 }
 
 /// SIGHUP reloads the configuration; SIGINT and SIGTERM shut down gracefully.

@@ -10,6 +10,7 @@ mod error;
 mod groups;
 mod maintenance;
 mod migrations;
+mod shard;
 mod targets;
 mod url;
 mod values;
@@ -28,6 +29,7 @@ pub use maintenance::{
     When,
 };
 pub use migrations::{MigrationLimits, MigrationsConfig, parse_limit};
+pub use shard::{Placement, Shard, ShardError};
 pub use targets::{
     Check, ConnectionMode, DEFAULT_INTERVAL, Kind, MAX_DEFAULT_TIMEOUT, MIN_INTERVAL, PhaseBuckets,
     Role, TargetConfig, valid_target_name,

@@ -22,7 +22,7 @@ use super::{AppState, text};
 use crate::exporter::Exporter;
 use crate::metrics::{
     self, CLASSIC_CONTENT_TYPE, Format, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, ReloadScrape,
-    Scrape,
+    Scrape, ShardScrape,
 };
 use crate::time::Timestamp;
 
@@ -97,6 +97,11 @@ fn scrape(exporter: &Exporter) -> Scrape {
             }
         },
         probe_tasks: exporter.probe_tasks(),
+        shard: ShardScrape {
+            shard: generation.placement.shard,
+            targets: generation.targets.len(),
+            configured: generation.placement.configured_targets,
+        },
         maintenance: MaintenanceScrape {
             windows: generation.maintenance_windows(exporter.maintenance(), now),
             started: exporter.maintenance().started(),

@@ -201,6 +201,18 @@ async fn probe_handler(
         );
     };
     let Some(handle) = s.exporter.target(&name) else {
+        let placement = s.exporter.generation().placement.clone();
+        if let Some(owner) = placement.elsewhere.get(&name) {
+            // 421 Misdirected Request: the name is configured, but another replica probes it.
+            return text(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "target {name:?} is probed by shard {owner} of {count} (--shard.index {owner}); this replica is shard {index}: send the probe there\n",
+                    count = placement.shard.count,
+                    index = placement.shard.index,
+                ),
+            );
+        }
         return text(
             StatusCode::BAD_REQUEST,
             format!(

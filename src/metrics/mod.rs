@@ -16,7 +16,7 @@ pub use migrations::MigrationScrape;
 use text::{CounterValue, SeriesLabels, TextWriter};
 pub use text::{Format, TargetText};
 
-use crate::config::{ALL_SCOPE, Config, Endpoint, TargetConfig};
+use crate::config::{ALL_SCOPE, Config, Endpoint, Shard, TargetConfig};
 use crate::groups::GroupState;
 use crate::labels::Label;
 use crate::maintenance::{self, Source, Stored, Window};
@@ -40,10 +40,21 @@ pub struct Scrape {
     pub reload: ReloadScrape,
     /// Probe tasks running (`Exporter::probe_tasks`).
     pub probe_tasks: usize,
+    pub shard: ShardScrape,
     pub maintenance: MaintenanceScrape,
     /// Targets with `migrations` configured.
     pub migrations: Vec<MigrationScrape>,
     pub now: Timestamp,
+}
+
+/// Which shard this replica is and what it holds (`--shard.index`, `--shard.count`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShardScrape {
+    pub shard: Shard,
+    /// Targets this replica probes.
+    pub targets: usize,
+    /// Targets in the whole configuration, on every shard.
+    pub configured: usize,
 }
 
 /// How the last configuration reload went, as the exporter reports it.
@@ -259,6 +270,28 @@ impl Scrape {
             "dbvigil_probe_tasks",
             "Target probe tasks running now: one per configured target, plus any that a reload stopped and that has not ended yet.",
             self.probe_tasks as f64,
+        )?;
+        // Two plain gauges rather than an info series with `index` and `count` labels:
+        // they need no label names of their own, which targets' labels could clash with.
+        f.single(
+            "dbvigil_shard_index",
+            "This replica's shard (--shard.index), from 0.",
+            f64::from(self.shard.shard.index),
+        )?;
+        f.single(
+            "dbvigil_shard_count",
+            "Shards the configuration's targets are split into (--shard.count); 1 when this replica probes them all.",
+            f64::from(self.shard.shard.count),
+        )?;
+        f.single(
+            "dbvigil_shard_targets",
+            "Targets this replica probes: its shard of the configuration.",
+            self.shard.targets as f64,
+        )?;
+        f.single(
+            "dbvigil_configured_targets",
+            "Targets in the whole configuration, on every shard.",
+            self.shard.configured as f64,
         )?;
         f.target_families(ts)?;
         f.gauge(

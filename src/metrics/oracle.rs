@@ -237,6 +237,11 @@ fn scrape() -> Scrape {
             last_success_at: at,
         },
         probe_tasks: 5,
+        shard: ShardScrape {
+            shard: Shard { index: 1, count: 3 },
+            targets: 5,
+            configured: 14,
+        },
         maintenance: MaintenanceScrape {
             windows: vec![
                 window(

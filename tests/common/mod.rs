@@ -46,6 +46,7 @@ impl TestExporter {
             default_instance: "test-instance".to_owned(),
             data_dir: dir.to_owned(),
             web_config_file: web.map(Path::to_owned),
+            shard: Default::default(),
         };
         let config = settings
             .source
