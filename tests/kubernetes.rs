@@ -49,20 +49,7 @@ fn the_manifests_deploy_a_non_root_dbvigil_with_its_service_monitor() {
     let container = &pod["containers"][0];
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/-/healthy");
     // The embedded configuration is one dbvigil accepts.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dbvigil.yml");
-    std::fs::write(&config, docs[0]["data"]["dbvigil.yml"].as_str().unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
-        .args(["check-config", "--config.file"])
-        .arg(&config)
-        .env("DBVIGIL_DB_PASSWORD", "x")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    accepted_config(&docs[0]);
 }
 
 #[test]
@@ -122,20 +109,7 @@ fn the_sharded_manifest_runs_one_shard_per_statefulset_pod() {
         container["ports"][0]["name"]
     );
     // Every pod starts with the embedded configuration, as shard 0, 1 and 2 of it.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dbvigil.yml");
-    std::fs::write(&config, docs[0]["data"]["dbvigil.yml"].as_str().unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
-        .args(["check-config", "--config.file"])
-        .arg(&config)
-        .env("DBVIGIL_DB_PASSWORD", "x")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (dir, config) = accepted_config(&docs[0]);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("${DBVIGIL_DB_PASSWORD}", "x");
@@ -152,4 +126,24 @@ fn the_sharded_manifest_runs_one_shard_per_statefulset_pod() {
     let mut all: Vec<String> = parsed.targets.iter().map(|t| t.name.clone()).collect();
     all.sort();
     assert_eq!(held, all, "every target on exactly one pod");
+}
+
+/// The configuration a manifest's ConfigMap embeds, written to a temporary directory and
+/// checked by `dbvigil check-config` as the pods will load it.
+fn accepted_config(config_map: &serde_json::Value) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbvigil.yml");
+    std::fs::write(&config, config_map["data"]["dbvigil.yml"].as_str().unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+        .args(["check-config", "--config.file"])
+        .arg(&config)
+        .env("DBVIGIL_DB_PASSWORD", "x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, config)
 }
