@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::db::replicated_behind_forwarders;
 use common::db::{Db, Engine, WAIT, block, target};
 use common::forwarder::Forwarder;
 use common::netfault::DropPackets;
@@ -397,16 +398,10 @@ async fn group_json(e: &TestExporter, group: &str) -> serde_json::Value {
 /// the standby caught up, zero, and known to be zero.
 async fn group_failover_to_a_standby(lagging: bool) {
     let t0 = Instant::now();
-    let Some(primary) = block(PgServer::start) else {
+    let Some((primary, replication, standby, clients)) = replicated_behind_forwarders().await
+    else {
         return;
     };
-    block(|| {
-        primary
-            .psql("CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;")
-    });
-    let replication = Forwarder::start(primary.port()).await;
-    let standby = block(|| PgServer::start_standby_through(replication.port));
-    let clients = Forwarder::start(primary.port()).await;
     let member = |name: &str, port: u16, extra: &str| {
         format!(
             "  - name: {name}\n    kind: postgres\n    host: 127.0.0.1\n    port: {port}\n    \

@@ -13,6 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::db::replicated_behind_forwarders;
 use common::db::{Db, Engine, WAIT, block, config, target, wait_up};
 use common::forwarder::Forwarder;
 use common::netfault::DropPackets;
@@ -414,16 +415,10 @@ async fn mariadb_blue_green_tells_write_downtime_from_read_downtime() {
 /// exactly the heartbeats the primary acknowledged after the standby's last one. With the
 /// standby caught up, the same failover loses nothing.
 async fn failover_to_a_standby(lagging: bool) {
-    let Some(primary) = block(PgServer::start) else {
+    let Some((primary, replication, standby, clients)) = replicated_behind_forwarders().await
+    else {
         return;
     };
-    block(|| {
-        primary
-            .psql("CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;")
-    });
-    let replication = Forwarder::start(primary.port()).await;
-    let standby = block(|| PgServer::start_standby_through(replication.port));
-    let clients = Forwarder::start(primary.port()).await;
     let dir = tempdir();
     let yaml = format!(
         "targets:\n  - name: app\n    kind: postgres\n    host: 127.0.0.1\n    port: {}\n    \

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::forwarder::Forwarder;
 use super::servers::{MariaDbServer, PgServer, test_certs};
 use super::{TestExporter, eventually};
 
@@ -181,4 +182,21 @@ pub async fn wait_up(e: &TestExporter, name: &str, want: f64) {
         (e.metrics().await.get("dbvigil_up", &[("target", name)]) == Some(want)).then_some(())
     })
     .await;
+}
+
+/// A PostgreSQL primary with an `app` database owned by the `probe` login (password
+/// `probe-pw`), an asynchronous standby whose replication stream runs through a forwarder
+/// (so a test can lose its packets), and a forwarder that clients reach the primary through
+/// (so a test can move them to the standby): `(primary, replication, standby, clients)`.
+/// `None` where PostgreSQL cannot run.
+pub async fn replicated_behind_forwarders() -> Option<(PgServer, Forwarder, PgServer, Forwarder)> {
+    let primary = block(PgServer::start)?;
+    block(|| {
+        primary
+            .psql("CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE DATABASE app OWNER probe;")
+    });
+    let replication = Forwarder::start(primary.port()).await;
+    let standby = block(|| PgServer::start_standby_through(replication.port));
+    let clients = Forwarder::start(primary.port()).await;
+    Some((primary, replication, standby, clients))
 }
