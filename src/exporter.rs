@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{
-    self, Config, ConfigError, ConfigSource, Placement, Shard, TargetConfig, WebConfig,
+    self, Config, ConfigError, ConfigSource, Discovered, DiscoveryFiles, FileStatus, Notice,
+    Placement, Shard, TargetConfig, WebConfig,
 };
 use crate::groups::GroupSet;
 use crate::maintenance::{self, AppFlag, Maintenance, Window};
@@ -121,6 +122,14 @@ impl Generation {
 struct Inner {
     settings: Settings,
     generation: ArcSwap<Generation>,
+    /// The configuration as last loaded, before discovery and sharding: what a discovery
+    /// refresh adds its targets to.
+    loaded: ArcSwap<Config>,
+    /// Each discovery file's last read; used only under `reload_lock`.
+    discovery: Arc<std::sync::Mutex<DiscoveryFiles>>,
+    /// The last refresh's targets (to tell whether anything changed) and files (for the
+    /// scrape).
+    discovered: ArcSwap<Discovered>,
     web: ArcSwap<WebConfig>,
     /// The groups the probe tasks feed: the current generation's, swapped with it.
     groups: Arc<ArcSwap<GroupSet>>,
@@ -190,7 +199,10 @@ impl Exporter {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let probe_tasks = ProbeTasks::default();
-        let (config, placement) = settings.shard.split(config);
+        let mut discovery = DiscoveryFiles::default();
+        let discovered = discover(&mut discovery, &config);
+        let loaded = Arc::new(config);
+        let (config, placement) = settings.shard.split(with_discovered(&loaded, &discovered));
         let group_set = Arc::new(GroupSet::new(&config, None));
         let groups = Arc::new(ArcSwap::new(group_set.clone()));
         let handles = config
@@ -211,6 +223,9 @@ impl Exporter {
         let exporter = Exporter {
             inner: Arc::new(Inner {
                 settings,
+                loaded: ArcSwap::new(loaded),
+                discovery: Arc::new(std::sync::Mutex::new(discovery)),
+                discovered: ArcSwap::from_pointee(discovered),
                 generation: ArcSwap::from_pointee(Generation {
                     config: Arc::new(config),
                     placement: Arc::new(placement),
@@ -237,6 +252,11 @@ impl Exporter {
             .inner
             .tracker
             .spawn(async move { looping.maintenance_loop().await });
+        let looping = exporter.clone();
+        exporter
+            .inner
+            .tracker
+            .spawn(async move { looping.discovery_loop().await });
         Ok(exporter)
     }
 
@@ -312,6 +332,11 @@ impl Exporter {
         self.inner.reload_status.load_full()
     }
 
+    /// Each discovery file's state as of the last refresh, from memory.
+    pub fn target_files(&self) -> Arc<Vec<FileStatus>> {
+        Arc::new(self.inner.discovered.load().files.clone())
+    }
+
     /// Target probe tasks running now, including any a reload stopped that has not ended yet.
     pub fn probe_tasks(&self) -> usize {
         self.inner.probe_tasks.running()
@@ -324,22 +349,27 @@ impl Exporter {
     pub async fn reload(&self) -> Result<ReloadSummary, ConfigError> {
         let _guard = self.inner.reload_lock.lock().await;
         let settings = self.inner.settings.clone();
+        let files = self.inner.discovery.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let web = settings.load_web()?;
-            Ok::<_, ConfigError>((settings.source.load(&settings.default_instance)?, web))
+            let config = settings.source.load(&settings.default_instance)?;
+            let discovered = discover(&mut files.lock().expect("no panic holds it"), &config);
+            Ok::<_, ConfigError>((config, discovered, web))
         })
         .await
         .expect("configuration loading does not panic");
         // A new state store is the one part of applying that can fail, so it is opened
         // and asked first: a reload either applies whole or changes nothing.
         let loaded = match loaded {
-            Ok((config, web)) => match self.inner.maintenance.prepare_store(&config.state).await {
-                Ok(store) => Ok((config, web, store)),
-                Err(e) => Err(ConfigError::StateStore(e.to_string())),
-            },
+            Ok((config, discovered, web)) => {
+                match self.inner.maintenance.prepare_store(&config.state).await {
+                    Ok(store) => Ok((config, discovered, web, store)),
+                    Err(e) => Err(ConfigError::StateStore(e.to_string())),
+                }
+            }
             Err(e) => Err(e),
         };
-        let (config, web, store) = match loaded {
+        let (config, discovered, web, store) = match loaded {
             Ok(both) => both,
             Err(e) => {
                 let previous = self.reload_status();
@@ -356,7 +386,10 @@ impl Exporter {
             self.inner.maintenance.switch_store(store);
         }
         self.inner.web.store(Arc::new(web));
-        let summary = self.apply(config);
+        let config = Arc::new(config);
+        let summary = self.apply(with_discovered(&config, &discovered));
+        self.inner.loaded.store(config);
+        self.inner.discovered.store(Arc::new(discovered));
         self.inner.reload_status.store(Arc::new(ReloadStatus {
             successful: true,
             last_success_at: Timestamp::now(),
@@ -369,6 +402,56 @@ impl Exporter {
             "configuration reloaded"
         );
         Ok(summary)
+    }
+
+    /// One refresh of the discovery files: targets of new or changed files start, those of
+    /// removed ones stop, the rest keep their state and schedule; a bad file keeps its
+    /// previous targets. Returns what changed, if anything did. Tests call it to skip the
+    /// wait.
+    pub async fn discovery_step(&self) -> Option<ReloadSummary> {
+        let _guard = self.inner.reload_lock.lock().await;
+        let config = self.inner.loaded.load_full();
+        if config.target_files.is_empty() && self.inner.discovered.load().files.is_empty() {
+            return None;
+        }
+        let files = self.inner.discovery.clone();
+        let from = config.clone();
+        let discovered = tokio::task::spawn_blocking(move || {
+            discover(&mut files.lock().expect("no panic holds it"), &from)
+        })
+        .await
+        .expect("reading discovery files does not panic");
+        let changed = discovered.targets != self.inner.discovered.load().targets;
+        let summary = changed.then(|| self.apply(with_discovered(&config, &discovered)));
+        self.inner.discovered.store(Arc::new(discovered));
+        if let Some(s) = &summary {
+            tracing::info!(
+                kept = s.kept,
+                started = s.started,
+                stopped = s.stopped,
+                "discovered targets changed"
+            );
+        }
+        summary
+    }
+
+    async fn discovery_loop(self) {
+        loop {
+            let wait = self
+                .inner
+                .loaded
+                .load()
+                .target_files
+                .iter()
+                .map(|b| b.refresh_interval)
+                .min()
+                .unwrap_or(config::DEFAULT_REFRESH);
+            tokio::select! {
+                _ = self.inner.cancel.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            self.discovery_step().await;
+        }
     }
 
     fn apply(&self, config: Config) -> ReloadSummary {
@@ -428,6 +511,35 @@ impl Exporter {
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
     }
+}
+
+/// Reads the discovery files `config` names and logs what changed about each.
+fn discover(files: &mut DiscoveryFiles, config: &Config) -> Discovered {
+    let taken: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    let (discovered, notices) = files.refresh(&config.target_files, &taken);
+    for notice in notices {
+        match notice {
+            Notice::Read { path, targets } => {
+                tracing::info!(file = %path.display(), targets, "discovery file read")
+            }
+            Notice::Invalid { path, error, kept } => tracing::error!(
+                file = %path.display(), %error, kept,
+                "invalid discovery file: keeping its previous targets until it is fixed"
+            ),
+            Notice::Gone { path, targets } => tracing::info!(
+                file = %path.display(), targets,
+                "discovery file no longer matched: its targets stop"
+            ),
+        }
+    }
+    discovered
+}
+
+/// The loaded configuration with the discovered targets after its own.
+fn with_discovered(config: &Config, discovered: &Discovered) -> Config {
+    let mut config = config.clone();
+    config.targets.extend(discovered.targets.iter().cloned());
+    config
 }
 
 fn spawn_target(

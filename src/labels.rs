@@ -20,10 +20,11 @@ pub enum Label {
     Group,
     Member,
     Source,
+    File,
 }
 
 impl Label {
-    pub const ALL: [Label; 15] = [
+    pub const ALL: [Label; 16] = [
         Label::Target,
         Label::Kind,
         Label::Role,
@@ -39,6 +40,7 @@ impl Label {
         Label::Group,
         Label::Member,
         Label::Source,
+        Label::File,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Label {
             Label::Group => "group",
             Label::Member => "member",
             Label::Source => "source",
+            Label::File => "file",
         }
     }
 }

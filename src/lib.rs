@@ -18,3 +18,4 @@ mod probe;
 mod runner;
 mod state;
 pub mod time;
+mod wildcard;

@@ -69,6 +69,30 @@ const CASES: &[(&str, &str)] = &[
         "6:21: default_duration 2h is longer than max_duration 1h: lower one or raise the other",
     ),
     (
+        "target_without_name.yml",
+        "2:11: this target has no `name`: give it one (letters, digits, '_', '.' and '-')",
+    ),
+    (
+        "target_files_template_host.yml",
+        "5:13: a target_files template has no `host`: each target's address comes from the discovery files, and its name from the address (see docs/scaling.md)",
+    ),
+    (
+        "target_files_template_replica_of.yml",
+        "8:19: a target_files template has no `replica_of`: list replicas under `targets:`, where each can name its primary",
+    ),
+    (
+        "target_files_pattern_dir_wildcard.yml",
+        "2:13: tests/data/invalid/teams/*/targets.json: wildcards are allowed in the file name only, as in Prometheus' file_sd_configs",
+    ),
+    (
+        "target_files_pattern_extension.yml",
+        "2:13: tests/data/invalid/targets/*.txt: a discovery file ends in .json, .yml or .yaml, as in Prometheus' file_sd_configs",
+    ),
+    (
+        "target_files_bad_key.yml",
+        "3:5: unknown field `refresh`, expected one of files, template, name_prefix, refresh_interval",
+    ),
+    (
         "duplicate_name.yml",
         "5:11: duplicate target name \"app\" (first defined on line 2): target names must be unique",
     ),
@@ -128,11 +152,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "no_targets.yml",
-        "1:1: no targets configured: add at least one under `targets:` (see examples/)",
+        "1:1: no targets configured: add at least one under `targets:`, or discovery files under `target_files:` (see examples/)",
     ),
     (
         "missing_targets.yml",
-        "1:1: no targets configured: add at least one under `targets:` (see examples/)",
+        "1:1: no targets configured: add at least one under `targets:`, or discovery files under `target_files:` (see examples/)",
     ),
     (
         "invalid_target_name.yml",

@@ -49,7 +49,7 @@ fn the_manifests_deploy_a_non_root_dbvigil_with_its_service_monitor() {
     let container = &pod["containers"][0];
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/-/healthy");
     // The embedded configuration is one dbvigil accepts.
-    accepted_config(&docs[0]);
+    accepted_config(&docs[0], None);
 }
 
 #[test]
@@ -60,13 +60,14 @@ fn the_sharded_manifest_runs_one_shard_per_statefulset_pod() {
         kinds,
         [
             "ConfigMap",
+            "ConfigMap",
             "Secret",
             "Service",
             "StatefulSet",
             "PodMonitor"
         ]
     );
-    let (service, set, monitor) = (&docs[2], &docs[3], &docs[4]);
+    let (service, set, monitor) = (&docs[3], &docs[4], &docs[5]);
     assert_eq!(service["spec"]["clusterIP"], "None", "a headless Service");
     assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
     let labels = &set["spec"]["template"]["metadata"]["labels"];
@@ -108,12 +109,28 @@ fn the_sharded_manifest_runs_one_shard_per_statefulset_pod() {
         monitor["spec"]["podMetricsEndpoints"][0]["port"],
         container["ports"][0]["name"]
     );
-    // Every pod starts with the embedded configuration, as shard 0, 1 and 2 of it.
-    let (dir, config) = accepted_config(&docs[0]);
+    // Every pod starts with the embedded configuration and the generated target list,
+    // mounted where the pods find them, as shard 0, 1 and 2 of it.
+    let (dir, config) = accepted_config(&docs[0], Some(&docs[1]));
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("${DBVIGIL_DB_PASSWORD}", "x");
-    let parsed = dbvigil::config::parse(&text, "dbvigil.yml", dir.path(), "test").unwrap();
+    let mut parsed = dbvigil::config::parse(&text, "dbvigil.yml", dir.path(), "test").unwrap();
+    let taken: Vec<&str> = parsed.targets.iter().map(|t| t.name.as_str()).collect();
+    let (found, _) =
+        dbvigil::config::DiscoveryFiles::default().refresh(&parsed.target_files, &taken);
+    assert!(found.files.iter().all(|f| f.valid), "{:?}", found.files);
+    let discovered: Vec<&str> = found.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        discovered,
+        [
+            "app-db-01.databases.svc",
+            "app-db-02.databases.svc",
+            "app-db-03.databases.svc",
+            "reports-db.databases.svc_5433"
+        ]
+    );
+    parsed.targets.extend(found.targets);
     let mut held = Vec::new();
     for index in 0..replicas as u32 {
         let name = format!("{}-{index}", set["metadata"]["name"].as_str().unwrap());
@@ -130,10 +147,24 @@ fn the_sharded_manifest_runs_one_shard_per_statefulset_pod() {
 
 /// The configuration a manifest's ConfigMap embeds, written to a temporary directory and
 /// checked by `dbvigil check-config` as the pods will load it.
-fn accepted_config(config_map: &serde_json::Value) -> (tempfile::TempDir, std::path::PathBuf) {
+/// A target list's ConfigMap is written where the configuration expects it, with
+/// `/etc/dbvigil/` made the temporary directory.
+fn accepted_config(
+    config_map: &serde_json::Value,
+    targets: Option<&serde_json::Value>,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("dbvigil.yml");
-    std::fs::write(&config, config_map["data"]["dbvigil.yml"].as_str().unwrap()).unwrap();
+    let text = config_map["data"]["dbvigil.yml"].as_str().unwrap();
+    let root = format!("{}/", dir.path().display());
+    std::fs::write(&config, text.replace("/etc/dbvigil/", &root)).unwrap();
+    if let Some(targets) = targets {
+        std::fs::create_dir(dir.path().join("targets")).unwrap();
+        for (file, content) in targets["data"].as_object().unwrap() {
+            let path = dir.path().join("targets").join(file);
+            std::fs::write(path, content.as_str().unwrap()).unwrap();
+        }
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
         .args(["check-config", "--config.file"])
         .arg(&config)

@@ -44,20 +44,49 @@ fn check_main_config(path: &Path) -> bool {
     match config::load_file(path, &super::hostname()) {
         Ok(c) => {
             println!("{}: valid, {} target(s):", path.display(), c.targets.len());
-            for t in &c.targets {
-                println!(
-                    "  {} ({}, every {}, timeout {})",
-                    t.name,
-                    t.kind.as_str(),
-                    config::format_duration(t.interval),
-                    config::format_duration(t.timeout)
-                );
-            }
-            true
+            print_targets(&c.targets);
+            check_target_files(&c)
         }
         Err(e) => {
             eprintln!("invalid configuration: {e}");
             false
         }
     }
+}
+
+fn print_targets(targets: &[config::TargetConfig]) {
+    for t in targets {
+        println!(
+            "  {} ({}, every {}, timeout {})",
+            t.name,
+            t.kind.as_str(),
+            config::format_duration(t.interval),
+            config::format_duration(t.timeout)
+        );
+    }
+}
+
+/// Reads the discovery files once, as the exporter would, so a generator's mistake is
+/// found before a reload.
+fn check_target_files(c: &config::Config) -> bool {
+    if c.target_files.is_empty() {
+        return true;
+    }
+    let taken: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
+    let (discovered, notices) = config::DiscoveryFiles::default().refresh(&c.target_files, &taken);
+    for status in &discovered.files {
+        let state = if status.valid { "valid" } else { "INVALID" };
+        println!("{}: {state}, {} target(s)", status.file, status.targets);
+    }
+    for notice in &notices {
+        if let config::Notice::Invalid { error, .. } = notice {
+            eprintln!("invalid discovery file: {error}");
+        }
+    }
+    if discovered.files.is_empty() {
+        println!("target_files: no file matches yet; targets start when one appears");
+    }
+    println!("{} discovered target(s):", discovered.targets.len());
+    print_targets(&discovered.targets);
+    discovered.files.iter().all(|f| f.valid)
 }

@@ -5,6 +5,7 @@
 //! sees, already checked. This file is the schema's top (the file's sections, where a
 //! configuration comes from); each section is checked in its own module.
 
+mod discovery;
 mod endpoint;
 mod error;
 mod groups;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use discovery::{DEFAULT_REFRESH, Discovered, DiscoveryFiles, FileStatus, Notice, TargetFiles};
 pub use endpoint::{Endpoint, Server, Tls, TlsMode};
 pub use error::ConfigError;
 pub use groups::{Eligibility, GroupConfig, Policy};
@@ -44,7 +46,10 @@ pub struct Config {
     /// Identifies this exporter in heartbeat rows, so two exporters probing one database
     /// each keep their own row.
     pub instance: String,
+    /// The targets of `targets:`; the exporter adds those the discovery files describe.
     pub targets: Vec<TargetConfig>,
+    /// Discovery files and the templates that make their addresses targets.
+    pub target_files: Vec<TargetFiles>,
     /// Failover groups over the targets.
     pub groups: Vec<GroupConfig>,
     pub maintenance: MaintenanceConfig,
@@ -124,6 +129,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
             maintenance_query: None,
             migrations: None,
         }],
+        target_files: Vec::new(),
         groups: Vec::new(),
         maintenance,
         state: StateConfig::default(),
@@ -172,6 +178,8 @@ mod raw {
         pub defaults: Defaults,
         pub targets: Option<Spanned<Vec<super::targets::raw::Target>>>,
         #[serde(default)]
+        pub target_files: Vec<super::discovery::raw::TargetFiles>,
+        #[serde(default)]
         pub groups: Vec<super::groups::raw::Group>,
         #[serde(default)]
         pub maintenance: super::maintenance::raw::Maintenance,
@@ -217,7 +225,9 @@ impl Validator<'_> {
             Some(s) => s.value.0,
             None => default_instance.to_owned(),
         };
-        let targets = self.targets(raw.targets, &raw.defaults)?;
+        let discovering = !raw.target_files.is_empty();
+        let targets = self.targets(raw.targets, &raw.defaults, discovering)?;
+        let target_files = self.target_files(raw.target_files, &raw.defaults)?;
         let groups = groups::validate(self.file, raw.groups, &targets.list)?;
         let targets = targets.with_group_roles(&groups);
         let checker = maintenance::Checker {
@@ -229,6 +239,7 @@ impl Validator<'_> {
         Ok(Config {
             instance,
             targets,
+            target_files,
             groups,
             maintenance,
             state,

@@ -218,7 +218,9 @@ pub(super) mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Target {
-        pub name: Spanned<Expanded>,
+        /// Required in `targets:`; a `target_files:` template has none (names come from
+        /// addresses).
+        pub name: Option<Spanned<Expanded>>,
         pub kind: Spanned<Kind>,
         // SQLite
         pub path: Option<Spanned<Expanded>>,
@@ -282,21 +284,31 @@ impl Validator<'_> {
         &self,
         raw_targets: Option<Spanned<Vec<raw::Target>>>,
         defaults: &Defaults,
+        discovering: bool,
     ) -> Result<Targets, ConfigError> {
-        let Some(raw_targets) = raw_targets.filter(|t| !t.value.is_empty()) else {
-            return Err(ConfigError::Invalid {
-                file: self.file.to_owned(),
-                line: 1,
-                column: 1,
-                message: "no targets configured: add at least one under `targets:` (see examples/)"
-                    .to_owned(),
-            });
+        let raw_targets = match raw_targets.filter(|t| !t.value.is_empty()) {
+            Some(t) => t.value,
+            None if discovering => Vec::new(),
+            None => {
+                return Err(ConfigError::Invalid {
+                    file: self.file.to_owned(),
+                    line: 1,
+                    column: 1,
+                    message: "no targets configured: add at least one under `targets:`, or discovery files under `target_files:` (see examples/)"
+                        .to_owned(),
+                });
+            }
         };
         let mut seen: HashMap<String, u64> = HashMap::new();
-        let mut targets = Vec::with_capacity(raw_targets.value.len());
+        let mut targets = Vec::with_capacity(raw_targets.len());
         let mut explicit_roles = Vec::new();
-        for t in raw_targets.value {
-            let name = &t.name;
+        for t in raw_targets {
+            let Some(name) = &t.name else {
+                return Err(self.err(
+                    t.kind.referenced,
+                    "this target has no `name`: give it one (letters, digits, '_', '.' and '-')",
+                ));
+            };
             if let Some(first_line) = seen.get(&name.value.0) {
                 return Err(self.err(
                     name.referenced,
@@ -358,11 +370,20 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn target(&self, t: raw::Target, defaults: &Defaults) -> Result<TargetConfig, ConfigError> {
-        let name = t.name.value.0.clone();
+    pub(super) fn target(
+        &self,
+        t: raw::Target,
+        defaults: &Defaults,
+    ) -> Result<TargetConfig, ConfigError> {
+        let name_at = t.name.as_ref().map_or(t.kind.referenced, |n| n.referenced);
+        let name = t
+            .name
+            .as_ref()
+            .map(|n| n.value.0.clone())
+            .unwrap_or_default();
         if !valid_target_name(&name) {
             return Err(self.err(
-                t.name.referenced,
+                name_at,
                 format!(
                     "target name {name:?} may only contain letters, digits, '_', '.' and '-', starting with a letter or digit (it becomes a label value and a URL path segment)"
                 ),
@@ -451,21 +472,7 @@ impl Validator<'_> {
 
         let mut labels = BTreeMap::new();
         for (key, value) in t.labels.into_iter().flatten() {
-            let k = &key.value;
-            if !valid_label_name(k) {
-                return Err(self.err(
-                    key.referenced,
-                    format!("label name {k:?} is not a valid Prometheus label name: use letters, digits and '_', not starting with a digit or '__'"),
-                ));
-            }
-            if crate::labels::is_reserved(k) {
-                return Err(self.err(
-                    key.referenced,
-                    format!(
-                        "label name {k:?} is reserved by dbvigil or Prometheus: choose another name"
-                    ),
-                ));
-            }
+            check_label_name(&key.value).map_err(|m| self.err(key.referenced, m))?;
             labels.insert(key.value, value.0);
         }
 
@@ -559,6 +566,21 @@ pub fn valid_target_name(name: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && name.len() <= 128
+}
+
+/// Why `name` cannot be a target label, if it cannot.
+pub(super) fn check_label_name(name: &str) -> Result<(), String> {
+    if !valid_label_name(name) {
+        return Err(format!(
+            "label name {name:?} is not a valid Prometheus label name: use letters, digits and '_', not starting with a digit or '__'"
+        ));
+    }
+    if crate::labels::is_reserved(name) {
+        return Err(format!(
+            "label name {name:?} is reserved by dbvigil or Prometheus: choose another name"
+        ));
+    }
+    Ok(())
 }
 
 fn valid_label_name(name: &str) -> bool {

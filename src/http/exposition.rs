@@ -102,6 +102,7 @@ fn scrape(exporter: &Exporter) -> Scrape {
             targets: generation.targets.len(),
             configured: generation.placement.configured_targets,
         },
+        target_files: exporter.target_files(),
         maintenance: MaintenanceScrape {
             windows: generation.maintenance_windows(exporter.maintenance(), now),
             started: exporter.maintenance().started(),

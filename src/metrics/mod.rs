@@ -16,7 +16,7 @@ pub use migrations::MigrationScrape;
 use text::{CounterValue, SeriesLabels, TextWriter};
 pub use text::{Format, TargetText};
 
-use crate::config::{ALL_SCOPE, Config, Endpoint, Shard, TargetConfig};
+use crate::config::{ALL_SCOPE, Config, Endpoint, FileStatus, Shard, TargetConfig};
 use crate::groups::GroupState;
 use crate::labels::Label;
 use crate::maintenance::{self, Source, Stored, Window};
@@ -41,6 +41,8 @@ pub struct Scrape {
     /// Probe tasks running (`Exporter::probe_tasks`).
     pub probe_tasks: usize,
     pub shard: ShardScrape,
+    /// Each discovery file's state as of the last refresh.
+    pub target_files: Arc<Vec<FileStatus>>,
     pub maintenance: MaintenanceScrape,
     /// Targets with `migrations` configured.
     pub migrations: Vec<MigrationScrape>,
@@ -290,8 +292,22 @@ impl Scrape {
         )?;
         f.single(
             "dbvigil_configured_targets",
-            "Targets in the whole configuration, on every shard.",
+            "Targets in the whole configuration, discovered ones included, on every shard.",
             self.shard.configured as f64,
+        )?;
+        f.gauge(
+            "dbvigil_target_file_valid",
+            "Whether a discovery file's last read parsed and all its target names were free (1), or not (0): its previous targets are kept, and the log says why with file:line:column.",
+            self.target_files
+                .iter()
+                .map(|s| (pairs(&[(Label::File, s.file.as_str())]), f64::from(u8::from(s.valid)))),
+        )?;
+        f.gauge(
+            "dbvigil_target_file_targets",
+            "Targets a discovery file contributes now, on every shard; those of its last good read while it is invalid.",
+            self.target_files
+                .iter()
+                .map(|s| (pairs(&[(Label::File, s.file.as_str())]), s.targets as f64)),
         )?;
         f.target_families(ts)?;
         f.gauge(

@@ -242,6 +242,18 @@ fn scrape() -> Scrape {
             targets: 5,
             configured: 14,
         },
+        target_files: Arc::new(vec![
+            crate::config::FileStatus {
+                file: "/etc/dbvigil/targets/prod.json".into(),
+                valid: true,
+                targets: 9,
+            },
+            crate::config::FileStatus {
+                file: r#"C:\sd"odd".yml"#.into(),
+                valid: false,
+                targets: 0,
+            },
+        ]),
         maintenance: MaintenanceScrape {
             windows: vec![
                 window(

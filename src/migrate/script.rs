@@ -217,7 +217,7 @@ pub fn load_dir(dir: &Path, ignore: &[String]) -> Result<Vec<Script>, ScriptErro
             error: e.to_string(),
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if ignore.iter().any(|p| glob_match(p, &name)) {
+        if ignore.iter().any(|p| crate::wildcard::matches(p, &name)) {
             continue;
         }
         let is_file = entry.file_type().map(|t| t.is_file() || t.is_symlink());
@@ -242,29 +242,6 @@ pub fn load_dir(dir: &Path, ignore: &[String]) -> Result<Vec<Script>, ScriptErro
         }
     }
     Ok(scripts)
-}
-
-/// Shell-style patterns with `*` and `?`, matched against a file name.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -317,16 +294,6 @@ mod tests {
             checksum(""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*.md", "README.md"));
-        assert!(glob_match("README.md", "README.md"));
-        assert!(glob_match("V?__*", "V1__a.sql"));
-        assert!(!glob_match("*.md", "V1__a.sql"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a*b", "acbd"));
     }
 
     #[test]
