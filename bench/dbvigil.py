@@ -97,6 +97,17 @@ class Dbvigil:
         self.proc.stop()
 
 
+def discovered_tcp(workdir, n, port, interval="1s"):
+    """A discovery file of `n` tcp addresses (127.0.x.y, all at `port`) and the
+    `target_files:` block that makes them targets, as a generated fleet list would be."""
+    os.makedirs(os.path.join(workdir, "targets"), exist_ok=True)
+    addresses = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(n)]
+    with open(os.path.join(workdir, "targets", "fleet.json"), "w") as f:
+        json.dump([{"targets": addresses, "labels": {"env": "bench"}}], f)
+    return ("target_files:\n  - files: [targets/*.json]\n"
+            f"    template: {{kind: tcp, port: {port}, interval: {interval}}}\n")
+
+
 def config_text(targets, extra_yaml=""):
     """A configuration of target lines (YAML flow mappings), and more top-level YAML."""
     return "targets:\n" + "".join(f"  - {t}\n" for t in targets) + extra_yaml

@@ -191,12 +191,14 @@ class Listener:
     the benchmarks' `tcp` targets, so that a thousand of them cost the exporter its
     connects and nothing else."""
 
-    def __init__(self):
+    def __init__(self, every_address=False):
+        """`every_address`: also accept on 127.0.x.y, for targets told apart by address
+        (discovered ones are named after it)."""
         import threading
 
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("0.0.0.0" if every_address else "127.0.0.1", 0))
         self.sock.listen(4096)
         self.port = self.sock.getsockname()[1]
         self._stop = False

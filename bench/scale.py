@@ -12,31 +12,47 @@ import types
 import measure
 import servers
 from dbvigil import (Dbvigil, diff_buckets, histogram_sum, prepare, quantile_bound, server_target, sqlite_targets,
-                     tcp_targets, total)
+                     tcp_targets, total, discovered_tcp)
 from measure import fmt_ms, fmt_range, ratio, table
 
 
 def _sizes(ctx):
-    """(targets, kind): one PostgreSQL target; PostgreSQL and MariaDB half each; then a
-    thousand tcp targets (a thousand server logins a second would measure the servers, not
-    dbvigil) and a thousand SQLite files (each probe opens, reads and writes its file)."""
+    """(targets, kind): one PostgreSQL target; PostgreSQL and MariaDB half each, in both
+    series budgets; then a thousand tcp targets (a thousand server logins a second would
+    measure the servers, not dbvigil), the same thousand from a discovery file, and a
+    thousand SQLite files (each probe opens, reads and writes its file)."""
     if ctx.smoke:
-        return ((1, "server"), (10, "server"), (50, "tcp"), (50, "sqlite"))
-    return ((1, "server"), (1, "server-tls"), (100, "server"), (1000, "tcp"), (1000, "sqlite"))
+        return ((1, "server"), (10, "server"), (10, "server-detailed"), (50, "tcp"), (50, "discovered"),
+                (50, "sqlite"))
+    return ((1, "server"), (1, "server-tls"), (100, "server"), (100, "server-detailed"), (1000, "tcp"),
+            (1000, "discovered"), (1000, "sqlite"))
 
 
-def _targets(ctx, n, kind, listener):
+def _targets(ctx, n, kind, listener, workdir):
+    """The target lines, what they are, and more configuration."""
     if kind == "tcp":
-        return tcp_targets(n, listener.port), "tcp, to a port that accepts"
+        return tcp_targets(n, listener.port), "tcp, to a port that accepts", ""
+    if kind == "discovered":
+        return [], "tcp, from a discovery file", discovered_tcp(workdir, n, listener.port)
     if kind == "sqlite":
-        return sqlite_targets(n), "SQLite files"
+        return sqlite_targets(n), "SQLite files", ""
     if kind == "server-tls":
-        return [server_target("pg-tls-0", ctx.pg, shape="tls")], "PostgreSQL, TLS + SCRAM"
+        return [server_target("pg-tls-0", ctx.pg, shape="tls")], "PostgreSQL, TLS + SCRAM", ""
     if n == 1:
-        return [server_target("pg-0", ctx.pg)], "PostgreSQL"
+        return [server_target("pg-0", ctx.pg)], "PostgreSQL", ""
     half = n // 2
-    return ([server_target(f"pg-{i}", ctx.pg) for i in range(half)]
-            + [server_target(f"maria-{i}", ctx.maria) for i in range(n - half)]), "PostgreSQL and MariaDB, half each"
+    targets = ([server_target(f"pg-{i}", ctx.pg) for i in range(half)]
+               + [server_target(f"maria-{i}", ctx.maria) for i in range(n - half)])
+    if kind == "server-detailed":
+        return targets, "PostgreSQL and MariaDB, `phase_buckets: detailed`", "defaults: {phase_buckets: detailed}\n"
+    return targets, "PostgreSQL and MariaDB, half each", ""
+
+
+def _budget_row(n, what, metrics, body_bytes):
+    """Series and bytes per target: the series that carry a target label, and the body a
+    scrape transfers, each divided by the targets."""
+    series = sum(1 for samples in metrics.values() for labels, _ in samples if "target" in labels)
+    return [f"{n:,} ({what})", f"{series / n:,.0f}", f"{body_bytes / n / 1024:,.2f} KiB"]
 
 
 def _scrape_stats(ctx, url, seconds=None):
@@ -46,12 +62,13 @@ def _scrape_stats(ctx, url, seconds=None):
 def run(ctx):
     """Returns the markdown of scenarios 1, 4 and 5, keyed by their number."""
     prepare(ctx.maria)
-    rows1, rss_rows, rows5 = [], [], []
+    rows1, rss_rows, rows5, budget_rows = [], [], [], []
     base = None
-    listener = measure.Listener()
+    listener = measure.Listener(every_address=True)
     for n, kind in _sizes(ctx):
-        targets, what = _targets(ctx, n, kind, listener)
-        d = Dbvigil(ctx, ctx.scratch(f"scale-{n}-{kind}"), targets)
+        workdir = ctx.scratch(f"scale-{n}-{kind}")
+        targets, what, extra_yaml = _targets(ctx, n, kind, listener, workdir)
+        d = Dbvigil(ctx, workdir, targets, extra_yaml=extra_yaml)
         try:
             d.wait_all_probed(n, timeout=120)
             time.sleep(2 if ctx.smoke else 5)
@@ -64,6 +81,8 @@ def run(ctx):
             rows1.append(["dbvigil", f"{n:,} ({what})", fmt_range(s), fmt_ms(s["p99"]),
                           f"{size / 1024:,.0f} KiB", s["requests"], s["errors"], ratio(s["median"], base["median"])])
             rss_rows.append(["dbvigil", f"{n:,} ({what})", f"{rss_idle / 1024:.1f} MiB", f"{rss_after / 1024:.1f} MiB"])
+            if n > 1:
+                budget_rows.append(_budget_row(n, what, d.metrics(), size))
             ctx.headlines[f"scrape_p99_ms_{n}_{kind}"] = s["p99"] * 1000
             ctx.headlines[f"scrape_median_ms_{n}_{kind}"] = s["median"] * 1000
             ctx.headlines[f"rss_mib_{n}_{kind}"] = rss_idle / 1024
@@ -83,6 +102,10 @@ def run(ctx):
         "query their database at scrape time; dbvigil renders the last probes from memory. Ratios are "
         "to dbvigil's median with one target.",
         table(["exporter", "targets", "median (min-max)", "p99", "body", "scrapes", "errors", "ratio"], rows1),
+        "What each target costs, from the same runs: the series that carry its `target` label, and the "
+        "scrape body divided by the targets. `phase_buckets: coarse` is the default; `detailed` "
+        "keeps 14 bounds per phase histogram instead of 6 (docs/metrics.md).",
+        table(["targets", "series per target", "bytes per target"], budget_rows),
     ])
     s4 = "\n\n".join([
         "### 4. Resource cost of continuous probing",
