@@ -46,14 +46,14 @@ async fn each_kind_costs_the_series_the_docs_say() {
         target("postgres", &pg, "200ms", ""),
         target("mysql", &my, "200ms", ""),
         target(
-            "postgres-coarse",
+            "postgres-detailed",
             &pg,
             "200ms",
-            "    phase_buckets: coarse\n"
+            "    phase_buckets: detailed\n"
         ),
     );
     let e = TestExporter::start(dir.path(), &yaml).await;
-    let kinds = ["sqlite", "tcp", "postgres", "mysql", "postgres-coarse"];
+    let kinds = ["sqlite", "tcp", "postgres", "mysql", "postgres-detailed"];
     // Every phase has run (a histogram appears with its phase's first run) and each
     // database has said who it is.
     let m = eventually(WAIT, "a few probes of every target", || async {
@@ -62,7 +62,7 @@ async fn each_kind_costs_the_series_the_docs_say() {
             m.get("dbvigil_probes_total", &[("target", k)])
                 .is_some_and(|n| n >= 3.0)
                 && m.get("dbvigil_up", &[("target", k)]) == Some(1.0)
-        }) && ["sqlite", "postgres", "mysql", "postgres-coarse"]
+        }) && ["sqlite", "postgres", "mysql", "postgres-detailed"]
             .iter()
             .all(|k| m.get("dbvigil_server_info", &[("target", k)]).is_some());
         settled.then_some(m)

@@ -122,7 +122,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
             timeout: DEFAULT_INTERVAL,
             checks: Kind::Sqlite.applicable_checks().to_vec(),
             connection: ConnectionMode::Fresh,
-            phase_buckets: PhaseBuckets::Detailed,
+            phase_buckets: PhaseBuckets::default(),
             role: Role::Primary,
             failure_threshold: 1,
             labels: Vec::new(),

@@ -176,9 +176,11 @@ pub enum ConnectionMode {
 #[serde(rename_all = "lowercase")]
 pub enum PhaseBuckets {
     /// 14 bounds from 0.5 ms to 10 s.
-    #[default]
     Detailed,
-    /// 6 bounds from 1 ms to 2.5 s, 0.5 s (the latency alert's threshold) among them.
+    /// 6 bounds from 1 ms to 2.5 s, 0.5 s (the latency alert's threshold) among them. The
+    /// default: a fleet of a thousand databases saves a quarter of its series, and what it
+    /// loses is resolution inside a bucket, not an alert or a panel (docs/metrics.md).
+    #[default]
     Coarse,
 }
 
