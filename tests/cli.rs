@@ -658,6 +658,13 @@ fn every_shipped_example_passes_check_config() {
         )
         .unwrap();
     }
+    // fleet.yml's discovery file, which check-config reads too.
+    std::fs::create_dir(examples.join("targets")).unwrap();
+    std::fs::copy(
+        "examples/targets/fleet.json",
+        examples.join("targets/fleet.json"),
+    )
+    .unwrap();
     let mut checked = 0;
     for entry in std::fs::read_dir("examples").unwrap() {
         let path = entry.unwrap().path();
@@ -680,6 +687,14 @@ fn every_shipped_example_passes_check_config() {
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        if path.ends_with("fleet.yml") {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains("3 discovered target(s):")
+                    && stdout.contains("  billing-db.prod.example.internal_5433 (postgres"),
+                "{stdout}"
+            );
+        }
         checked += 1;
     }
     assert!(checked >= 5, "only {checked} examples found");
