@@ -135,9 +135,23 @@ fn dashboards_are_provisionable() {
                 !expr.trim().is_empty(),
                 "{path}: {place} has an empty query"
             );
+            // Every metric the query reads, not only the first, under both variables.
+            let mut metrics = 0;
+            for (i, _) in expr.match_indices("dbvigil_") {
+                let rest = &expr[i..];
+                let name_end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                assert!(
+                    rest[name_end..].starts_with(r#"{job=~"$job", instance=~"$instance""#),
+                    "{path}: {place}: {} is not filtered by the job and instance variables: {expr}",
+                    &rest[..name_end]
+                );
+                metrics += 1;
+            }
             assert!(
-                expr.contains(r#"job=~"$job""#) && expr.contains(r#"instance=~"$instance""#),
-                "{path}: {place} is not filtered by the job and instance variables: {expr}"
+                metrics > 0,
+                "{path}: {place} reads no dbvigil metric: {expr}"
             );
             if expr.contains("rate(") {
                 assert!(
@@ -297,6 +311,15 @@ async fn every_query_returns_data_from_a_real_prometheus() {
             assert_eq!(v["status"], "success", "{path}: {place}: {concrete}: {v}");
             if MAY_BE_EMPTY.iter().any(|(m, _)| concrete.contains(m)) {
                 continue;
+            }
+            // The variables filter: a job or an instance that does not exist shows nothing.
+            for (variable, other) in [("$job", "no-such-job"), ("$instance", "no-such-instance")] {
+                let elsewhere = substitute(&expr.replace(variable, other));
+                let rows = monitoring::series(addr, unfiltered(&elsewhere)).await;
+                assert!(
+                    rows.is_empty(),
+                    "{path}: {place}: {variable} does not filter: {elsewhere}: {rows:?}"
+                );
             }
             let rows = monitoring::series(addr, unfiltered(&concrete)).await;
             assert!(
