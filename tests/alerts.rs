@@ -273,7 +273,8 @@ fn availability_alerts_respect_maintenance_and_migration_alerts_do_not() {
 
 /// The inhibit rules, in a real Alertmanager: maintenance silences a target's availability
 /// alerts but not its migration failure nor another target's; a down target silences its
-/// write alert; a down exporter silences what it said last.
+/// write alert; a down exporter silences what it said last about its own probes, not the
+/// target alerts that every replica speaks for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alertmanager_inhibits_as_documented() {
     use common::{eventually, monitoring, send};
@@ -298,7 +299,11 @@ async fn alertmanager_inhibits_as_documented() {
         alert("DbvigilTargetDown", "billing", "a:10150"),
         alert("DbvigilWritesFailing", "billing", "a:10150"),
         {"labels": {"alertname": "DbvigilExporterDown", "job": "dbvigil", "instance": "b:10150", "severity": "critical"}},
-        alert("DbvigilTargetDown", "ledger", "b:10150"),
+        // What replica b said last about ledger (a per-replica alert) is silenced; a target
+        // alert carries no replica label (the rules aggregate replicas away) and stays: the
+        // other replica speaks for the target.
+        alert("DbvigilProbesStale", "ledger", "b:10150"),
+        {"labels": {"alertname": "DbvigilTargetDown", "target": "ledger", "job": "dbvigil", "severity": "critical"}},
     ]);
     let posted = send(
         am.addr,
@@ -326,7 +331,7 @@ async fn alertmanager_inhibits_as_documented() {
         || async {
             let r = send(am.addr, "GET", "/api/v2/alerts", &[], "").await;
             let v: Value = serde_json::from_str(&r.body).ok()?;
-            (v.as_array()?.len() == 8 && inhibited(&v, "DbvigilFlapping", "orders") == Some(true))
+            (v.as_array()?.len() == 9 && inhibited(&v, "DbvigilFlapping", "orders") == Some(true))
                 .then_some(v)
         },
     )
@@ -337,7 +342,8 @@ async fn alertmanager_inhibits_as_documented() {
         ("DbvigilFlapping", "billing", false),
         ("DbvigilTargetDown", "billing", false),
         ("DbvigilWritesFailing", "billing", true),
-        ("DbvigilTargetDown", "ledger", true),
+        ("DbvigilProbesStale", "ledger", true),
+        ("DbvigilTargetDown", "ledger", false),
     ] {
         assert_eq!(
             inhibited(&listed, name, target),
