@@ -1,8 +1,9 @@
 //! The Grafana dashboards: generated from grafana/build.py and in sync with it, provisionable
-//! (a `datasource` variable, no `__inputs`, stable uids), and every query, with Grafana's
-//! variables substituted, returns data from a real Prometheus scraping dbvigil every second
-//! while it probes throwaway PostgreSQL and MariaDB servers; so does every metric the alert
-//! rules read.
+//! (a `datasource` variable, `job` and `instance` variables filtering every query, no
+//! `__inputs`, stable uids), and every query, with Grafana's variables substituted, returns
+//! data from a real Prometheus scraping two dbvigil replicas every second while they probe
+//! the same throwaway PostgreSQL and MariaDB servers, and shows each target once, not once
+//! per replica (docs/mixin.md); so does every metric the alert rules read.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::db::{Db, Engine, block, config, target};
-use common::{TestExporter, eventually, monitoring, tempdir};
+use common::{eventually, monitoring, tempdir};
 use serde_json::Value;
 
 fn dashboards() -> Vec<(String, Value)> {
@@ -89,6 +90,30 @@ fn dashboards_are_provisionable() {
         for v in vars.iter().filter(|v| v["type"] == "query") {
             assert_eq!(v["datasource"], variable, "{path}: variable {}", v["name"]);
         }
+        let var = |name: &str| {
+            vars.iter()
+                .find(|v| v["name"] == name)
+                .unwrap_or_else(|| panic!("{path}: no {name} variable"))
+        };
+        let job = var("job");
+        assert!(
+            job["query"]["query"]
+                .as_str()
+                .unwrap()
+                .starts_with("label_values(dbvigil_up{job"),
+            "{path}: job lists the jobs of a dbvigil metric: {job}"
+        );
+        let instance = var("instance");
+        assert_eq!(instance["multi"], true, "{path}: instance is multi-select");
+        assert_eq!(instance["includeAll"], true, "{path}: instance has All");
+        assert_eq!(instance["allValue"], ".*", "{path}: All is .*");
+        assert!(
+            instance["query"]["query"]
+                .as_str()
+                .unwrap()
+                .contains(r#"{job=~"$job"}"#),
+            "{path}: instance is chained on job: {instance}"
+        );
         for p in b["panels"].as_array().unwrap() {
             let title = &p["title"];
             assert_eq!(p["datasource"], variable, "{path}: panel {title}");
@@ -109,6 +134,24 @@ fn dashboards_are_provisionable() {
             assert!(
                 !expr.trim().is_empty(),
                 "{path}: {place} has an empty query"
+            );
+            // Every metric the query reads, not only the first, under both variables.
+            let mut metrics = 0;
+            for (i, _) in expr.match_indices("dbvigil_") {
+                let rest = &expr[i..];
+                let name_end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                assert!(
+                    rest[name_end..].starts_with(r#"{job=~"$job", instance=~"$instance""#),
+                    "{path}: {place}: {} is not filtered by the job and instance variables: {expr}",
+                    &rest[..name_end]
+                );
+                metrics += 1;
+            }
+            assert!(
+                metrics > 0,
+                "{path}: {place} reads no dbvigil metric: {expr}"
             );
             if expr.contains("rate(") {
                 assert!(
@@ -132,6 +175,13 @@ const MAY_BE_EMPTY: &[(&str, &str)] = &[
         "no migration holds a lock",
     ),
 ];
+
+/// Panels that are about one replica by nature, and so keep the replica labels, with why.
+/// Every other query shows each target (group, scope) once however many replicas probe it.
+const PER_REPLICA: &[(&str, &str)] = &[(
+    "Scheduling lag (p99)",
+    "how late each replica's own probes start: the exporter's health, one line per replica",
+)];
 
 /// The part of a query that must return data: filters such as `> 0` and `== 1` select
 /// what is wrong, and nothing is wrong here.
@@ -185,56 +235,138 @@ async fn every_query_returns_data_from_a_real_prometheus() {
                 "500ms",
                 // The target dashboard's queries run on coarse phase buckets, the fleet's
                 // on both settings: every panel must work in either.
-                "    migrations: {directory: migrations, interval: 1s}\n    phase_buckets: coarse\n",
+                &format!(
+                    "    migrations: {{directory: \"{}\", interval: 1s}}\n    phase_buckets: coarse\n",
+                    dir.path().join("migrations").display()
+                ),
             ),
             target("billing", &billing, "500ms", ""),
         ])
     );
-    let exporter = TestExporter::start(dir.path(), &yaml).await;
+    // Two replicas probing the same targets, one Prometheus job scraping both: the shape of
+    // the shipped Kubernetes Deployment (compose/kubernetes/dbvigil.yaml).
+    let replicas = monitoring::replicas(dir.path(), &yaml).await;
     let prometheus = monitoring::prometheus(
         dir.path(),
         &format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-             scrape_configs:\n  - job_name: dbvigil\n    static_configs:\n      - targets: [\"{}\"]\n",
-            exporter.addr
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n{}",
+            monitoring::scrape_job(&replicas)
         ),
     )
     .await;
     let addr = prometheus.addr;
-    eventually(Duration::from_secs(60), "ten scrapes of dbvigil with migration data", || async {
-        let found = monitoring::series(
-            addr,
-            "count_over_time(up{job=\"dbvigil\"}[1m]) >= 10 and on() count(dbvigil_migration_version_info) > 0",
-        )
-        .await;
-        (!found.is_empty()).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "ten scrapes of both replicas with migration data",
+        || async {
+            let found = monitoring::series(
+                addr,
+                "count(count_over_time(up{job=\"dbvigil\"}[1m]) >= 10) == 2 \
+             and on() count(count by (instance) (dbvigil_migration_version_info)) == 2",
+            )
+            .await;
+            (!found.is_empty()).then_some(())
+        },
+    )
     .await;
+
+    // The job and instance variables list what they filter on: the job, and both replicas.
+    let boards = dashboards();
+    for (path, board) in &boards {
+        for v in board["templating"]["list"].as_array().unwrap() {
+            let Some(q) = v["query"]["query"].as_str() else {
+                continue;
+            };
+            let (selector, label) = q
+                .strip_prefix("label_values(")
+                .and_then(|q| q.strip_suffix(')'))
+                .and_then(|q| q.rsplit_once(", "))
+                .unwrap_or_else(|| panic!("{path}: variable {}: {q}", v["name"]));
+            let values = monitoring::series(
+                addr,
+                &substitute(&format!("count by ({label}) ({selector})")),
+            )
+            .await;
+            let want = match label {
+                "instance" => 2,
+                "target" => 2,
+                _ => 1,
+            };
+            assert_eq!(
+                values.len(),
+                want,
+                "{path}: variable {}: {q}: {values:?}",
+                v["name"]
+            );
+        }
+    }
+
     let mut checked = 0;
-    for (path, board) in dashboards() {
-        for (place, expr) in queries(&board) {
-            let concrete = expr
-                .replace("$__rate_interval", "1m")
-                .replace("$__range_s", "300")
-                .replace("$__range", "5m")
-                .replace("$target", "orders")
-                .replace("$group", "pair");
+    let mut deduplicated = 0;
+    for (path, board) in &boards {
+        for (place, expr) in queries(board) {
+            let concrete = substitute(&expr);
             let (status, v) = monitoring::query(addr, &concrete).await;
             assert_eq!(status, 200, "{path}: {place}: {concrete}: {v}");
             assert_eq!(v["status"], "success", "{path}: {place}: {concrete}: {v}");
             if MAY_BE_EMPTY.iter().any(|(m, _)| concrete.contains(m)) {
                 continue;
             }
-            let rows = monitoring::series(addr, unfiltered(&concrete)).await.len();
+            // The variables filter: a job or an instance that does not exist shows nothing.
+            for (variable, other) in [("$job", "no-such-job"), ("$instance", "no-such-instance")] {
+                let elsewhere = substitute(&expr.replace(variable, other));
+                let rows = monitoring::series(addr, unfiltered(&elsewhere)).await;
+                assert!(
+                    rows.is_empty(),
+                    "{path}: {place}: {variable} does not filter: {elsewhere}: {rows:?}"
+                );
+            }
+            let rows = monitoring::series(addr, unfiltered(&concrete)).await;
             assert!(
-                rows > 0,
+                !rows.is_empty(),
                 "{path}: {place}: no data for {}",
                 unfiltered(&concrete)
             );
             checked += 1;
+            let per_replica = PER_REPLICA.iter().any(|(title, _)| place.contains(title));
+            if per_replica {
+                assert!(
+                    rows.iter()
+                        .all(|r| !monitoring::replica_labels_of(r).is_empty()),
+                    "{path}: {place} is listed as per replica but has no replica label: {rows:?}"
+                );
+                continue;
+            }
+            // Each target (group, scope) once: no replica label where a series names one,
+            // and no two series that differ only in their replica labels.
+            let mut seen = BTreeSet::new();
+            for r in &rows {
+                let named = ["target", "group", "scope"]
+                    .iter()
+                    .any(|l| !r["metric"][*l].is_null());
+                let replica = monitoring::replica_labels_of(r);
+                assert!(
+                    !named || replica.is_empty(),
+                    "{path}: {place}: a series per replica ({replica:?}), so two replicas \
+                     show it twice: {r}\n{concrete}"
+                );
+                let mut labels = r["metric"].as_object().cloned().unwrap_or_default();
+                for l in monitoring::REPLICA_LABELS {
+                    labels.remove(*l);
+                }
+                assert!(
+                    seen.insert(Value::Object(labels).to_string()),
+                    "{path}: {place}: two series for the same labels, one per replica: {rows:?}\n{concrete}"
+                );
+            }
+            deduplicated += 1;
         }
     }
     assert!(checked >= 30, "only {checked} queries checked");
+    assert!(
+        deduplicated >= checked - PER_REPLICA.len(),
+        "only {deduplicated} of {checked} queries checked for replicas"
+    );
 
     // Every metric an alert rule reads exists on live data, so no rule is silently empty.
     let rules = std::fs::read_to_string("alerts/dbvigil.rules.yml").unwrap();
@@ -260,5 +392,19 @@ async fn every_query_returns_data_from_a_real_prometheus() {
             "alert rules read {name}, which has no series"
         );
     }
-    exporter.stop().await;
+    for r in replicas {
+        r.stop().await;
+    }
+}
+
+/// A query with Grafana's variables as a dashboard opened on the whole range would send it:
+/// the `dbvigil` job, every instance (All is `.*`), target orders, group pair.
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("$__range_s", "300")
+        .replace("$__range", "5m")
+        .replace("$target", "orders")
+        .replace("$group", "pair")
+        .replace("$job", "dbvigil")
+        .replace("$instance", ".*")
 }

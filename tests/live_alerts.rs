@@ -1,14 +1,15 @@
-//! The shipped rules end to end: dbvigil probing throwaway PostgreSQL and MariaDB servers, a
-//! real Prometheus scraping it every second with alerts/dbvigil.rules.yml, and a real
-//! Alertmanager with alerts/alertmanager.yml. A stopped database pages; a stopped database
-//! inside a maintenance window does not.
+//! The shipped rules end to end: two dbvigil replicas probing the same throwaway PostgreSQL
+//! and MariaDB servers (the shipped Deployment's shape), a real Prometheus scraping both
+//! every second in one job with alerts/dbvigil.rules.yml, and a real Alertmanager with
+//! alerts/alertmanager.yml. A stopped database pages once, not once per replica; a stopped
+//! database inside a maintenance window does not page.
 
 mod common;
 
 use std::time::Duration;
 
 use common::db::{Db, Engine, config, target};
-use common::{TestExporter, eventually, monitoring, send, tempdir};
+use common::{eventually, monitoring, send, tempdir};
 use serde_json::Value;
 
 const TOKEN: &str = "live-alerts-token-0123456789";
@@ -29,13 +30,14 @@ async fn a_stopped_database_pages_unless_a_window_covers_it() {
     let dir = tempdir();
     std::fs::write(dir.path().join("tokens"), format!("{TOKEN}\n")).unwrap();
     let yaml = format!(
-        "{}maintenance:\n  tokens_file: tokens\n",
+        "{}maintenance:\n  tokens_file: \"{}\"\n",
         config(&[
             target("orders", &orders, "1s", ""),
             target("billing", &billing, "1s", ""),
-        ])
+        ]),
+        dir.path().join("tokens").display()
     );
-    let exporter = TestExporter::start(dir.path(), &yaml).await;
+    let replicas = monitoring::replicas(dir.path(), &yaml).await;
     let repo = std::env::current_dir().unwrap();
     let am = monitoring::alertmanager(dir.path(), &repo.join("alerts/alertmanager.yml")).await;
     let prometheus = monitoring::prometheus(
@@ -43,19 +45,22 @@ async fn a_stopped_database_pages_unless_a_window_covers_it() {
         &format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
              rule_files: [\"{}\"]\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{}\"]\n\
-             scrape_configs:\n  - job_name: dbvigil\n    static_configs:\n      - targets: [\"{}\"]\n",
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{}\"]\n{}",
             repo.join("alerts/dbvigil.rules.yml").display(),
             am.addr,
-            exporter.addr
+            monitoring::scrape_job(&replicas)
         ),
     )
     .await;
     let wait = Duration::from_secs(90);
-    eventually(wait, "both targets up in Prometheus", || async {
-        let up = monitoring::series(prometheus.addr, "dbvigil_up == 1").await;
-        (up.len() == 2).then_some(())
-    })
+    eventually(
+        wait,
+        "both targets up for both replicas in Prometheus",
+        || async {
+            let up = monitoring::series(prometheus.addr, "dbvigil_up == 1").await;
+            (up.len() == 4).then_some(())
+        },
+    )
     .await;
 
     // Every rule's expression is one Prometheus accepts on live data.
@@ -76,46 +81,77 @@ async fn a_stopped_database_pages_unless_a_window_covers_it() {
         assert_eq!(rule["health"], "ok", "{rule:#}");
     }
 
-    let window = send(
-        exporter.addr,
-        "POST",
-        "/api/v1/maintenance",
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
-        r#"{"scope":"billing","reason":"upgrade","duration":"30m"}"#,
-    )
-    .await;
-    assert_eq!(window.status, 201, "{}", window.body);
+    // The replicas share their windows through a state store in production
+    // (docs/scaling.md); here each is told.
+    for r in &replicas {
+        let window = send(
+            r.addr,
+            "POST",
+            "/api/v1/maintenance",
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            r#"{"scope":"billing","reason":"upgrade","duration":"30m"}"#,
+        )
+        .await;
+        assert_eq!(window.status, 201, "{}", window.body);
+    }
     orders.stop();
     billing.stop();
 
+    // How many alerts of that name Alertmanager holds for the target.
     let in_alertmanager = |name: &'static str, target: &'static str| {
         let addr = am.addr;
         async move {
             let r = send(addr, "GET", "/api/v2/alerts", &[], "").await;
             let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-            v.as_array().is_some_and(|alerts| {
+            v.as_array().map_or(0, |alerts| {
                 alerts
                     .iter()
-                    .any(|a| a["labels"]["alertname"] == name && a["labels"]["target"] == target)
+                    .filter(|a| a["labels"]["alertname"] == name && a["labels"]["target"] == target)
+                    .count()
             })
         }
     };
-    eventually(
+    // Wait until both replicas see orders down and Prometheus has nothing pending for it, so
+    // every alert a replica could raise has fired, and Alertmanager holds all that fired.
+    let fired = eventually(
         wait,
-        "DbvigilTargetDown for orders reaches Alertmanager",
+        "DbvigilTargetDown for orders fired for every replica and reached Alertmanager",
         || async {
-            in_alertmanager("DbvigilTargetDown", "orders")
-                .await
-                .then_some(())
+            let addr = prometheus.addr;
+            let down = monitoring::series(addr, "dbvigil_up{target=\"orders\"} == 0").await;
+            let alerts = monitoring::series(
+                addr,
+                "ALERTS{alertname=\"DbvigilTargetDown\",target=\"orders\"}",
+            )
+            .await;
+            let firing = alerts
+                .iter()
+                .filter(|a| a["metric"]["alertstate"] == "firing")
+                .count();
+            let received = in_alertmanager("DbvigilTargetDown", "orders").await;
+            (down.len() == 2 && firing > 0 && firing == alerts.len() && received == firing)
+                .then_some(alerts)
         },
     )
     .await;
-    assert!(
-        in_alertmanager("DbvigilInMaintenance", "billing").await,
-        "the window is visible to Alertmanager"
+    assert_eq!(
+        fired.len(),
+        1,
+        "orders is down for two replicas: one alert, not one per replica: {fired:?}"
     );
+    assert_eq!(in_alertmanager("DbvigilTargetDown", "orders").await, 1);
     assert!(
-        !in_alertmanager("DbvigilTargetDown", "billing").await,
+        monitoring::replica_labels_of(&fired[0]).is_empty(),
+        "the alert names the target, not a replica: {fired:?}"
+    );
+    assert_eq!(
+        in_alertmanager("DbvigilInMaintenance", "billing").await,
+        1,
+        "the window is visible to Alertmanager, once"
+    );
+    assert_eq!(
+        in_alertmanager("DbvigilTargetDown", "billing").await,
+        0,
         "billing is down inside its window: no page"
     );
     let pending = monitoring::series(
@@ -125,9 +161,11 @@ async fn a_stopped_database_pages_unless_a_window_covers_it() {
     .await;
     assert!(pending.is_empty(), "not even pending: {pending:?}");
     let down = monitoring::series(prometheus.addr, "dbvigil_up{target=\"billing\"} == 0").await;
-    assert_eq!(down.len(), 1, "billing really is down");
+    assert_eq!(down.len(), 2, "billing really is down, for both replicas");
 
     orders.start_again();
     billing.start_again();
-    exporter.stop().await;
+    for r in replicas {
+        r.stop().await;
+    }
 }

@@ -114,3 +114,41 @@ pub async fn series(prometheus: SocketAddr, expr: &str) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+/// The labels that tell two dbvigil replicas apart in the shipped setups (the default
+/// `replica_labels` of mixin/config.py).
+pub const REPLICA_LABELS: &[&str] = &["instance", "pod"];
+
+/// Two dbvigil replicas probing the same targets, as compose/kubernetes/dbvigil.yaml runs
+/// them: each with `yaml` in its own subdirectory of `dir` (its own data) and its own
+/// exporter instance name (its own heartbeat rows). Relative paths in `yaml` resolve in
+/// each replica's directory.
+pub async fn replicas(dir: &Path, yaml: &str) -> [super::TestExporter; 2] {
+    let mut started = Vec::new();
+    for i in 0..2 {
+        let own = dir.join(format!("replica-{i}"));
+        std::fs::create_dir_all(&own).unwrap();
+        started.push(
+            super::TestExporter::start(&own, &format!("instance: replica-{i}\n{yaml}")).await,
+        );
+    }
+    started.try_into().ok().unwrap()
+}
+
+/// A scrape configuration with one job, `dbvigil`, over every replica.
+pub fn scrape_job(replicas: &[super::TestExporter]) -> String {
+    let targets: Vec<String> = replicas.iter().map(|r| format!("\"{}\"", r.addr)).collect();
+    format!(
+        "scrape_configs:\n  - job_name: dbvigil\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    )
+}
+
+/// The replica labels a result series carries.
+pub fn replica_labels_of(series: &Value) -> Vec<&'static str> {
+    REPLICA_LABELS
+        .iter()
+        .copied()
+        .filter(|l| !series["metric"][*l].is_null())
+        .collect()
+}
