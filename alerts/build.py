@@ -234,6 +234,16 @@ EXPORTER = [
         for_="1m",
         comment="Per replica: each scrape address that fails is its own problem.",
     ),
+    rule(
+        "DbvigilTargetFileInvalid",
+        f"{per_target('min', m('dbvigil_target_file_valid'))} == 0",
+        "warning",
+        "A discovery file is invalid; dbvigil keeps its previous targets.",
+        "{{ $labels.file }} has been invalid for 5 minutes: its last good targets are still probed, new ones in it are not. The log says what is wrong, with file:line:column.",
+        for_="5m",
+        comment="A fact about the file, which every replica reads: one replica seeing it invalid\n"
+        "is enough, and it pages once.",
+    ),
 ]
 
 GROUPS = [

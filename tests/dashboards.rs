@@ -225,23 +225,37 @@ async fn every_query_returns_data_from_a_real_prometheus() {
     assert!(migrated.status.success(), "{migrated:?}");
     // A window open now, for the maintenance panels and annotations.
     let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    // A third target comes from a discovery file, for the panels and rules about them.
+    std::fs::create_dir(dir.path().join("sd")).unwrap();
+    std::fs::write(
+        dir.path().join("sd/fleet.json"),
+        format!(r#"[{{"targets": ["127.0.0.1:{}"]}}]"#, orders.port()),
+    )
+    .unwrap();
     let yaml = format!(
         "{}groups:\n  - {{name: pair, members: [orders, billing]}}\n\
+         target_files:\n  - {{files: [\"{}/sd/*.json\"], name_prefix: fleet-, template: {{kind: tcp, interval: 500ms}}}}\n\
          maintenance:\n  schedules:\n    - {{name: upgrade, scope: billing, once: \"{started}\", duration: 1h}}\n",
         config(&[
             target(
                 "orders",
                 &orders,
                 "500ms",
-                // The target dashboard's queries run on coarse phase buckets, the fleet's
-                // on both settings: every panel must work in either.
+                // The target dashboard's queries run on coarse phase buckets (the
+                // default), the fleet's on both settings: every panel must work in either.
                 &format!(
                     "    migrations: {{directory: \"{}\", interval: 1s}}\n    phase_buckets: coarse\n",
                     dir.path().join("migrations").display()
                 ),
             ),
-            target("billing", &billing, "500ms", ""),
-        ])
+            target(
+                "billing",
+                &billing,
+                "500ms",
+                "    phase_buckets: detailed\n",
+            ),
+        ]),
+        dir.path().display()
     );
     // Two replicas probing the same targets, one Prometheus job scraping both: the shape of
     // the shipped Kubernetes Deployment (compose/kubernetes/dbvigil.yaml).
@@ -270,7 +284,8 @@ async fn every_query_returns_data_from_a_real_prometheus() {
     )
     .await;
 
-    // The job and instance variables list what they filter on: the job, and both replicas.
+    // The job and instance variables list what they filter on: the job, both replicas, and
+    // the three targets.
     let boards = dashboards();
     for (path, board) in &boards {
         for v in board["templating"]["list"].as_array().unwrap() {
@@ -289,7 +304,7 @@ async fn every_query_returns_data_from_a_real_prometheus() {
             .await;
             let want = match label {
                 "instance" => 2,
-                "target" => 2,
+                "target" => 3,
                 _ => 1,
             };
             assert_eq!(
