@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Metrics, Running, eventually, tempdir};
+use common::{Metrics, Running, TestExporter, eventually, tempdir};
+use dbvigil::exporter::ReloadSummary;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -288,4 +289,78 @@ async fn two_shards_split_the_discovered_targets() {
         assert_eq!(m.value("dbvigil_shard_targets", &[]), mine.len() as f64);
         assert!(!mine.is_empty(), "a shard of 40 targets holds some");
     }
+}
+
+/// One step of the discovery loop, as the loop runs it: exactly the changed targets start
+/// and stop, an unchanged file changes nothing, and a bad file stops nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_discovery_step_starts_and_stops_only_what_changed() {
+    let dir = tempdir();
+    let sd = dir.path().join("sd");
+    std::fs::create_dir(&sd).unwrap();
+    let port = listener().await;
+    let file = sd.join("fleet.json");
+    publish(&file, &tcp_file(0..5));
+    // The loop itself waits an hour: only the steps below read the files.
+    let yaml = format!(
+        "targets:\n  - {{name: static, kind: tcp, host: 127.0.0.1, port: {port}}}\n\
+         target_files:\n  - {{files: [sd/*.json], refresh_interval: 1h, template: {{kind: tcp, port: {port}}}}}\n"
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    let names = |e: &TestExporter| -> Vec<String> {
+        e.exporter
+            .targets()
+            .iter()
+            .map(|t| t.config.name.clone())
+            .collect()
+    };
+    assert_eq!(
+        names(&e),
+        [
+            "static",
+            "127.0.1.0",
+            "127.0.1.1",
+            "127.0.1.2",
+            "127.0.1.3",
+            "127.0.1.4"
+        ]
+    );
+    assert_eq!(e.exporter.discovery_step().await, None, "nothing changed");
+
+    publish(&file, &tcp_file(2..8));
+    let summary = e.exporter.discovery_step().await;
+    assert_eq!(
+        summary,
+        Some(ReloadSummary {
+            kept: 4,
+            started: 3,
+            stopped: 2
+        }),
+        "static and 127.0.1.2 to .4 kept, .5 to .7 started, .0 and .1 stopped"
+    );
+
+    std::fs::write(&file, "[{\"targets\": [").unwrap();
+    assert_eq!(
+        e.exporter.discovery_step().await,
+        None,
+        "a bad file stops nothing"
+    );
+    let status = e.exporter.target_files();
+    assert!(!status[0].valid && status[0].targets == 6, "{status:?}");
+    assert_eq!(names(&e).len(), 7);
+
+    std::fs::remove_file(&file).unwrap();
+    let summary = e.exporter.discovery_step().await;
+    assert_eq!(
+        summary,
+        Some(ReloadSummary {
+            kept: 1,
+            started: 0,
+            stopped: 6
+        }),
+        "a file no pattern matches takes its targets with it"
+    );
+    assert_eq!(names(&e), ["static"]);
+    assert!(e.exporter.target_files().is_empty());
+    e.stop().await;
 }
