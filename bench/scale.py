@@ -220,7 +220,9 @@ def _cpu_per_cycle(ctx):
             for connection in ("fresh",) if ctx.smoke and shape == "tls" else ("fresh", "reuse"):
                 targets = [server_target(f"t{i}", server, interval="1s", connection=connection, shape=shape)
                            for i in range(n)]
-                d = Dbvigil(ctx, ctx.scratch(f"cpu-{engine}-{shape}-{connection}"), targets)
+                # Detailed buckets: the connect quantiles below are read from them.
+                d = Dbvigil(ctx, ctx.scratch(f"cpu-{engine}-{shape}-{connection}"), targets,
+                            extra_yaml="defaults: {phase_buckets: detailed}\n")
                 try:
                     d.wait_all_probed(n)
                     d.wait_up([f"t{i}" for i in range(n)])
@@ -255,7 +257,7 @@ def _cpu_per_cycle(ctx):
         "`mysql_native_password`, `REQUIRE SSL`), on the same servers. CPU is dbvigil's user and system "
         "CPU over the run divided by the probes it finished; it includes the scrapes the harness made to "
         "count them. The connect phase is from dbvigil's own `dbvigil_phase_duration_seconds{phase=\"connect\"}` "
-        "over the same run: the mean (histogram sum / count) and the bucket bounds holding the median and "
+        "over the same run, with `phase_buckets: detailed`: the mean (histogram sum / count) and the bucket bounds holding the median and "
         "p99. With `connection: reuse` the connect phase is a `SELECT 1` on the kept session, and a login "
         "happens only once per target.",
         table(["engine", "login", "connection", "targets", "probes", "failed", "CPU", "CPU per cycle",
