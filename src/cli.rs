@@ -62,7 +62,7 @@ pub enum Command {
     },
     /// Start, extend, end, list maintenance windows on a running exporter, or ask whether a scope is in maintenance.
     Maintenance(maintenance::MaintenanceArgs),
-    /// Apply ordered SQL scripts (V<version>__<description>.sql) to a target, a URL or a CSV plan; info, validate, repair.
+    /// Apply ordered SQL scripts (V<version>__<description>.sql) to a target, a URL or a CSV plan; info, validate, repair, baseline, new.
     Migrate(migrate::MigrateArgs),
     /// A target's switchovers as a postmortem timeline, then its outages, from a running exporter.
     Report(report::ReportArgs),

@@ -2,9 +2,11 @@
 //! `dbvigil_schema_history`) and the readers that turn any tool's history table into
 //! metrics.
 
+pub(crate) mod baseline;
 pub mod conn;
 pub mod history;
 pub(crate) mod limits;
+pub(crate) mod new_script;
 pub mod plan;
 pub(crate) mod runner;
 pub(crate) mod schema_history;

@@ -53,6 +53,10 @@ pub enum State {
     Missing,
     /// Pending, with a version below one already applied.
     OutOfOrder,
+    /// The row `baseline` recorded: the database was at this version when dbvigil adopted it.
+    Baseline,
+    /// A script at or below the baseline: the database already had it, so it never runs.
+    Baselined,
 }
 
 impl State {
@@ -67,6 +71,8 @@ impl State {
             State::Changed => "changed",
             State::Missing => "missing",
             State::OutOfOrder => "out-of-order",
+            State::Baseline => "baseline",
+            State::Baselined => "baselined",
         }
     }
 }
@@ -93,10 +99,16 @@ pub struct Status {
 }
 
 impl Status {
+    /// Scripts not applied yet: those a run would apply, and those it would refuse as out
+    /// of order (`dbvigil_migration_pending` counts the same).
     pub fn pending(&self) -> usize {
+        self.count(&[State::Pending, State::OutOfOrder])
+    }
+
+    pub fn count(&self, states: &[State]) -> usize {
         self.entries
             .iter()
-            .filter(|e| e.state == State::Pending)
+            .filter(|e| states.contains(&e.state))
             .count()
     }
 }
@@ -247,10 +259,15 @@ pub fn status(
     }
     let mut applied: BTreeSet<Version> = BTreeSet::new();
     let mut highest_applied: Option<Version> = None;
+    let mut baseline: Option<Version> = None;
     for row in rows {
         let version = Version::parse(&row.version);
         let script = version.as_ref().and_then(|v| script_of.get(v).copied());
         let state = match row.success {
+            Some(true) if row.is_baseline() => {
+                baseline = baseline.max(version.clone());
+                State::Baseline
+            }
             None if holder.is_some() => State::Running,
             None => State::Interrupted,
             Some(false) => State::Failed,
@@ -289,7 +306,8 @@ pub fn status(
             )),
             _ => {}
         }
-        if row.success == Some(true) {
+        // The baseline's own version stays listed as a script: it is baselined, not run.
+        if row.success == Some(true) && !row.is_baseline() {
             if let Some(v) = version {
                 if highest_applied.as_ref().is_none_or(|h| v > *h) {
                     highest_applied = Some(v.clone());
@@ -312,6 +330,7 @@ pub fn status(
             continue;
         }
         let state = match &highest_applied {
+            _ if baseline.as_ref().is_some_and(|b| script.version <= *b) => State::Baselined,
             Some(h) if script.version < *h => {
                 status.problems.push(format!(
                     "V{} ({}) is pending but V{h} is already applied: give it a version above {h}",
@@ -495,6 +514,10 @@ pub async fn repair(
         let mut outcome = RepairOutcome::default();
         for row in &rows {
             let label = format!("V{} ({})", row.version, row.script);
+            if row.is_baseline() {
+                // It has no script whose checksum could be accepted.
+                continue;
+            }
             if row.success != Some(true) {
                 outcome.removed.push(label);
                 continue;
@@ -526,7 +549,7 @@ fn pending<'a>(status: &Status, scripts: &'a [Script]) -> impl Iterator<Item = &
 
 /// Takes the lock (waiting up to the timeout), creates the history table, runs `work`, and
 /// releases the lock whatever happened.
-async fn locked<T>(
+pub(super) async fn locked<T>(
     conn: &mut DbConn,
     opts: &Options,
     observer: &mut dyn Observer,

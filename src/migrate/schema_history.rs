@@ -8,6 +8,14 @@ use crate::time::Timestamp;
 
 pub const TABLE: &str = "dbvigil_schema_history";
 
+/// The `script` of the row `dbvigil migrate baseline` records. No script file can have this
+/// name (they are `V<version>__<description>.sql`), so the existing columns carry the mark
+/// and history tables made before baselines existed need no change.
+pub const BASELINE_SCRIPT: &str = "<< baseline >>";
+
+/// The longest description the table holds everywhere (MySQL's `VARCHAR(200)`).
+pub const DESCRIPTION_MAX: usize = 200;
+
 /// The advisory lock key: the bytes of "dbvigilm". PostgreSQL shows it in `pg_locks` as
 /// classid (high half) and objid (low half); advisory locks are per database.
 const PG_LOCK_KEY: i64 = 0x6462_7669_6769_6c6d;
@@ -65,6 +73,13 @@ pub struct Row {
     pub execution_ms: i64,
     /// NULL while a MySQL/MariaDB script runs, and after a run died in one.
     pub success: Option<bool>,
+}
+
+impl Row {
+    /// Recorded by `baseline`: the database was at this version before dbvigil ran anything.
+    pub fn is_baseline(&self) -> bool {
+        self.script == BASELINE_SCRIPT
+    }
 }
 
 fn ddl(engine: Engine, table: &str) -> String {

@@ -132,15 +132,8 @@ async fn read_with(conn: &mut DbConn, scripts: Option<&[Script]>) -> Result<Tabl
                         reach: None,
                     };
                     let status = runner::status(&rows, scripts, &opts, holder.as_ref());
-                    let count = |states: &[State]| {
-                        status
-                            .entries
-                            .iter()
-                            .filter(|e| states.contains(&e.state))
-                            .count() as u64
-                    };
-                    pending = Some(count(&[State::Pending, State::OutOfOrder]));
-                    drift = Some(count(&[State::Changed]));
+                    pending = Some(status.pending() as u64);
+                    drift = Some(status.count(&[State::Changed]) as u64);
                 }
                 if has_table || holder.is_some() {
                     tools.push(ToolRead {

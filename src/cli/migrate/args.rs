@@ -9,6 +9,7 @@ use super::exit;
 use crate::cli::client::ExporterArgs;
 use crate::cli::output::Output;
 use crate::config;
+use crate::migrate::script::{NameError, Version};
 
 #[derive(Debug, Args)]
 #[command(after_help = exit::HELP)]
@@ -78,11 +79,43 @@ pub enum MigrateCommand {
     /// Apply pending scripts in order.
     Run(RunArgs),
     /// Show applied, pending, failed and changed scripts; changes nothing.
-    Info,
+    Info(PendingArgs),
     /// Check the history against the scripts: exit 3 when a run would be refused.
-    Validate,
+    Validate(PendingArgs),
     /// Remove failed and interrupted entries and accept edited scripts' checksums.
     Repair,
+    /// Adopt a database that already has its schema: record, in an empty history, the
+    /// version it is at. Scripts up to it never run; those above it are pending.
+    Baseline(BaselineArgs),
+    /// Create the next script, empty, in the scripts directory, and print its path; no
+    /// database is touched.
+    New(NewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    /// Exit 7 when scripts are pending, so a pipeline can ask "anything to apply?" (other
+    /// codes keep their meaning: a refused history is still 3).
+    #[arg(long = "exit-code")]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The version the database is at: the last script it already has (like 2, or 2_1).
+    #[arg(long, value_name = "VERSION", value_parser = version)]
+    pub version: Version,
+    /// What the history records with the baseline.
+    #[arg(long, default_value = "baseline")]
+    pub description: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// What the script changes, like: add order status. The words become the file name:
+    /// V<next version>__add_order_status.sql.
+    #[arg(value_name = "DESCRIPTION", required = true, num_args = 1..)]
+    pub words: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +147,10 @@ pub struct Limit(pub Option<Duration>);
 
 fn limit(text: &str) -> Result<Limit, String> {
     config::parse_limit(text).map(Limit)
+}
+
+fn version(text: &str) -> Result<Version, String> {
+    Version::parse(text).ok_or_else(|| NameError::Version(text.to_owned()).to_string())
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::args::{EngineArg, MigrateArgs};
-use crate::config::{self, ConfigError, Endpoint, Kind, MigrationLimits};
+use crate::config::{self, ConfigError, Endpoint, Kind, MigrationLimits, TargetConfig};
 use crate::migrate::conn::Engine;
 use crate::migrate::plan::{self, PlanError};
 use crate::migrate::script::{self, Script, ScriptError, Version};
@@ -29,6 +29,10 @@ pub enum JobError {
     EngineWithoutPlan,
     #[error("--dir does not apply to --plan: the plan names each script")]
     DirWithPlan,
+    #[error(
+        "new writes the next script into a directory, and a plan names each script: pass --dir (or --target) instead of --plan"
+    )]
+    NewWithPlan,
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error("plan row {row}: {error}")]
@@ -77,76 +81,57 @@ pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
     if let Some(plan_path) = &args.plan {
         return plan_jobs(args, plan_path);
     }
-    let mut ignore = args.ignore.clone();
-    let (label, kind, endpoint, dir, secrets, limits) = match (&args.target, &args.database_url) {
-        (Some(name), _) => {
-            let Some(path) = &args.config_file else {
-                return Err(JobError::TargetWithoutConfig);
-            };
-            let config = config::load_file(path, &crate::cli::hostname())?;
-            let Some(target) = config.targets.iter().find(|t| &t.name == name) else {
-                return Err(JobError::UnknownTarget {
-                    name: name.clone(),
-                    path: path.clone(),
-                    names: config.targets.iter().map(|t| t.name.clone()).collect(),
-                });
-            };
-            if target.kind == Kind::Tcp {
-                return Err(JobError::TcpTarget(name.clone()));
+    let (label, kind, endpoint, (dir, ignore), secrets, limits) =
+        match (&args.target, &args.database_url) {
+            (Some(name), _) => {
+                let target = configured(args, name)?;
+                let secrets = target.secrets().iter().map(|s| s.to_string()).collect();
+                let limits = target
+                    .migrations
+                    .as_ref()
+                    .map(|m| m.limits)
+                    .unwrap_or_default();
+                (
+                    name.clone(),
+                    target.kind,
+                    target.endpoint.clone(),
+                    target_dir(args, &target)?,
+                    secrets,
+                    limits,
+                )
             }
-            let migrations = target.migrations.as_ref();
-            ignore.extend(migrations.map(|m| m.ignore.clone()).unwrap_or_default());
-            let dir = args
-                .dir
-                .clone()
-                .or_else(|| migrations.and_then(|m| m.directory.clone()))
-                .ok_or_else(|| JobError::NoScriptsDir(name.clone()))?;
-            let secrets = target.secrets().iter().map(|s| s.to_string()).collect();
-            let limits = migrations.map(|m| m.limits).unwrap_or_default();
-            (
-                name.clone(),
-                target.kind,
-                target.endpoint.clone(),
-                dir,
-                secrets,
-                limits,
-            )
-        }
-        (None, Some(url)) => {
-            let (kind, endpoint) = config::endpoint_from_url(url).map_err(JobError::DatabaseUrl)?;
-            let secrets = match &endpoint {
-                Endpoint::Server(s) => s
-                    .password
-                    .iter()
-                    .flat_map(|p| [p.0.clone(), s.password_in_url.0.clone()])
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let label = match &endpoint {
-                Endpoint::Server(s) => format!(
-                    "{}:{}/{}",
-                    s.host,
-                    s.port,
-                    s.database.as_deref().unwrap_or_default()
-                ),
-                Endpoint::Sqlite { path, .. } => path.display().to_string(),
-                Endpoint::Tcp { .. } => String::new(),
-            };
-            let dir = args
-                .dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("migrations"));
-            (
-                label,
-                kind,
-                endpoint,
-                dir,
-                secrets,
-                MigrationLimits::default(),
-            )
-        }
-        (None, None) => return Err(JobError::NoDatabase),
-    };
+            (None, Some(url)) => {
+                let (kind, endpoint) =
+                    config::endpoint_from_url(url).map_err(JobError::DatabaseUrl)?;
+                let secrets = match &endpoint {
+                    Endpoint::Server(s) => s
+                        .password
+                        .iter()
+                        .flat_map(|p| [p.0.clone(), s.password_in_url.0.clone()])
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let label = match &endpoint {
+                    Endpoint::Server(s) => format!(
+                        "{}:{}/{}",
+                        s.host,
+                        s.port,
+                        s.database.as_deref().unwrap_or_default()
+                    ),
+                    Endpoint::Sqlite { path, .. } => path.display().to_string(),
+                    Endpoint::Tcp { .. } => String::new(),
+                };
+                (
+                    label,
+                    kind,
+                    endpoint,
+                    default_dir(args),
+                    secrets,
+                    MigrationLimits::default(),
+                )
+            }
+            (None, None) => return Err(JobError::NoDatabase),
+        };
     let scripts = script::load_dir(&dir, &ignore)?;
     Ok((
         vec![Job {
@@ -160,6 +145,67 @@ pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
         }],
         Vec::new(),
     ))
+}
+
+/// The scripts directory and the names in it that are not scripts, as every subcommand
+/// finds them, without a database: for `new`.
+pub fn scripts_dir(args: &MigrateArgs) -> Result<(PathBuf, Vec<String>), JobError> {
+    if args.plan.is_some() {
+        return Err(JobError::NewWithPlan);
+    }
+    if args.engine.is_some() {
+        return Err(JobError::EngineWithoutPlan);
+    }
+    match &args.target {
+        Some(name) => target_dir(args, &configured(args, name)?),
+        None => Ok(default_dir(args)),
+    }
+}
+
+/// `--target` in `--config.file`, when dbvigil can migrate it.
+fn configured(args: &MigrateArgs, name: &str) -> Result<TargetConfig, JobError> {
+    let Some(path) = &args.config_file else {
+        return Err(JobError::TargetWithoutConfig);
+    };
+    let config = config::load_file(path, &crate::cli::hostname())?;
+    let names = config.targets.iter().map(|t| t.name.clone()).collect();
+    let Some(target) = config.targets.into_iter().find(|t| t.name == name) else {
+        return Err(JobError::UnknownTarget {
+            name: name.to_owned(),
+            path: path.clone(),
+            names,
+        });
+    };
+    if target.kind == Kind::Tcp {
+        return Err(JobError::TcpTarget(name.to_owned()));
+    }
+    Ok(target)
+}
+
+/// A target's scripts: `--dir`, else its `migrations.directory`; and the patterns of
+/// `--ignore` and its `migrations.ignore`.
+fn target_dir(
+    args: &MigrateArgs,
+    target: &TargetConfig,
+) -> Result<(PathBuf, Vec<String>), JobError> {
+    let migrations = target.migrations.as_ref();
+    let dir = args
+        .dir
+        .clone()
+        .or_else(|| migrations.and_then(|m| m.directory.clone()))
+        .ok_or_else(|| JobError::NoScriptsDir(target.name.clone()))?;
+    let mut ignore = args.ignore.clone();
+    ignore.extend(migrations.map(|m| m.ignore.clone()).unwrap_or_default());
+    Ok((dir, ignore))
+}
+
+/// Without a target: `--dir`, else `./migrations`.
+fn default_dir(args: &MigrateArgs) -> (PathBuf, Vec<String>) {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("migrations"));
+    (dir, args.ignore.clone())
 }
 
 /// One job per database of the plan, its rows in order.

@@ -1,4 +1,4 @@
-//! `dbvigil migrate run|info|validate|repair`: ordered SQL scripts for a configured target,
+//! `dbvigil migrate run|info|validate|repair|baseline|new`: ordered SQL scripts for a configured target,
 //! a database URL, or the CSV plan of home-made updaters, with exit codes a pipeline can
 //! branch on.
 
@@ -6,6 +6,7 @@ mod args;
 mod connect;
 mod exit;
 mod jobs;
+mod new;
 mod printer;
 mod report;
 mod run_job;
@@ -35,6 +36,9 @@ pub fn run(args: MigrateArgs) -> ExitCode {
 
 async fn execute(args: MigrateArgs) -> u8 {
     let mut out = Printer::new(args.output);
+    if let MigrateCommand::New(new) = &args.command {
+        return new::run(&args, new, &out);
+    }
     let (jobs, notes) = match jobs::choose(&args) {
         Ok(j) => j,
         Err(e) => {
@@ -49,13 +53,22 @@ async fn execute(args: MigrateArgs) -> u8 {
     let mut reports = Vec::new();
     let mut window: Option<Window> = None;
     let mut code = exit::OK;
+    let mut pending = false;
     for job in &jobs {
         let (job_code, report) = run_job(&args, job, &mut out, &mut window).await;
         reports.push(report);
+        // Pending scripts are an answer, not a failure: the next database is asked too.
+        if job_code == exit::PENDING {
+            pending = true;
+            continue;
+        }
         code = job_code;
         if code != exit::OK {
             break;
         }
+    }
+    if pending && code == exit::OK {
+        code = exit::PENDING;
     }
     if let (Some(w), MigrateCommand::Run(run)) = (&window, &args.command) {
         if code == exit::OK {

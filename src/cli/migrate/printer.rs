@@ -49,8 +49,13 @@ impl Printer {
         }
     }
 
-    pub fn begin_run(&mut self, job: &Job) {
+    /// Names the database in the lines about waiting for its lock.
+    pub fn working_on(&mut self, job: &Job) {
         self.label = job.label.clone();
+    }
+
+    pub fn begin_run(&mut self, job: &Job) {
+        self.working_on(job);
         if self.output == Output::Text && std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
@@ -115,16 +120,27 @@ impl Printer {
     }
 
     pub fn finish(&self, args: &MigrateArgs, code: u8, databases: Vec<Value>) {
+        self.document(args, code, json!({ "databases": databases }));
+    }
+
+    /// With `--output json`, the one document: the command, its exit code, and the fields
+    /// of `what`.
+    pub fn document(&self, args: &MigrateArgs, code: u8, what: Value) {
         if self.output != Output::Json {
             return;
         }
         let command = match &args.command {
             MigrateCommand::Run(_) => "run",
-            MigrateCommand::Info => "info",
-            MigrateCommand::Validate => "validate",
+            MigrateCommand::Info(_) => "info",
+            MigrateCommand::Validate(_) => "validate",
             MigrateCommand::Repair => "repair",
+            MigrateCommand::Baseline(_) => "baseline",
+            MigrateCommand::New(_) => "new",
         };
-        let doc = json!({ "command": command, "exit_code": code, "databases": databases });
+        let mut doc = json!({ "command": command, "exit_code": code });
+        if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), what) {
+            doc.extend(fields);
+        }
         println!("{doc}");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::args::{MigrateArgs, MigrateCommand, RunArgs};
+use super::args::{MigrateArgs, MigrateCommand, PendingArgs, RunArgs};
 use super::connect::connect;
 use super::exit;
 use super::installed_by;
@@ -14,8 +14,9 @@ use super::printer::Printer;
 use super::report;
 use super::window::{self, Window};
 use crate::config::MigrationLimits;
+use crate::migrate::baseline;
 use crate::migrate::conn::DbConn;
-use crate::migrate::runner::{self, MigrateError, Options, State};
+use crate::migrate::runner::{self, MigrateError, Options, State, Status};
 
 /// Works on one database; the exit code and the report always come back, whatever failed.
 pub async fn run_job(
@@ -25,6 +26,16 @@ pub async fn run_job(
     window: &mut Option<Window>,
 ) -> (u8, Value) {
     let mut report = json!({ "database": job.label, "engine": job.kind.as_str() });
+    if let MigrateCommand::Baseline(b) = &args.command {
+        // Bad flags are told before the database is reached, whatever its state.
+        if let Err(e) = baseline::check(&b.version, &b.description, &job.scripts) {
+            let message = format!("{}: {e}", job.label);
+            out.error(&message);
+            report["result"] = json!("invalid");
+            report["error"] = json!(message);
+            return (exit::INVALID, report);
+        }
+    }
     let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
     let redact = |text: &str| crate::connect::redact(text, &secrets);
     let mut conn = match connect(args, job, out).await {
@@ -81,30 +92,37 @@ async fn command(
     report: &mut Value,
 ) -> Result<u8, MigrateError> {
     match &args.command {
-        MigrateCommand::Info => {
+        MigrateCommand::Info(pending) => {
             let status = runner::info(conn, &job.scripts, opts).await?;
             out.status(&job.label, &status);
-            report["result"] = json!("ok");
-            report["status"] = report::status(&status);
-            Ok(exit::OK)
+            Ok(answer(report, &status, pending))
         }
-        MigrateCommand::Validate => {
+        MigrateCommand::Validate(pending) => {
             let status = runner::validate(conn, &job.scripts, opts).await?;
+            out.line(&format!("{}: valid; {}", job.label, counts(&status)));
+            Ok(answer(report, &status, pending))
+        }
+        MigrateCommand::Baseline(b) => {
+            out.working_on(job);
+            let status =
+                baseline::record(conn, &job.scripts, opts, &b.version, &b.description, out).await?;
             out.line(&format!(
-                "{}: valid; {} applied, {} pending",
+                "{}: baselined at version {}; {}",
                 job.label,
-                status
-                    .entries
-                    .iter()
-                    .filter(|e| e.state == State::Applied)
-                    .count(),
-                status.pending()
+                b.version,
+                counts(&status)
             ));
             report["result"] = json!("ok");
+            report["baseline"] =
+                json!({ "version": b.version.to_string(), "description": b.description });
+            report["pending"] = json!(status.pending());
             report["status"] = report::status(&status);
             Ok(exit::OK)
         }
+        // Handled before any database is chosen.
+        MigrateCommand::New(_) => Ok(exit::OK),
         MigrateCommand::Repair => {
+            out.working_on(job);
             let outcome = runner::repair(conn, &job.scripts, opts, out).await?;
             if outcome.removed.is_empty() && outcome.realigned.is_empty() {
                 out.line(&format!("{}: nothing to repair", job.label));
@@ -214,6 +232,34 @@ async fn command(
             finish_run(report, run, &outcome, code)
         }
     }
+}
+
+/// How `info` and `validate` answer: the status, the pending count, and with
+/// `--exit-code` whether anything is pending.
+fn answer(report: &mut Value, status: &Status, pending: &PendingArgs) -> u8 {
+    report["result"] = json!("ok");
+    report["pending"] = json!(status.pending());
+    report["status"] = report::status(status);
+    if pending.exit_code && status.pending() > 0 {
+        exit::PENDING
+    } else {
+        exit::OK
+    }
+}
+
+/// `2 applied, 1 pending`, with the scripts a baseline covers when there are any.
+fn counts(status: &Status) -> String {
+    let baselined = status.count(&[State::Baselined]);
+    format!(
+        "{} applied, {}{} pending",
+        status.count(&[State::Applied]),
+        if baselined > 0 {
+            format!("{baselined} baselined, ")
+        } else {
+            String::new()
+        },
+        status.pending()
+    )
 }
 
 fn finish_run(
