@@ -485,18 +485,7 @@ fn sqlite_runs_one_at_a_time() {
     let tmp = tempdir();
     let db = start(Engine::Sqlite, tmp.path()).unwrap();
     let dir = scripts(tmp.path(), &[("V1__t.sql", "CREATE TABLE t (id int);\n")]);
-    let (kind, endpoint) = dbvigil::config::endpoint_from_url(&db.url()).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut holder = runtime.block_on(async {
-        let mut c = DbConn::open(&endpoint, kind, Purpose::Migrate)
-            .await
-            .unwrap();
-        c.execute("BEGIN EXCLUSIVE").await.unwrap();
-        c
-    });
+    let (runtime, mut holder) = hold_migration_lock(&db, Engine::Sqlite);
     let out = migrate_dir(tmp.path(), &db, &dir, &["--lock-timeout", "1s", "run"]);
     assert_eq!(out.code, 5, "{out:?}");
     assert!(
@@ -1018,18 +1007,21 @@ fn migrate_never_prints_a_password() {
     let mut outputs = Vec::new();
     for output in ["text", "json"] {
         for url in [&refused, &unreachable] {
-            for command in ["run", "info"] {
+            for command in [&["run"][..], &["info"], &["baseline", "--version", "1"]] {
                 let out = migrate(
                     tmp.path(),
                     &[
-                        "--database-url",
-                        url,
-                        "--dir",
-                        dir_arg,
-                        "--output",
-                        output,
+                        &[
+                            "--database-url",
+                            url.as_str(),
+                            "--dir",
+                            dir_arg,
+                            "--output",
+                            output,
+                        ][..],
                         command,
-                    ],
+                    ]
+                    .concat(),
                 );
                 assert_eq!(out.code, 4, "{out:?}");
                 outputs.push(out);
@@ -1056,4 +1048,471 @@ fn migrate_never_prints_a_password() {
             );
         }
     }
+}
+
+/// Holds the migration lock, as a run holding it would, until the connection is dropped.
+fn hold_migration_lock(db: &Server, engine: Engine) -> (tokio::runtime::Runtime, DbConn) {
+    let (kind, endpoint) = dbvigil::config::endpoint_from_url(&db.url()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let conn = runtime.block_on(async {
+        let mut c = DbConn::open(&endpoint, kind, Purpose::Migrate)
+            .await
+            .unwrap();
+        let take = match engine {
+            // The bytes of "dbvigilm".
+            Engine::Postgres => format!("SELECT pg_advisory_lock({})", 0x6462_7669_6769_6c6d_i64),
+            Engine::MariaDb => "SELECT GET_LOCK('dbvigil_migrate:app', 0)".to_owned(),
+            Engine::Sqlite => "BEGIN EXCLUSIVE".to_owned(),
+        };
+        c.execute(&take).await.unwrap();
+        c
+    });
+    (runtime, conn)
+}
+
+/// A database whose tables were made by hand is adopted: `baseline` records the version
+/// it is at, under the run lock, once; scripts up to it never run, `run` applies those above
+/// it, and `info`/`validate --exit-code` tell a pipeline whether anything is pending.
+fn adopt(engine: Engine) {
+    let tmp = tempdir();
+    let Some(db) = start(engine, tmp.path()) else {
+        return;
+    };
+    for sql in [
+        "CREATE TABLE items (id int PRIMARY KEY)",
+        "CREATE TABLE orders (id int PRIMARY KEY)",
+    ] {
+        db.query(sql);
+    }
+    // V1 and V2 fail if they ever run: their tables are there already.
+    let dir = scripts(
+        tmp.path(),
+        &[
+            (
+                "V1__create_items.sql",
+                "CREATE TABLE items (id int PRIMARY KEY);\n",
+            ),
+            (
+                "V2__create_orders.sql",
+                "CREATE TABLE orders (id int PRIMARY KEY);\n",
+            ),
+            (
+                "V3__add_status.sql",
+                "ALTER TABLE orders ADD status varchar(20);\n",
+            ),
+        ],
+    );
+    let run = |args: &[&str]| migrate_dir(tmp.path(), &db, &dir, args);
+    let json = |out: &Outcome| -> serde_json::Value {
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+
+    for (args, code) in [
+        (&["info"][..], 0),
+        (&["info", "--exit-code"], 7),
+        (&["validate"], 0),
+        (&["validate", "--exit-code"], 7),
+    ] {
+        let out = run(args);
+        assert_eq!(out.code, code, "{args:?}: {out:?}");
+    }
+    let out = run(&["--output", "json", "validate", "--exit-code"]);
+    assert_eq!(out.code, 7, "{out:?}");
+    let doc = json(&out);
+    assert_eq!(doc["exit_code"], 7);
+    assert_eq!(doc["databases"][0]["pending"], 3);
+
+    let out = run(&["baseline", "--version", "4"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            ": baseline version 4 is above every script (the highest is V3, V3__add_status.sql): give the version of the last script the database already has"
+        ),
+        "{out:?}"
+    );
+    let out = run(&["baseline", "--version", "2x"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "invalid value '2x' for '--version <VERSION>': version \"2x\" must be numbers separated by '.' or '_', like 1, 1_1 or 2.3.1"
+        ),
+        "{out:?}"
+    );
+
+    let (runtime, holder) = hold_migration_lock(&db, engine);
+    let out = run(&["--lock-timeout", "1s", "baseline", "--version", "2"]);
+    assert_eq!(out.code, 5, "baseline waits for a run's lock: {out:?}");
+    assert!(
+        out.stderr.contains("another migration run holds the lock"),
+        "{out:?}"
+    );
+    runtime.block_on(holder.close());
+    let out = run(&["--output", "json", "info"]);
+    assert_eq!(
+        json(&out)["databases"][0]["pending"],
+        3,
+        "nothing recorded: {out:?}"
+    );
+    let recorded = |db: &Server| {
+        db.query(
+            "SELECT version, description, script, checksum, execution_time_ms FROM dbvigil_schema_history",
+        )
+    };
+
+    let out = run(&["baseline", "--version", "2"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("baselined at version 2; 0 applied, 2 baselined, 1 pending"),
+        "{out:?}"
+    );
+    assert_eq!(
+        recorded(&db),
+        [["2", "baseline", "<< baseline >>", "", "0"]]
+    );
+
+    let out = run(&[
+        "--output",
+        "json",
+        "baseline",
+        "--version",
+        "1",
+        "--description",
+        "again",
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let doc = json(&out);
+    let error = doc["databases"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            ": refused, nothing was changed:\n  the database was already baselined at V2 on 20"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.ends_with(": a baseline is recorded once, in an empty history"),
+        "{error}"
+    );
+    assert_eq!(recorded(&db).len(), 1, "a refused baseline changes nothing");
+
+    let out = run(&["info"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let shown: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|w| (w[0], w[1], *w.last().unwrap()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("2", "baseline", ">>"),
+            ("1", "baselined", "V1__create_items.sql"),
+            ("2", "baselined", "V2__create_orders.sql"),
+            ("3", "pending", "V3__add_status.sql"),
+        ],
+        "{out:?}"
+    );
+    let out = run(&["info", "--exit-code"]);
+    assert_eq!(out.code, 7, "{out:?}");
+
+    let out = run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("applied 1 script(s); now at version 3"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("applying V1"), "{out:?}");
+    assert_eq!(db.history(), ["2:ok", "3:ok"]);
+    db.query("INSERT INTO orders (id, status) VALUES (1, 'new')");
+
+    for command in ["info", "validate"] {
+        let out = run(&["--output", "json", command, "--exit-code"]);
+        assert_eq!(out.code, 0, "nothing pending: {out:?}");
+        let doc = json(&out);
+        assert_eq!(doc["databases"][0]["pending"], 0);
+        let states: Vec<&str> = doc["databases"][0]["status"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["baseline", "applied", "baselined", "baselined"]);
+    }
+    let out = run(&["repair"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("nothing to repair"), "{out:?}");
+}
+
+#[test]
+fn postgres_adopts_an_existing_database() {
+    adopt(Engine::Postgres);
+}
+
+#[test]
+fn mariadb_adopts_an_existing_database() {
+    adopt(Engine::MariaDb);
+}
+
+#[test]
+fn sqlite_adopts_an_existing_database() {
+    adopt(Engine::Sqlite);
+}
+
+/// With several databases, `--exit-code` asks every one and says pending if any is.
+#[test]
+fn a_plan_is_pending_when_any_of_its_databases_is() {
+    let tmp = tempdir();
+    let Some(db) = start(Engine::MariaDb, tmp.path()) else {
+        return;
+    };
+    let Server::Maria(m) = &db else {
+        unreachable!()
+    };
+    m.sql("CREATE DATABASE other; GRANT ALL ON other.* TO 'app'@'127.0.0.1';");
+    let dir = scripts(
+        tmp.path(),
+        &[
+            ("V1__a.sql", "CREATE TABLE a (id int);\n"),
+            ("V2__b.sql", "CREATE TABLE b (id int);\n"),
+        ],
+    );
+    let header = "sql_runner_host,sql_runner_userid,sql_runner_password,database_host,database_userid,database_password,port,database,sql_script_to_run";
+    let row = |database: &str, script: &str| {
+        format!(
+            ",,,127.0.0.1,app,app-pw,{},{database},{}/{script}\n",
+            m.port(),
+            dir.display()
+        )
+    };
+    write(
+        tmp.path(),
+        "plan.csv",
+        &format!(
+            "{header}\n{}{}",
+            row("app", "V1__a.sql"),
+            row("other", "V1__a.sql")
+        ),
+    );
+    let out = migrate(
+        tmp.path(),
+        &["--plan", "plan.csv", "--engine", "mysql", "run"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    write(
+        tmp.path(),
+        "plan.csv",
+        &format!(
+            "{header}\n{}{}{}",
+            row("app", "V1__a.sql"),
+            row("app", "V2__b.sql"),
+            row("other", "V1__a.sql")
+        ),
+    );
+    let out = migrate(
+        tmp.path(),
+        &[
+            "--plan",
+            "plan.csv",
+            "--engine",
+            "mysql",
+            "--output",
+            "json",
+            "info",
+            "--exit-code",
+        ],
+    );
+    assert_eq!(out.code, 7, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let pending: Vec<(&str, u64)> = doc["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["database"].as_str().unwrap(),
+                d["pending"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let app = format!("127.0.0.1:{}/app", m.port());
+    let other = format!("127.0.0.1:{}/other", m.port());
+    assert_eq!(pending, [(app.as_str(), 1), (other.as_str(), 0)]);
+}
+
+/// `new` names the next script as the directory names its scripts, in the directory every
+/// subcommand reads (also a target's), and never overwrites or hides a file.
+#[test]
+fn new_creates_the_next_script() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("migrations");
+    std::fs::create_dir(&dir).unwrap();
+    let new = |args: &[&str]| migrate(tmp.path(), args);
+
+    let out = new(&["new", "create", "items"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout, "migrations/V1__create_items.sql\n",
+        "the default directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("V1__create_items.sql")).unwrap(),
+        ""
+    );
+
+    for name in ["V2__b.sql", "V3__c.sql"] {
+        write(&dir, name, "SELECT 1;\n");
+    }
+    let out = new(&["--output", "json", "new", "add order status"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(doc["command"], "new");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["script"], "V4__add_order_status.sql");
+    assert_eq!(doc["path"], "migrations/V4__add_order_status.sql");
+    assert!(dir.join("V4__add_order_status.sql").is_file());
+
+    let padded = tmp.path().join("padded");
+    std::fs::create_dir(&padded).unwrap();
+    write(&padded, "V1_09__a.sql", "");
+    let out = new(&["--dir", "padded", "new", "b"]);
+    assert_eq!(out.stdout, "padded/V1_10__b.sql\n", "{out:?}");
+
+    // Refusals, with nothing written.
+    for (args, message) in [
+        (
+            &["new", "drop/items"][..],
+            "the description has '/', which dbvigil does not put in a script name: use letters, digits, spaces, '.', '-' and '_'\n",
+        ),
+        (
+            &["new", " "],
+            "the description is empty: say what the script changes, like `dbvigil migrate new add order status`\n",
+        ),
+        (
+            &["--ignore", "V5__*", "new", "drop", "temp"],
+            "V5__drop_temp.sql would match --ignore 'V5__*' (or migrations.ignore) and never run: choose another description, or narrow the pattern\n",
+        ),
+        (
+            &["--dir", "nowhere", "new", "x"],
+            "cannot read migrations directory nowhere: No such file or directory (os error 2); check --dir (migrations.directory)\n",
+        ),
+        (
+            &["--plan", "plan.csv", "new", "x"],
+            "new writes the next script into a directory, and a plan names each script: pass --dir (or --target) instead of --plan\n",
+        ),
+    ] {
+        let out = new(args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert_eq!(out.stderr, message, "{args:?}");
+    }
+    write(&dir, "notes.txt", "");
+    let out = new(&["new", "x"]);
+    assert_eq!(
+        out.code, 2,
+        "a misnamed file is refused, as run refuses it: {out:?}"
+    );
+    assert!(
+        out.stderr.starts_with("notes.txt: not a migration script"),
+        "{out:?}"
+    );
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&dir),
+        [
+            "V1__create_items.sql",
+            "V2__b.sql",
+            "V3__c.sql",
+            "V4__add_order_status.sql",
+            "notes.txt"
+        ]
+    );
+
+    // A target's directory and ignore list, as `run --target` reads them.
+    write(
+        tmp.path(),
+        "dbvigil.yml",
+        "targets:\n  - name: orders\n    kind: sqlite\n    path: orders.db\n\
+         \x20   migrations:\n      directory: migrations\n      ignore: [\"*.txt\"]\n",
+    );
+    let out = new(&[
+        "--config.file",
+        "dbvigil.yml",
+        "--target",
+        "orders",
+        "new",
+        "x",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.ends_with("migrations/V5__x.sql\n"), "{out:?}");
+    assert!(dir.join("V5__x.sql").is_file());
+}
+
+/// After a baseline, the exporter reports the baseline's version and counts only the
+/// scripts above it as pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_sees_a_baseline() {
+    use common::{TestExporter, eventually};
+    let tmp = tempdir();
+    scripts(
+        tmp.path(),
+        &[
+            ("V1__a.sql", "CREATE TABLE a (id int);\n"),
+            ("V2__b.sql", "CREATE TABLE b (id int);\n"),
+            ("V3__c.sql", "CREATE TABLE c (id int);\n"),
+        ],
+    );
+    let yaml = "targets:\n  - name: app\n    kind: sqlite\n    path: app.db\n    create: true\n    interval: 1s\n\
+                \x20   migrations:\n      directory: migrations\n      interval: 1s\n";
+    let exporter = TestExporter::start(tmp.path(), yaml).await;
+    let wait = Duration::from_secs(30);
+    let l = [("target", "app"), ("tool", "dbvigil")];
+    eventually(wait, "three pending scripts", || async {
+        (exporter
+            .metrics()
+            .await
+            .get("dbvigil_migration_pending", &l)
+            == Some(3.0))
+        .then_some(())
+    })
+    .await;
+    let config = exporter.config_path.to_str().unwrap().to_owned();
+    let out = tokio::task::block_in_place(|| {
+        migrate(
+            tmp.path(),
+            &[
+                "--config.file",
+                &config,
+                "--target",
+                "app",
+                "baseline",
+                "--version",
+                "2",
+            ],
+        )
+    });
+    assert_eq!(out.code, 0, "{out:?}");
+    eventually(wait, "one pending script, at version 2", || async {
+        let m = exporter.metrics().await;
+        let at_2 = [("target", "app"), ("tool", "dbvigil"), ("version", "2")];
+        (m.get("dbvigil_migration_pending", &l) == Some(1.0)
+            && m.get("dbvigil_migration_version_info", &at_2) == Some(1.0)
+            && m.get("dbvigil_migration_failed", &l) == Some(0.0))
+        .then_some(())
+    })
+    .await;
+    exporter.stop().await;
 }
