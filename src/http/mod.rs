@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod checks;
+mod debug;
 mod exposition;
 mod listener;
 mod maintenance;
@@ -173,6 +174,7 @@ async fn reload(State(s): State<AppState>) -> Response {
 #[derive(Deserialize)]
 struct ProbeQuery {
     target: Option<String>,
+    debug: Option<String>,
 }
 
 /// Runs one probe now, blackbox_exporter style, with a fresh prober and a heartbeat row of
@@ -183,6 +185,10 @@ async fn probe_handler(
     headers: HeaderMap,
     Query(q): Query<ProbeQuery>,
 ) -> Response {
+    let debug = match debug::requested(q.debug.as_deref()) {
+        Ok(debug) => debug,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
     let names = || {
         s.exporter
             .targets()
@@ -240,10 +246,16 @@ async fn probe_handler(
             ),
         );
     };
-    let ctx = ProbeContext::on_demand(&s.exporter.config().instance, timeout);
+    let mut ctx = ProbeContext::on_demand(&s.exporter.config().instance, timeout);
+    if debug {
+        ctx.trace = debug::begin(config, timeout);
+    }
     let mut prober = probe::new_prober(config);
     let mut report = prober.probe(&ctx).await;
     report.redact(&config.secrets());
+    if debug {
+        return debug::answer(config, &report, &ctx.trace, timeout);
+    }
     let format = exposition::negotiate(&headers);
     exposition::answer(format, metrics::render_probe(config, &report, format))
 }
