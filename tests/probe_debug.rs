@@ -291,3 +291,39 @@ async fn every_kind_logs_its_steps() {
     ]);
     e.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_probe_logs_its_tls_session_and_statements() {
+    let Some(db) = Db::start(Engine::MariaDb) else {
+        return;
+    };
+    let yaml = format!(
+        "targets:\n  - name: m\n{}    interval: 1h\n",
+        db.probe_settings()
+    );
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    let r = e.get("/probe?target=m&debug=true").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.body.contains("probe-pw"),
+        "the password leaked:\n{}",
+        r.body
+    );
+    let d = parse(&r.body);
+    d.in_order(&[
+        "connect: logging in as probe to database app",
+        "connect: logged in",
+        "connect: query: SET SESSION max_statement_time = ",
+        "connect: succeeded in ",
+        "the server says: session of probe@",
+        "read: query: SELECT CAST(1 AS SIGNED)",
+        "write: query: INSERT INTO `app`.dbvigil_heartbeat ",
+        "probe succeeded in ",
+    ]);
+    assert_eq!(
+        d.metrics.value("dbvigil_probe_success", &[("target", "m")]),
+        1.0
+    );
+    e.stop().await;
+}
