@@ -87,6 +87,18 @@ pub enum TlsMode {
     VerifyFull,
 }
 
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
 pub(super) mod raw {
     //! The connection sections of a target as written.
     use super::*;

@@ -170,6 +170,15 @@ pub enum ConnectionMode {
     Reuse,
 }
 
+impl ConnectionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionMode::Fresh => "fresh",
+            ConnectionMode::Reuse => "reuse",
+        }
+    }
+}
+
 /// How finely each phase's duration histogram is bucketed: the biggest share of a
 /// target's series, so the setting a fleet trades detail for series with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

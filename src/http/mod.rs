@@ -4,9 +4,11 @@
 mod api;
 mod auth;
 mod checks;
+mod debug;
 mod exposition;
 mod listener;
 mod maintenance;
+mod methods;
 
 use std::time::Duration;
 
@@ -50,7 +52,7 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         web,
         renders: Default::default(),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/", get(landing))
         .route(&telemetry_path, get(exposition::metrics_handler))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
@@ -61,8 +63,18 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/api/v1/targets/{name}/episodes", get(api::episodes))
         .route("/api/v1/groups", get(api::groups))
         .route("/api/v1/groups/{name}", get(api::group))
-        .route("/groups/{name}/active", get(checks::group_active))
-        .route("/targets/{name}/{level}", get(checks::target_level))
+        .route(
+            "/groups/{name}/active",
+            get(checks::group_active).options(checks::group_active),
+        )
+        .route(
+            "/targets/{name}/replica",
+            get(checks::target_replica).options(checks::target_replica),
+        )
+        .route(
+            "/targets/{name}/{level}",
+            get(checks::target_level).options(checks::target_level),
+        )
         .route(
             "/api/v1/maintenance",
             get(maintenance::list).post(maintenance::start),
@@ -70,7 +82,10 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
         .route("/api/v1/maintenance/{id}", get(maintenance::get))
         .route("/api/v1/maintenance/{id}/extend", post(maintenance::extend))
         .route("/api/v1/maintenance/{id}/end", post(maintenance::end))
-        .route("/maintenance/{scope}", get(maintenance::gate))
+        .route(
+            "/maintenance/{scope}",
+            get(maintenance::gate).options(maintenance::gate),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_basic_auth,
@@ -81,7 +96,12 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
             security_headers,
         ))
         .with_state(state)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Around the whole router, where its 405 already carries the `Allow` that OPTIONS
+    // answers with (a route's own layers run before the router adds it).
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(methods::options))
 }
 
 /// The API's bodies are a few hundred bytes; anything far larger is refused (413) before
@@ -173,6 +193,7 @@ async fn reload(State(s): State<AppState>) -> Response {
 #[derive(Deserialize)]
 struct ProbeQuery {
     target: Option<String>,
+    debug: Option<String>,
 }
 
 /// Runs one probe now, blackbox_exporter style, with a fresh prober and a heartbeat row of
@@ -183,6 +204,10 @@ async fn probe_handler(
     headers: HeaderMap,
     Query(q): Query<ProbeQuery>,
 ) -> Response {
+    let debug = match debug::requested(q.debug.as_deref()) {
+        Ok(debug) => debug,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
     let names = || {
         s.exporter
             .targets()
@@ -240,10 +265,16 @@ async fn probe_handler(
             ),
         );
     };
-    let ctx = ProbeContext::on_demand(&s.exporter.config().instance, timeout);
+    let mut ctx = ProbeContext::on_demand(&s.exporter.config().instance, timeout);
+    if debug {
+        ctx.trace = debug::begin(config, timeout);
+    }
     let mut prober = probe::new_prober(config);
     let mut report = prober.probe(&ctx).await;
     report.redact(&config.secrets());
+    if debug {
+        return debug::answer(config, &report, &ctx.trace, timeout);
+    }
     let format = exposition::negotiate(&headers);
     exposition::answer(format, metrics::render_probe(config, &report, format))
 }

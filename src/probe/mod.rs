@@ -8,6 +8,7 @@ pub mod postgres;
 mod server;
 mod sqlite;
 mod tcp;
+mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use crate::time::Timestamp;
 
 use crate::config::{Check, Endpoint, Kind, TargetConfig};
+
+pub use trace::Trace;
 
 /// What a probe cycle needs besides the target's own configuration.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct ProbeContext {
     pub beat_row: String,
     /// The whole cycle must end by then; every phase gets what is left.
     pub timeout: Duration,
+    /// The probe's own log, recorded only for `/probe?debug=true`.
+    pub trace: Trace,
 }
 
 impl ProbeContext {
@@ -36,6 +41,7 @@ impl ProbeContext {
             instance: instance.to_owned(),
             beat_row: instance.to_owned(),
             timeout,
+            trace: Trace::default(),
         }
     }
 
@@ -45,6 +51,7 @@ impl ProbeContext {
             instance: instance.to_owned(),
             beat_row: format!("{instance}/probe"),
             timeout,
+            trace: Trace::default(),
         }
     }
 }
@@ -364,16 +371,19 @@ pub struct PhaseRunner {
     started_at: Timestamp,
     deadline: Instant,
     phases: Vec<PhaseOutcome>,
+    trace: Trace,
 }
 
 impl PhaseRunner {
-    pub fn new(timeout: Duration) -> Self {
+    /// Notes each phase's outcome and time in `trace`.
+    pub fn new(timeout: Duration, trace: &Trace) -> Self {
         let started = Instant::now();
         PhaseRunner {
             started,
             started_at: Timestamp::now(),
             deadline: started + timeout,
             phases: Vec::with_capacity(6),
+            trace: trace.clone(),
         }
     }
 
@@ -389,6 +399,13 @@ impl PhaseRunner {
         fut: impl Future<Output = Result<T, Failure>>,
     ) -> Option<T> {
         let start = Instant::now();
+        self.trace.enter(Some(phase));
+        self.trace.note(|| {
+            format!(
+                "started, {} left of the probe timeout",
+                seconds(self.remaining())
+            )
+        });
         let result = match tokio::time::timeout_at(self.deadline.into(), fut).await {
             Ok(r) => r,
             Err(_) => Err(Failure::new(
@@ -397,6 +414,16 @@ impl PhaseRunner {
             )),
         };
         let duration = start.elapsed();
+        self.trace.note(|| match &result {
+            Ok(_) => format!("succeeded in {}", seconds(duration)),
+            Err(f) => format!(
+                "failed after {} with reason {}: {}",
+                seconds(duration),
+                f.reason.as_str(),
+                f.message
+            ),
+        });
+        self.trace.enter(None);
         let (value, result) = match result {
             Ok(v) => (Some(v), Ok(())),
             Err(f) => (None, Err(f)),
@@ -430,6 +457,11 @@ impl PhaseRunner {
             primary_beat: None,
         }
     }
+}
+
+/// A duration as the probe's log writes it: seconds, to the tenth of a millisecond.
+pub fn seconds(d: Duration) -> String {
+    format!("{:.4}s", d.as_secs_f64())
 }
 
 /// Runs `fut` within `budget`; running out is a `timeout` failure naming `what`.
@@ -573,7 +605,7 @@ mod tests {
 
     #[test]
     fn an_implicit_connect_failure_is_the_reason_when_only_read_is_checked() {
-        let mut r = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        let mut r = PhaseRunner::new(Duration::from_secs(1), &Trace::default()).finish(None, None);
         r.phases.push(PhaseOutcome {
             phase: Phase::Connect,
             duration: Duration::ZERO,
@@ -583,7 +615,7 @@ mod tests {
         assert!(!r.success(&checks));
         assert_eq!(r.failure(&checks).map(|f| f.reason), Some(Reason::Auth));
         // A failed phase that is no check (identity) never fails a probe.
-        let mut ok = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        let mut ok = PhaseRunner::new(Duration::from_secs(1), &Trace::default()).finish(None, None);
         for (phase, result) in [
             (Phase::Read, Ok(())),
             (
@@ -605,7 +637,7 @@ mod tests {
     fn a_phase_that_stopped_the_checks_is_the_reason_when_no_check_phase_failed() {
         // A standby's read-only query timed out: its write was never decided, and the
         // reason is that timeout, not a made-up one.
-        let mut r = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        let mut r = PhaseRunner::new(Duration::from_secs(1), &Trace::default()).finish(None, None);
         for (phase, result) in [
             (Phase::Connect, Ok(())),
             (Phase::Read, Ok(())),
@@ -623,7 +655,7 @@ mod tests {
 
     #[test]
     fn redact_removes_every_secret_from_failure_messages() {
-        let mut r = PhaseRunner::new(Duration::from_secs(1)).finish(None, None);
+        let mut r = PhaseRunner::new(Duration::from_secs(1), &Trace::default()).finish(None, None);
         r.phases.push(PhaseOutcome {
             phase: Phase::Connect,
             duration: Duration::ZERO,

@@ -9,7 +9,7 @@ use sqlx::Connection;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 use super::server::{Dialect, HeartbeatSql, Session};
-use super::{Beat, Failure, FlagValue, Identity, Reason, net};
+use super::{Beat, Failure, FlagValue, Identity, Reason, Trace, net};
 use crate::config::Server;
 use crate::connect;
 use crate::time::Timestamp;
@@ -69,13 +69,15 @@ impl MySql {
 impl Dialect for MySql {
     type Session = MySqlSession;
 
-    async fn connect(&mut self, timeout: Duration) -> Result<MySqlSession, Failure> {
+    async fn connect(&mut self, timeout: Duration, trace: &Trace) -> Result<MySqlSession, Failure> {
         let mut conn = MySqlConnection::connect_with(&self.options)
             .await
             .map_err(failure)?;
+        trace.note(|| "logged in".to_owned());
         let flavour = match self.flavour {
             Some(f) => f,
             None => {
+                trace.note(|| "query: SELECT VERSION()".to_owned());
                 let version: String = sqlx::query_scalar("SELECT VERSION()")
                     .fetch_one(&mut conn)
                     .await
@@ -101,6 +103,7 @@ impl Dialect for MySql {
                 timeout.as_millis().max(1)
             ),
         };
+        trace.note(|| format!("query: {limit}"));
         if let Err(e) = sqlx::query(&limit).execute(&mut conn).await {
             // Another flavour behind the same address (after a switchover): learn it again.
             self.flavour = None;
@@ -110,6 +113,7 @@ impl Dialect for MySql {
             conn,
             flavour,
             sql: self.sql.clone(),
+            trace: trace.clone(),
         })
     }
 
@@ -122,10 +126,12 @@ pub struct MySqlSession {
     conn: MySqlConnection,
     flavour: Flavour,
     sql: Arc<HeartbeatSql>,
+    trace: Trace,
 }
 
 impl Session for MySqlSession {
     async fn select_one(&mut self) -> Result<(), Failure> {
+        self.sent("SELECT CAST(1 AS SIGNED)", &[]);
         let one: i64 = sqlx::query_scalar("SELECT CAST(1 AS SIGNED)")
             .fetch_one(&mut self.conn)
             .await
@@ -141,6 +147,7 @@ impl Session for MySqlSession {
     }
 
     async fn heartbeat_exists(&mut self) -> Result<bool, Failure> {
+        self.sent(&self.sql.exists, &[]);
         let n: i64 = sqlx::query_scalar(&self.sql.exists)
             .fetch_one(&mut self.conn)
             .await
@@ -149,6 +156,7 @@ impl Session for MySqlSession {
     }
 
     async fn read_beat(&mut self, target: &str, instance: &str) -> Result<Option<Beat>, Failure> {
+        self.sent(&self.sql.read, &[target, instance]);
         let row: Option<(i64, i64)> = sqlx::query_as(&self.sql.read)
             .bind(target)
             .bind(instance)
@@ -162,6 +170,7 @@ impl Session for MySqlSession {
     }
 
     async fn create_heartbeat(&mut self) -> Result<(), Failure> {
+        self.sent(&self.sql.create, &[]);
         sqlx::query(&self.sql.create)
             .execute(&mut self.conn)
             .await
@@ -175,6 +184,8 @@ impl Session for MySqlSession {
         instance: &str,
         beat: Beat,
     ) -> Result<(), Failure> {
+        let (seq, at) = (beat.seq.to_string(), beat.at.as_millis().to_string());
+        self.sent(&self.sql.write, &[target, instance, &seq, &at]);
         sqlx::query(&self.sql.write)
             .bind(target)
             .bind(instance)
@@ -193,6 +204,7 @@ impl Session for MySqlSession {
                 "SELECT CAST(@@read_only + @@super_read_only + @@innodb_read_only AS SIGNED)"
             }
         };
+        self.sent(sql, &[]);
         let any: i64 = sqlx::query_scalar(sql)
             .fetch_one(&mut self.conn)
             .await
@@ -211,6 +223,7 @@ impl Session for MySqlSession {
                 "SELECT CONCAT('uuid=', @@server_uuid, ' host=', @@hostname, ' port=', @@port), VERSION()"
             }
         };
+        self.sent(sql, &[]);
         let (key, version): (String, String) = sqlx::query_as(sql)
             .fetch_one(&mut self.conn)
             .await
@@ -219,6 +232,7 @@ impl Session for MySqlSession {
     }
 
     async fn maintenance_flag(&mut self, sql: &str) -> Result<FlagValue, Failure> {
+        self.sent(sql, &[]);
         let row = sqlx::query(sql)
             .fetch_optional(&mut self.conn)
             .await
@@ -227,12 +241,45 @@ impl Session for MySqlSession {
             .map_or(Ok(FlagValue::Missing), super::flag_value)
     }
 
+    async fn describe(&mut self) -> Result<String, Failure> {
+        self.sent("SELECT CURRENT_USER()", &[]);
+        let user: String = sqlx::query_scalar("SELECT CURRENT_USER()")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        let sql = "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')";
+        self.sent(sql, &[]);
+        let status: Vec<(String, String)> = sqlx::query_as(sql)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(failure)?;
+        let value = |name: &str| {
+            status
+                .iter()
+                .find(|(n, v)| n.eq_ignore_ascii_case(name) && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        };
+        let tls = match (value("Ssl_version"), value("Ssl_cipher")) {
+            (Some(v), Some(c)) => format!("over TLS ({v}, {c})"),
+            _ => "without TLS".to_owned(),
+        };
+        Ok(format!("the server says: session of {user}, {tls}"))
+    }
+
     async fn close(self) {
         let _ = self.conn.close().await;
     }
 }
 
 impl MySqlSession {
+    /// Notes a statement in the probe's log, with the values bound to its placeholders.
+    fn sent(&self, sql: &str, values: &[&str]) {
+        self.trace.note(|| match values {
+            [] => format!("query: {sql}"),
+            v => format!("query: {sql} with ({})", v.join(", ")),
+        });
+    }
+
     fn heartbeat_failure(&self, err: sqlx::Error, privilege: &str) -> Failure {
         let number = match &err {
             sqlx::Error::Database(db) => db

@@ -3,11 +3,12 @@
 
 use std::io;
 
-use super::{Failure, Reason};
+use super::{Failure, Reason, Trace};
 
 /// Resolves `host` and opens (then closes) a TCP connection to the first address that
 /// accepts. A name that does not resolve is `dns`; a closed port is `refused`.
-pub async fn tcp_connect(host: &str, port: u16) -> Result<(), Failure> {
+pub async fn tcp_connect(host: &str, port: u16, trace: &Trace) -> Result<(), Failure> {
+    trace.note(|| format!("resolving {host}"));
     let addrs: Vec<_> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve host {host}: {e}")))?
@@ -18,11 +19,23 @@ pub async fn tcp_connect(host: &str, port: u16) -> Result<(), Failure> {
             format!("host {host} has no address"),
         ));
     }
+    trace.note(|| {
+        let all: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        format!("resolved to {}", all.join(", "))
+    });
     let mut last = None;
     for addr in addrs {
+        trace.note(|| format!("connecting to {addr}"));
         match tokio::net::TcpStream::connect(addr).await {
-            Ok(_) => return Ok(()),
-            Err(e) => last = Some(io_failure(&format!("connect to {addr}"), &e)),
+            Ok(_) => {
+                trace.note(|| format!("{addr} accepted the connection"));
+                return Ok(());
+            }
+            Err(e) => {
+                let failure = io_failure(&format!("connect to {addr}"), &e);
+                trace.note(|| failure.message.clone());
+                last = Some(failure);
+            }
         }
     }
     Err(last.expect("at least one address was tried"))

@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection, Row};
 
 use super::server::{Dialect, HeartbeatSql, Session};
-use super::{Beat, Failure, FlagValue, Identity, Reason, net};
+use super::{Beat, Failure, FlagValue, Identity, Reason, Trace, net};
 use crate::config::Server;
 use crate::connect;
 use crate::time::Timestamp;
@@ -62,17 +62,25 @@ impl Postgres {
 impl Dialect for Postgres {
     type Session = PgSession;
 
-    async fn connect(&mut self, timeout: Duration) -> Result<PgSession, Failure> {
+    async fn connect(&mut self, timeout: Duration, trace: &Trace) -> Result<PgSession, Failure> {
         let conn = PgConnection::connect_with(&self.options)
             .await
             .map_err(connect_failure)?;
+        let limit = format!(
+            "SET LOCAL statement_timeout = {}; ",
+            timeout.as_millis().max(1)
+        );
+        trace.note(|| {
+            format!(
+                "logged in; every statement is sent as one simple query prefixed with `{}`",
+                limit.trim()
+            )
+        });
         Ok(PgSession {
             conn,
             sql: self.sql.clone(),
-            limit: format!(
-                "SET LOCAL statement_timeout = {}; ",
-                timeout.as_millis().max(1)
-            ),
+            limit,
+            trace: trace.clone(),
         })
     }
 
@@ -88,15 +96,22 @@ pub struct PgSession {
     /// probe, so a stuck probe query never lingers after the client gave up. `LOCAL` keeps
     /// it inside the statement's own transaction, never on a pooled server connection.
     limit: String,
+    trace: Trace,
 }
 
 impl PgSession {
     /// Runs one statement through the simple query protocol (no named prepared statement,
     /// nothing left on the session) under the probe's time limit, and returns its rows.
     async fn query(&mut self, sql: &str) -> Result<Vec<PgRow>, sqlx::Error> {
+        self.trace.note(|| format!("query: {sql}"));
         // Without arguments, sqlx sends the text as one simple Query message.
         let sql = format!("{}{sql}", self.limit);
-        sqlx::Executor::fetch_all(&mut self.conn, sql.as_str()).await
+        let rows = sqlx::Executor::fetch_all(&mut self.conn, sql.as_str()).await;
+        self.trace.note(|| match &rows {
+            Ok(rows) => format!("returned {} row(s)", rows.len()),
+            Err(e) => format!("failed: {e}"),
+        });
+        rows
     }
 
     fn heartbeat_statement(&self, template: &str, target: &str, instance: &str) -> String {
@@ -215,6 +230,35 @@ impl Session for PgSession {
         let rows = self.query(sql).await.map_err(failure)?;
         rows.first()
             .map_or(Ok(FlagValue::Missing), super::flag_value)
+    }
+
+    async fn describe(&mut self) -> Result<String, Failure> {
+        let rows = self
+            .query(
+                "SELECT current_user::text, s.ssl, coalesce(s.version, ''), coalesce(s.cipher, '') \
+                 FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+            )
+            .await
+            .map_err(failure)?;
+        let row = rows.first().ok_or_else(|| {
+            Failure::new(Reason::Query, "pg_stat_ssl has no row for this session")
+        })?;
+        let (user, ssl, version, cipher): (String, bool, String, String) = (|| {
+            Ok::<_, sqlx::Error>((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ))
+        })()
+        .map_err(failure)?;
+        let tls = if ssl {
+            format!("over TLS ({version}, {cipher})")
+        } else {
+            "without TLS".to_owned()
+        };
+        // Behind a pooler, pg_stat_ssl describes the pooler's connection to the server.
+        Ok(format!("the server says: session of {user}, {tls}"))
     }
 
     async fn close(self) {

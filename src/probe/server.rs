@@ -6,9 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::trace::{beat_text, flag_text, read_only_text};
 use super::{
     Beat, Failure, FlagValue, Identity, LostWrites, Phase, PhaseRunner, ProbeContext, ProbeFuture,
-    ProbeReport, Prober, Reason, net,
+    ProbeReport, Prober, Reason, Trace, net, seconds,
 };
 use crate::config::{Check, ConnectionMode, Role, Server, TargetConfig};
 use crate::time::Timestamp;
@@ -60,15 +61,20 @@ pub trait Session: Send + Sized {
         &mut self,
         sql: &str,
     ) -> impl Future<Output = Result<FlagValue, Failure>> + Send;
+    /// The session as the server sees it (login, TLS version and cipher, or none), for the
+    /// probe's log only: asked only while it records.
+    fn describe(&mut self) -> impl Future<Output = Result<String, Failure>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
 pub trait Dialect: Send + 'static {
     type Session: Session;
-    /// An authenticated connection with server-side statement limits of `timeout`.
+    /// An authenticated connection with server-side statement limits of `timeout`; its
+    /// statements are noted in `trace`.
     fn connect(
         &mut self,
         timeout: Duration,
+        trace: &Trace,
     ) -> impl Future<Output = Result<Self::Session, Failure>> + Send;
     /// The statement that creates the heartbeat table, for messages when dbvigil may not.
     fn heartbeat_ddl(&self) -> &str;
@@ -124,38 +130,58 @@ impl<D: Dialect> ServerProber<D> {
     }
 
     async fn run_cycle(&mut self, ctx: &ProbeContext) -> ProbeReport {
-        let mut run = PhaseRunner::new(ctx.timeout);
+        let trace = &ctx.trace;
+        let mut run = PhaseRunner::new(ctx.timeout, trace);
         let mut lag = None;
         if self.has(Check::Tcp)
             && run
                 .run(
                     Phase::Tcp,
-                    net::tcp_connect(&self.server.host, self.server.port),
+                    net::tcp_connect(&self.server.host, self.server.port, trace),
                 )
                 .await
                 .is_none()
         {
-            return self.end(run, None, None, None).await;
+            return self.end(run, None, None, None, trace).await;
         }
         if !(self.has(Check::Connect) || self.has(Check::Read) || self.has(Check::Write)) {
-            return self.end(run, None, None, None).await;
+            trace.note(|| "no connect, read or write check: nothing more to do".to_owned());
+            return self.end(run, None, None, None, trace).await;
         }
         // A kept session (connection: reuse) proves it still answers; a new one logs in.
         let session = match self.session.take() {
             Some(mut kept) => {
                 run.run(Phase::Connect, async {
+                    trace.note(|| "reusing the session kept from the last probe".to_owned());
                     kept.select_one().await.map(|()| kept)
                 })
                 .await
             }
             None => {
-                run.run(Phase::Connect, self.dialect.connect(ctx.timeout))
-                    .await
+                let (server, dialect) = (&self.server, &mut self.dialect);
+                run.run(Phase::Connect, async {
+                    trace.note(|| login(server));
+                    dialect.connect(ctx.timeout, trace).await
+                })
+                .await
             }
         };
         let Some(mut session) = session else {
-            return self.end(run, None, None, None).await;
+            return self.end(run, None, None, None, trace).await;
         };
+        if trace.is_on() {
+            // Outside the connect phase, so that its time stays the login's alone.
+            let said = super::bounded(
+                run.remaining(),
+                "describing the session",
+                session.describe(),
+            )
+            .await;
+            trace.note(|| match said {
+                Ok(s) => s,
+                Err(f) => format!("could not describe the session: {}", f.message),
+            });
+        }
 
         if self.has(Check::Read) {
             let (target, row, instance) = (
@@ -171,9 +197,18 @@ impl<D: Dialect> ServerProber<D> {
                     let (mut own, mut primary_beat) = (None, None);
                     if exists {
                         own = session.read_beat(target, row).await?;
+                        trace.note(|| format!("heartbeat row ({target}, {row}): {}", beat_text(own)));
                         if let Some(primary) = primary {
                             primary_beat = session.read_beat(primary, instance).await?;
+                            trace.note(|| {
+                                format!(
+                                    "replica_of {primary}: its heartbeat row ({primary}, {instance}): {}",
+                                    beat_text(primary_beat)
+                                )
+                            });
                         }
+                    } else {
+                        trace.note(|| "the heartbeat table does not exist yet".to_owned());
                     }
                     Ok((exists, own, primary_beat))
                 })
@@ -189,19 +224,29 @@ impl<D: Dialect> ServerProber<D> {
                     self.lost = Some(lost);
                 }
                 lag = primary_beat.map(|b: Beat| Timestamp::now().since(b.at));
+                if let Some(lag) = lag {
+                    trace.note(|| format!("replication lag: {}", seconds(lag)));
+                }
                 self.primary_beat = primary_beat;
             }
             if !usable(&run) {
-                return self.end(run, Some(session), None, lag).await;
+                return self.end(run, Some(session), None, lag, trace).await;
             }
         }
 
         let mut read_only = None;
         if self.may_stand_by {
             read_only = run.run(Phase::ReadOnly, session.read_only()).await;
+            trace.note(|| read_only_text(read_only));
             if !usable(&run) {
-                return self.end(run, Some(session), read_only, lag).await;
+                return self.end(run, Some(session), read_only, lag, trace).await;
             }
+        }
+        if self.has(Check::Write) && read_only == Some(true) {
+            trace.note(|| {
+                "the server stands by read-only (role standby or either): the write is not asked"
+                    .to_owned()
+            });
         }
         if self.has(Check::Write) && read_only != Some(true) {
             let beat = Beat::next(&mut self.seq);
@@ -222,6 +267,7 @@ impl<D: Dialect> ServerProber<D> {
                         }
                         session.create_heartbeat().await?;
                     }
+                    trace.note(|| format!("writing heartbeat seq {}", beat.seq));
                     session.write_beat(target, instance, beat).await?;
                     beat.verify(session.read_beat(target, instance).await?)
                 })
@@ -235,7 +281,7 @@ impl<D: Dialect> ServerProber<D> {
                 read_only = Some(true);
             }
             if !usable(&run) {
-                return self.end(run, Some(session), read_only, lag).await;
+                return self.end(run, Some(session), read_only, lag, trace).await;
             }
         }
 
@@ -243,12 +289,16 @@ impl<D: Dialect> ServerProber<D> {
             if let Some(ro) = run.run(Phase::ReadOnly, session.read_only()).await {
                 read_only = Some(read_only.unwrap_or(false) || ro);
             }
+            trace.note(|| read_only_text(read_only));
             if !usable(&run) {
-                return self.end(run, Some(session), read_only, lag).await;
+                return self.end(run, Some(session), read_only, lag, trace).await;
             }
         }
         let identity = run.run(Phase::Identity, session.identity()).await;
-        let mut report = self.end(run, Some(session), read_only, lag).await;
+        if let Some(id) = &identity {
+            trace.note(|| format!("identity: {}, version {}", id.key, id.version));
+        }
+        let mut report = self.end(run, Some(session), read_only, lag, trace).await;
         report.identity = identity;
         report
     }
@@ -261,31 +311,40 @@ impl<D: Dialect> ServerProber<D> {
         session: Option<D::Session>,
         read_only: Option<bool>,
         lag: Option<Duration>,
+        trace: &Trace,
     ) -> ProbeReport {
         let mut session = session;
         let mut flag = None;
         if let (Some(s), Some(sql), true) =
             (session.as_mut(), &self.maintenance_query, usable(&run))
         {
-            flag = Some(
-                super::bounded(
-                    run.remaining(),
-                    "maintenance_query",
-                    s.maintenance_flag(sql),
-                )
-                .await
-                .and_then(FlagValue::truthy),
-            );
+            let read = super::bounded(
+                run.remaining(),
+                "maintenance_query",
+                s.maintenance_flag(sql),
+            )
+            .await
+            .and_then(FlagValue::truthy);
+            trace.note(|| flag_text(&read));
+            flag = Some(read);
         }
         if let Some(session) = session {
             if self.reuse && usable(&run) {
+                trace.note(|| {
+                    "keeping the session for the next probe (connection: reuse)".to_owned()
+                });
                 self.session = Some(session);
             } else if usable(&run) {
+                trace.note(|| "closing the session".to_owned());
                 let budget = run.remaining().max(Duration::from_millis(100));
                 let _ = tokio::time::timeout(budget, session.close()).await;
+            } else {
+                // A session whose last phase timed out or broke is dropped without a
+                // goodbye: the server may be frozen.
+                trace.note(|| {
+                    "dropping the session without a goodbye: its last phase broke it".to_owned()
+                });
             }
-            // A session whose last phase timed out or broke is dropped without a goodbye:
-            // the server may be frozen.
         }
         let mut report = run.finish(read_only, None);
         report.replication_lag = lag;
@@ -301,6 +360,26 @@ impl<D: Dialect> Prober for ServerProber<D> {
     fn probe<'a>(&'a mut self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(self.run_cycle(ctx))
     }
+}
+
+/// How the probe logs in, for its log: never the password.
+fn login(s: &Server) -> String {
+    let database = s
+        .database
+        .as_deref()
+        .map_or_else(String::new, |d| format!(" to database {d}"));
+    let ca = s
+        .tls
+        .ca_file
+        .as_ref()
+        .map_or_else(String::new, |f| format!(", CA file {}", f.display()));
+    format!(
+        "logging in as {}{database} at {}:{}, TLS mode {}{ca}",
+        s.user,
+        s.host,
+        s.port,
+        s.tls.mode.as_str()
+    )
 }
 
 /// After a failure the server still answers (it refused a write, rejected a statement):

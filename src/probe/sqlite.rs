@@ -8,9 +8,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
+use super::trace::{beat_text, flag_text, read_only_text};
 use super::{
     Beat, Failure, FlagValue, Identity, LostWrites, Phase, PhaseRunner, ProbeContext, ProbeFuture,
-    Prober, Reason,
+    Prober, Reason, Trace,
 };
 use crate::config::{Check, ConnectionMode, TargetConfig};
 use crate::time::Timestamp;
@@ -78,13 +79,26 @@ impl SqliteProber {
 
     /// Opens the file, or keeps the open connection in `reuse` mode while the path still
     /// names the same file.
-    async fn connect(&mut self, busy_timeout: Duration) -> Result<(), Failure> {
+    async fn connect(&mut self, busy_timeout: Duration, trace: &Trace) -> Result<(), Failure> {
         let current = self.file_id().await?;
         if let (Some(open), Some(id)) = (&self.open, current) {
             if open.file == id {
+                trace.note(|| "reusing the connection kept from the last probe".to_owned());
                 return Ok(());
             }
         }
+        trace.note(|| {
+            format!(
+                "opening {} (busy timeout {}{})",
+                self.path.display(),
+                super::seconds(busy_timeout),
+                if self.create {
+                    ", created when missing"
+                } else {
+                    ""
+                }
+            )
+        });
         self.open = None;
         if current.is_none() && !self.create {
             return Err(Failure::new(
@@ -125,12 +139,13 @@ impl SqliteProber {
 impl Prober for SqliteProber {
     fn probe<'a>(&'a mut self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(async move {
-            let mut run = PhaseRunner::new(ctx.timeout);
+            let trace = &ctx.trace;
+            let mut run = PhaseRunner::new(ctx.timeout, trace);
             // SQLite waits for locks itself; give up just before our own deadline so that a
             // held lock is reported as `locked`, not as a generic timeout.
             let busy_timeout = ctx.timeout.mul_f64(0.8);
             if run
-                .run(Phase::Connect, self.connect(busy_timeout))
+                .run(Phase::Connect, self.connect(busy_timeout, trace))
                 .await
                 .is_none()
             {
@@ -145,7 +160,10 @@ impl Prober for SqliteProber {
             let mut table_exists = false;
             if checks.contains(&Check::Read) {
                 match run
-                    .run(Phase::Read, read(&mut open.conn, &target, &ctx.beat_row))
+                    .run(
+                        Phase::Read,
+                        read(&mut open.conn, &target, &ctx.beat_row, trace),
+                    )
                     .await
                 {
                     Some((exists, own)) => {
@@ -160,7 +178,7 @@ impl Prober for SqliteProber {
                             self.lost = Some(lost);
                         }
                     }
-                    None => return self.finish(run, None, None).await,
+                    None => return self.finish(run, None, None, trace).await,
                 }
             }
 
@@ -170,7 +188,14 @@ impl Prober for SqliteProber {
                 let written = run
                     .run(
                         Phase::Write,
-                        write(&mut open.conn, &target, &ctx.beat_row, beat, table_exists),
+                        write(
+                            &mut open.conn,
+                            &target,
+                            &ctx.beat_row,
+                            beat,
+                            table_exists,
+                            trace,
+                        ),
                     )
                     .await;
                 if written.is_some() {
@@ -183,18 +208,25 @@ impl Prober for SqliteProber {
                     (None, _) => None,
                 };
             } else if let Some(ro) = run
-                .run(Phase::ReadOnly, probe_read_only(&mut open.conn))
+                .run(Phase::ReadOnly, probe_read_only(&mut open.conn, trace))
                 .await
             {
                 read_only = ro;
             }
+            trace.note(|| read_only_text(read_only));
 
             let open = self.open.as_ref().expect("connection checked above");
             let identity = Identity {
                 key: format!("dev={} ino={}", open.file.dev, open.file.ino),
                 version: open.version.clone(),
             };
-            self.finish(run, read_only, Some(identity)).await
+            trace.note(|| {
+                format!(
+                    "identity: {}, SQLite version {}",
+                    identity.key, identity.version
+                )
+            });
+            self.finish(run, read_only, Some(identity), trace).await
         })
     }
 }
@@ -205,9 +237,11 @@ impl SqliteProber {
         run: PhaseRunner,
         read_only: Option<bool>,
         identity: Option<Identity>,
+        trace: &Trace,
     ) -> super::ProbeReport {
         let mut flag = None;
         if let (Some(open), Some(sql)) = (self.open.as_mut(), &self.maintenance_query) {
+            trace.note(|| format!("query: {sql}"));
             let query = async {
                 let row = sqlx::query(sql.as_str())
                     .fetch_optional(&mut open.conn)
@@ -216,14 +250,15 @@ impl SqliteProber {
                 row.as_ref()
                     .map_or(Ok(FlagValue::Missing), super::flag_value)
             };
-            flag = Some(
-                super::bounded(run.remaining(), "maintenance_query", query)
-                    .await
-                    .and_then(FlagValue::truthy),
-            );
+            let read = super::bounded(run.remaining(), "maintenance_query", query)
+                .await
+                .and_then(FlagValue::truthy);
+            trace.note(|| flag_text(&read));
+            flag = Some(read);
         }
         if !self.reuse {
             if let Some(open) = self.open.take() {
+                trace.note(|| "closing the file".to_owned());
                 let budget = run.remaining().max(Duration::from_millis(100));
                 let _ = tokio::time::timeout(budget, open.conn.close()).await;
             }
@@ -242,7 +277,9 @@ async fn read(
     conn: &mut SqliteConnection,
     target: &str,
     instance: &str,
+    trace: &Trace,
 ) -> Result<(bool, Option<Beat>), Failure> {
+    trace.note(|| "query: SELECT 1".to_owned());
     let one: i64 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&mut *conn)
         .await
@@ -253,15 +290,19 @@ async fn read(
             format!("SELECT 1 returned {one}"),
         ));
     }
-    let exists: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dbvigil_heartbeat'",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(failure)?;
+    const EXISTS: &str =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'dbvigil_heartbeat'";
+    trace.note(|| format!("query: {EXISTS}"));
+    let exists: i64 = sqlx::query_scalar(EXISTS)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failure)?;
     let own = if exists > 0 {
-        read_beat(conn, target, instance).await?
+        let own = read_beat(conn, target, instance, trace).await?;
+        trace.note(|| format!("heartbeat row ({target}, {instance}): {}", beat_text(own)));
+        own
     } else {
+        trace.note(|| "the heartbeat table does not exist yet".to_owned());
         None
     };
     Ok((exists > 0, own))
@@ -271,15 +312,17 @@ async fn read_beat(
     conn: &mut SqliteConnection,
     target: &str,
     instance: &str,
+    trace: &Trace,
 ) -> Result<Option<Beat>, Failure> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?",
-    )
-    .bind(target)
-    .bind(instance)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(failure)?;
+    const READ: &str =
+        "SELECT seq, beat_at_ms FROM dbvigil_heartbeat WHERE target = ? AND instance = ?";
+    trace.note(|| format!("query: {READ} with ({target}, {instance})"));
+    let row: Option<(i64, i64)> = sqlx::query_as(READ)
+        .bind(target)
+        .bind(instance)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failure)?;
     Ok(row.map(|(seq, at_ms)| Beat {
         seq,
         at: Timestamp::from_millis(at_ms),
@@ -293,37 +336,48 @@ async fn write(
     instance: &str,
     beat: Beat,
     table_exists: bool,
+    trace: &Trace,
 ) -> Result<(), Failure> {
     if !table_exists {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS dbvigil_heartbeat (
+        const CREATE: &str = "CREATE TABLE IF NOT EXISTS dbvigil_heartbeat (
                 target TEXT NOT NULL,
                 instance TEXT NOT NULL,
                 seq INTEGER NOT NULL,
                 beat_at_ms INTEGER NOT NULL,
-                PRIMARY KEY (target, instance))",
+                PRIMARY KEY (target, instance))";
+        trace.note(|| format!("query: {CREATE}"));
+        sqlx::query(CREATE)
+            .execute(&mut *conn)
+            .await
+            .map_err(failure)?;
+    }
+    const WRITE: &str = "INSERT INTO dbvigil_heartbeat (target, instance, seq, beat_at_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT (target, instance) DO UPDATE SET seq = excluded.seq, beat_at_ms = excluded.beat_at_ms";
+    trace.note(|| {
+        format!(
+            "query: {WRITE} with ({target}, {instance}, {}, {})",
+            beat.seq,
+            beat.at.as_millis()
         )
+    });
+    sqlx::query(WRITE)
+        .bind(target)
+        .bind(instance)
+        .bind(beat.seq)
+        .bind(beat.at.as_millis())
         .execute(&mut *conn)
         .await
         .map_err(failure)?;
-    }
-    sqlx::query(
-        "INSERT INTO dbvigil_heartbeat (target, instance, seq, beat_at_ms) VALUES (?, ?, ?, ?)
-         ON CONFLICT (target, instance) DO UPDATE SET seq = excluded.seq, beat_at_ms = excluded.beat_at_ms",
-    )
-    .bind(target)
-    .bind(instance)
-    .bind(beat.seq)
-    .bind(beat.at.as_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(failure)?;
-    beat.verify(read_beat(conn, target, instance).await?)
+    beat.verify(read_beat(conn, target, instance, trace).await?)
 }
 
 /// Without a write check, asks for a write lock and releases it at once: SQLite refuses
 /// with SQLITE_READONLY on a read-only database. `None` when another writer holds the lock.
-async fn probe_read_only(conn: &mut SqliteConnection) -> Result<Option<bool>, Failure> {
+async fn probe_read_only(
+    conn: &mut SqliteConnection,
+    trace: &Trace,
+) -> Result<Option<bool>, Failure> {
+    trace.note(|| "query: BEGIN IMMEDIATE, then ROLLBACK".to_owned());
     match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         Ok(_) => {
             sqlx::query("ROLLBACK")

@@ -20,9 +20,12 @@ impl TcpProber {
 impl Prober for TcpProber {
     fn probe<'a>(&'a mut self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(async move {
-            let mut run = PhaseRunner::new(ctx.timeout);
-            run.run(Phase::Tcp, net::tcp_connect(&self.host, self.port))
-                .await;
+            let mut run = PhaseRunner::new(ctx.timeout, &ctx.trace);
+            run.run(
+                Phase::Tcp,
+                net::tcp_connect(&self.host, self.port, &ctx.trace),
+            )
+            .await;
             run.finish(None, None)
         })
     }
