@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,7 @@ use crate::config::{
 use crate::groups::GroupSet;
 use crate::maintenance::{self, AppFlag, Maintenance, Window};
 use crate::runner::{TargetHandle, TargetRunner};
+use crate::silences::{self, Silences, SyncStatus};
 
 /// How the exporter finds its configuration.
 #[derive(Debug, Clone)]
@@ -134,6 +136,11 @@ struct Inner {
     /// The groups the probe tasks feed: the current generation's, swapped with it.
     groups: Arc<ArcSwap<GroupSet>>,
     maintenance: Maintenance,
+    silences: Silences,
+    /// Wakes the silences loop when a window changed.
+    silences_wake: tokio::sync::Notify,
+    /// The active windows and their ends as of the last tick, to tell when they change.
+    open_windows: std::sync::Mutex<Vec<(String, Option<Timestamp>)>>,
     reload_status: ArcSwap<ReloadStatus>,
     /// Serialises reloads; never taken by readers.
     reload_lock: tokio::sync::Mutex<()>,
@@ -235,6 +242,9 @@ impl Exporter {
                 web: ArcSwap::from_pointee(web),
                 groups,
                 maintenance,
+                silences: Silences::default(),
+                silences_wake: tokio::sync::Notify::new(),
+                open_windows: Default::default(),
                 reload_status: ArcSwap::from_pointee(ReloadStatus {
                     successful: true,
                     last_success_at: Timestamp::now(),
@@ -257,6 +267,11 @@ impl Exporter {
             .inner
             .tracker
             .spawn(async move { looping.discovery_loop().await });
+        let looping = exporter.clone();
+        exporter
+            .inner
+            .tracker
+            .spawn(async move { looping.silences_loop().await });
         Ok(exporter)
     }
 
@@ -282,6 +297,55 @@ impl Exporter {
         let now = Timestamp::now();
         let windows = self.maintenance_windows(now);
         self.inner.maintenance.tick(&windows, now);
+        // A window that opened, moved or ended wants its silences changed now, not at the
+        // next sync.
+        let open: Vec<(String, Option<Timestamp>)> = windows
+            .iter()
+            .filter(|w| w.is_active(now))
+            .map(|w| (w.id.clone(), w.end()))
+            .collect();
+        let mut last = self.inner.open_windows.lock().expect("no panic holds it");
+        if *last != open {
+            *last = open;
+            self.inner.silences_wake.notify_one();
+        }
+    }
+
+    /// One step of the silences loop: the silences the open windows want, made so in
+    /// Alertmanager. Tests call it to skip the wait.
+    pub async fn silences_step(&self) {
+        let now = Timestamp::now();
+        let windows = self.maintenance_windows(now);
+        self.inner
+            .silences
+            .step(&self.config(), &windows, now)
+            .await;
+    }
+
+    /// How the silences in Alertmanager stand, as of the last step; from memory.
+    pub fn silences(&self) -> Arc<SyncStatus> {
+        self.inner.silences.status()
+    }
+
+    async fn silences_loop(self) {
+        loop {
+            let wait = match &self.config().alertmanager {
+                None => None,
+                Some(am) if self.silences().error.is_some() => {
+                    Some(silences::retry_after(am.sync_interval))
+                }
+                Some(am) => Some(am.sync_interval),
+            };
+            // Without `alertmanager:`, only a window change or a reload (which changes
+            // windows' tick) wakes it.
+            let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600)));
+            tokio::select! {
+                _ = self.inner.cancel.cancelled() => break,
+                _ = self.inner.silences_wake.notified() => {}
+                _ = sleep => {}
+            }
+            self.silences_step().await;
+        }
     }
 
     async fn maintenance_loop(self) {

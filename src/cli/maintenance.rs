@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use hyper::Method;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{ExporterArgs, Reply};

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use hyper::Method;
+use reqwest::Method;
 use serde_json::Value;
 
 use super::client::{ExporterArgs, Reply};

@@ -5,10 +5,12 @@
 //! sees, already checked. This file is the schema's top (the file's sections, where a
 //! configuration comes from); each section is checked in its own module.
 
+mod alertmanager;
 mod discovery;
 mod endpoint;
 mod error;
 mod groups;
+pub mod http_client;
 mod maintenance;
 mod migrations;
 mod shard;
@@ -22,10 +24,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use alertmanager::{AlertmanagerConfig, MatchOp, Matcher, ScopeSilence};
 pub use discovery::{DEFAULT_REFRESH, Discovered, DiscoveryFiles, FileStatus, Notice, TargetFiles};
 pub use endpoint::{Endpoint, Server, Tls, TlsMode};
 pub use error::ConfigError;
 pub use groups::{Eligibility, GroupConfig, Policy};
+pub use http_client::HttpClientConfig;
 pub use maintenance::{
     ALL_SCOPE, MaintenanceConfig, ScheduleConfig, ShortEnvToken, StateConfig, TOKEN_ENV, Token,
     When,
@@ -54,6 +58,8 @@ pub struct Config {
     pub groups: Vec<GroupConfig>,
     pub maintenance: MaintenanceConfig,
     pub state: StateConfig,
+    /// Where windows become silences; `None`: they stay dbvigil's own.
+    pub alertmanager: Option<AlertmanagerConfig>,
 }
 
 impl Config {
@@ -133,6 +139,7 @@ pub fn builtin(data_dir: &Path, instance: &str) -> Result<Config, ConfigError> {
         groups: Vec::new(),
         maintenance,
         state: StateConfig::default(),
+        alertmanager: None,
     })
 }
 
@@ -185,6 +192,7 @@ mod raw {
         pub maintenance: super::maintenance::raw::Maintenance,
         #[serde(default)]
         pub state: super::maintenance::raw::State,
+        pub alertmanager: Option<super::alertmanager::raw::Alertmanager>,
     }
 
     #[derive(Deserialize, Default)]
@@ -236,6 +244,16 @@ impl Validator<'_> {
         };
         let maintenance = checker.maintenance(raw.maintenance, &targets, &groups)?;
         let state = checker.state(raw.state)?;
+        let alertmanager = match raw.alertmanager {
+            None => None,
+            Some(a) => Some(
+                alertmanager::Checker {
+                    file: self.file,
+                    base: self.base,
+                }
+                .alertmanager(a, &targets, &groups)?,
+            ),
+        };
         Ok(Config {
             instance,
             targets,
@@ -243,6 +261,7 @@ impl Validator<'_> {
             groups,
             maintenance,
             state,
+            alertmanager,
         })
     }
 }

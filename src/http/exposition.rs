@@ -22,7 +22,7 @@ use super::{AppState, text};
 use crate::exporter::Exporter;
 use crate::metrics::{
     self, CLASSIC_CONTENT_TYPE, Format, MaintenanceScrape, OPENMETRICS_CONTENT_TYPE, ReloadScrape,
-    Scrape, ShardScrape,
+    Scrape, ShardScrape, SilencesScrape,
 };
 use crate::time::Timestamp;
 
@@ -109,6 +109,16 @@ fn scrape(exporter: &Exporter) -> Scrape {
             stored: exporter.maintenance().stored(),
             config: generation.config.clone(),
             now,
+        },
+        silences: {
+            let status = exporter.silences();
+            status.configured.then(|| SilencesScrape {
+                synced: status.error.is_none() && status.last_success.is_some(),
+                last_success_at: status.last_success,
+                failures: status.failures,
+                in_place: status.in_place(),
+                missing: status.missing(),
+            })
         },
         migrations: generation
             .targets

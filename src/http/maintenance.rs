@@ -16,6 +16,7 @@ use crate::config::{Config, TOKEN_ENV, Token};
 use crate::maintenance::{
     self, Actor, Coverage, Extension, Length, MaintenanceError, StartRequest, Window,
 };
+use crate::silences::SyncStatus;
 use crate::time::Timestamp;
 
 pub fn json_error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
@@ -249,7 +250,7 @@ pub async fn start(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
             s.exporter.maintenance_tick();
             let mut r = (
                 StatusCode::CREATED,
-                axum::Json(window_json(&w, Timestamp::now())),
+                axum::Json(window_json(&w, Timestamp::now(), &s.exporter.silences())),
             )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/maintenance/{}", w.id)) {
@@ -293,7 +294,7 @@ pub async fn extend(
     match result {
         Ok(w) => {
             s.exporter.maintenance_tick();
-            axum::Json(window_json(&w, Timestamp::now())).into_response()
+            axum::Json(window_json(&w, Timestamp::now(), &s.exporter.silences())).into_response()
         }
         Err(e) => refused(e),
     }
@@ -319,7 +320,7 @@ pub async fn end(
     {
         Ok(w) => {
             s.exporter.maintenance_tick();
-            axum::Json(window_json(&w, Timestamp::now())).into_response()
+            axum::Json(window_json(&w, Timestamp::now(), &s.exporter.silences())).into_response()
         }
         Err(e) => refused(e),
     }
@@ -335,7 +336,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
         .into_iter()
         .find(|w| w.id == id && w.source != maintenance::Source::Api)
     {
-        return axum::Json(window_json(&w, now)).into_response();
+        return axum::Json(window_json(&w, now, &s.exporter.silences())).into_response();
     }
     if id.starts_with("schedule:") || id.starts_with("app:") {
         return json_error(
@@ -345,7 +346,7 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Response 
         );
     }
     match s.exporter.maintenance().get(&id).await {
-        Ok(w) => axum::Json(window_json(&w, now)).into_response(),
+        Ok(w) => axum::Json(window_json(&w, now, &s.exporter.silences())).into_response(),
         Err(e) => refused(e),
     }
 }
@@ -383,6 +384,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
             );
         }
     }
+    let silences = s.exporter.silences();
     let shown: Vec<Value> = windows
         .iter()
         .filter(|w| {
@@ -395,7 +397,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
                 .as_ref()
                 .is_none_or(|st| w.state(now).as_str() == st)
         })
-        .map(|w| window_json(w, now))
+        .map(|w| window_json(w, now, &silences))
         .collect();
     let stored = s.exporter.maintenance().stored();
     axum::Json(json!({
@@ -406,6 +408,13 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
             "error": stored.error,
             "refreshed_at": stored.refreshed_at.map(|t| t.to_string()),
         },
+        "alertmanager": silences.configured.then(|| json!({
+            "ok": silences.error.is_none() && silences.last_success.is_some(),
+            "error": silences.error,
+            "url": silences.alertmanager,
+            "last_attempt_at": silences.last_attempt.map(|t| t.to_string()),
+            "last_success_at": silences.last_success.map(|t| t.to_string()),
+        })),
         "windows": shown,
     }))
     .into_response()
@@ -496,7 +505,8 @@ fn gate_answer(scope: &str, c: &Coverage<'_>, status: StatusCode) -> Response {
         .into_response()
 }
 
-pub fn window_json(w: &Window, now: Timestamp) -> Value {
+/// A window as the API shows it; `silences` are those Alertmanager holds (or should) for it.
+pub fn window_json(w: &Window, now: Timestamp, silences: &SyncStatus) -> Value {
     let state = w.state(now);
     json!({
         "id": w.id,
@@ -514,6 +524,12 @@ pub fn window_json(w: &Window, now: Timestamp) -> Value {
             (maintenance::WindowState::Active, Some(end)) => Some((end.since(now).as_millis() as u64).div_ceil(1000)),
             _ => None,
         },
+        "silences": silences.for_window(&w.id).map(|s| json!({
+            "matchers": s.matchers,
+            "id": s.id,
+            "ends_at": s.ends_at.to_string(),
+            "error": s.error,
+        })).collect::<Vec<_>>(),
         "events": w.events.iter().map(|e| json!({
             "at": e.at.to_string(),
             "action": e.action.as_str(),

@@ -44,6 +44,8 @@ pub struct Scrape {
     /// Each discovery file's state as of the last refresh.
     pub target_files: Arc<Vec<FileStatus>>,
     pub maintenance: MaintenanceScrape,
+    /// Maintenance silences in Alertmanager; `None` without `alertmanager:`.
+    pub silences: Option<SilencesScrape>,
     /// Targets with `migrations` configured.
     pub migrations: Vec<MigrationScrape>,
     pub now: Timestamp,
@@ -64,6 +66,18 @@ pub struct ShardScrape {
 pub struct ReloadScrape {
     pub successful: bool,
     pub last_success_at: Timestamp,
+}
+
+/// How the windows' silences in Alertmanager stand, as of the last sync.
+#[derive(Debug, Clone, Copy)]
+pub struct SilencesScrape {
+    /// The last sync put every wanted silence in place.
+    pub synced: bool,
+    pub last_success_at: Option<Timestamp>,
+    pub failures: u64,
+    /// Silences the open windows want that Alertmanager holds, and those it does not yet.
+    pub in_place: usize,
+    pub missing: usize,
 }
 
 /// Maintenance windows as this scrape sees them, all from memory.
@@ -323,6 +337,7 @@ impl Scrape {
         )?;
         self.write_groups(f)?;
         self.write_maintenance(f)?;
+        self.write_silences(f)?;
         self.write_migrations(f)
     }
 }
@@ -588,6 +603,38 @@ fn scope_labels<'a>(kinds: &ScopeKinds<'_>, scope: &'a str) -> SeriesLabels<'a> 
 }
 
 impl Scrape {
+    fn write_silences(&self, f: &mut impl Sink) -> std::fmt::Result {
+        let Some(s) = &self.silences else {
+            return Ok(());
+        };
+        f.single(
+            "dbvigil_alertmanager_sync_success",
+            "Whether the last sync with Alertmanager put every silence the open maintenance windows want in place (1), or failed (0): see the log and the windows' API answer.",
+            f64::from(u8::from(s.synced)),
+        )?;
+        f.single(
+            "dbvigil_alertmanager_last_sync_success_timestamp_seconds",
+            "When a sync with Alertmanager last succeeded, in seconds since the epoch; 0 before the first.",
+            s.last_success_at.map_or(0.0, Timestamp::as_secs_f64),
+        )?;
+        f.counter(
+            "dbvigil_alertmanager_sync_failures",
+            "Syncs with Alertmanager that failed (unreachable, refused, or a silence not created) since dbvigil started.",
+            [(pairs(&[]), CounterValue::Count(s.failures))],
+        )?;
+        // Two plain gauges, not one with a `state` label that targets' labels could clash with.
+        f.single(
+            "dbvigil_alertmanager_silences_in_place",
+            "Silences the open maintenance windows want that Alertmanager holds.",
+            s.in_place as f64,
+        )?;
+        f.single(
+            "dbvigil_alertmanager_silences_missing",
+            "Silences the open maintenance windows want that Alertmanager does not hold yet (it was unreachable or refused them).",
+            s.missing as f64,
+        )
+    }
+
     fn write_maintenance(&self, f: &mut impl Sink) -> std::fmt::Result {
         let m = &self.maintenance;
         let config = &m.config;

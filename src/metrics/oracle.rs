@@ -279,6 +279,13 @@ fn scrape() -> Scrape {
             config: config.clone(),
             now: Timestamp::from_millis(1_796_000_100_000),
         },
+        silences: Some(SilencesScrape {
+            synced: false,
+            last_success_at: Some(Timestamp::from_millis(1_796_000_050_500)),
+            failures: 3,
+            in_place: 2,
+            missing: 1,
+        }),
         migrations: migrations(&config.targets),
         now: at + Duration::from_secs(5),
     }

@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 client for the CLI's calls to a running exporter.
+//! The CLI's calls to a running exporter, through the shared outbound client (system CA
+//! store, proxies from the environment, `--http.config.file`).
 
 mod args;
 mod http_config;
@@ -6,14 +7,13 @@ mod http_config;
 use std::path::Path;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 pub use args::{ExporterArgs, TokenFileError};
-use http_config::HttpConfig;
 pub use http_config::HttpConfigError;
+
+use crate::outbound;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -31,11 +31,8 @@ pub enum CallError {
     NotHttp(String),
     #[error("--url {0:?} has no host")]
     NoHost(String),
-    #[error("cannot check the certificate of {name:?}: {error}")]
-    ServerName {
-        name: String,
-        error: rustls::pki_types::InvalidDnsNameError,
-    },
+    #[error("{0}")]
+    Client(#[from] outbound::ClientError),
     #[error("cannot reach dbvigil at {url}: {error}; is it running, and is --url right?")]
     Unreachable { url: String, error: String },
     #[error("dbvigil at {0} did not answer within {secs}s", secs = TIMEOUT.as_secs())]
@@ -45,14 +42,14 @@ pub enum CallError {
 /// A running exporter: its address, and how to get through its port.
 pub struct Client {
     url: String,
-    http: HttpConfig,
+    http: crate::config::HttpClientConfig,
 }
 
 impl Client {
     pub fn new(url: &str, http_config_file: Option<&Path>) -> Result<Client, HttpConfigError> {
         Ok(Client {
             url: url.to_owned(),
-            http: HttpConfig::load(http_config_file)?,
+            http: http_config::load(http_config_file)?,
         })
     }
 
@@ -64,118 +61,51 @@ impl Client {
         token: Option<&str>,
         body: Option<String>,
     ) -> Result<Reply, CallError> {
-        call(&self.url, &self.http, method, path, token, body).await
-    }
-}
-
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-async fn call(
-    base: &str,
-    http: &HttpConfig,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> Result<Reply, CallError> {
-    let url = url::Url::parse(base).map_err(|error| CallError::InvalidUrl {
-        url: base.to_owned(),
-        error,
-    })?;
-    let shown = without_credentials(&url, base);
-    let default_port = match url.scheme() {
-        "http" => 80,
-        "https" => 443,
-        _ => {
+        let url = url::Url::parse(&self.url).map_err(|error| CallError::InvalidUrl {
+            url: self.url.clone(),
+            error,
+        })?;
+        let shown = without_credentials(&url, &self.url);
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(CallError::NotHttp(shown));
         }
-    };
-    let host = url
-        .host_str()
-        .ok_or_else(|| CallError::NoHost(shown.clone()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = url.port().unwrap_or(default_port);
-    let https = url.scheme() == "https";
-    let default_tls;
-    let tls = match (&http.tls, https) {
-        (Some((connector, name)), true) => Some((connector, name.clone().unwrap_or(host.clone()))),
-        (None, true) => {
-            default_tls = http_config::public_roots_connector();
-            Some((&default_tls, host.clone()))
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(CallError::NoHost(shown));
         }
-        (_, false) => None,
-    };
-    let server_name = match &tls {
-        Some((_, name)) => Some(
-            rustls::pki_types::ServerName::try_from(name.clone()).map_err(|error| {
-                CallError::ServerName {
-                    name: name.clone(),
-                    error,
-                }
-            })?,
-        ),
-        None => None,
-    };
-    let full_path = format!("{}{}", url.path().trim_end_matches('/'), path);
-    let work = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let stream: Box<dyn Io> = match (tls, server_name) {
-            (Some((connector, _)), Some(name)) => Box::new(
-                connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?,
-            ),
-            _ => Box::new(tcp),
-        };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(&full_path)
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .header(hyper::header::ACCEPT, "application/json");
-        if let Some(basic) = &http.basic_auth {
-            req = req.header(hyper::header::AUTHORIZATION, basic);
-        }
+        let mut full = url.clone();
+        // Credentials in --url are never sent: they belong in --http.config.file.
+        let _ = full.set_username("");
+        let _ = full.set_password(None);
+        full.set_path(&format!("{}{}", url.path().trim_end_matches('/'), path));
+        let client = outbound::Client::new(&self.http, TIMEOUT)?;
+        let mut request = client
+            .request(method, full)
+            .header(ACCEPT, "application/json");
         if let Some(t) = token {
-            req = match http.basic_auth {
+            request = if client.has_basic_auth() {
                 // Authorization carries the port's credentials; the token goes beside it.
-                Some(_) => req.header("X-Dbvigil-Token", t),
-                None => req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}")),
+                request.header("X-Dbvigil-Token", t)
+            } else {
+                request.header(AUTHORIZATION, format!("Bearer {t}"))
             };
         }
-        let req = match body {
-            Some(b) => req
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(b))),
-            None => req.body(Full::new(Bytes::new())),
+        if let Some(b) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(b);
         }
-        .map_err(|e| e.to_string())?;
-        let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        let bytes = res
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok::<_, String>(Reply {
-            status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
-    };
-    match tokio::time::timeout(TIMEOUT, work).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(error)) => Err(CallError::Unreachable { url: shown, error }),
-        Err(_) => Err(CallError::Timeout(shown)),
+        let unreachable = |e: reqwest::Error| {
+            if e.is_timeout() {
+                CallError::Timeout(shown.clone())
+            } else {
+                CallError::Unreachable {
+                    url: shown.clone(),
+                    error: outbound::describe(&e),
+                }
+            }
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(unreachable)?;
+        Ok(Reply { status, body })
     }
 }
 

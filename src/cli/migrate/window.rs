@@ -1,6 +1,6 @@
 //! `run --maintenance`: a window on a running exporter around the run.
 
-use hyper::Method;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::args::RunArgs;
