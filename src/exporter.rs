@@ -314,11 +314,12 @@ impl Exporter {
     /// One step of the silences loop: the silences the open windows want, made so in
     /// Alertmanager. Tests call it to skip the wait.
     pub async fn silences_step(&self) {
-        let now = Timestamp::now();
-        let windows = self.maintenance_windows(now);
         self.inner
             .silences
-            .step(&self.config(), &windows, now)
+            .step(|| {
+                let now = Timestamp::now();
+                (self.config(), self.maintenance_windows(now), now)
+            })
             .await;
     }
 

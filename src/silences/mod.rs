@@ -67,6 +67,8 @@ pub struct SilenceState {
 #[derive(Default)]
 pub struct Silences {
     status: ArcSwap<SyncStatus>,
+    /// Held through a step, so a slow step never stores its older view over a newer one's.
+    stepping: tokio::sync::Mutex<()>,
     /// The client for the configuration it was built from; taken by steps only.
     cluster: Mutex<Option<(AlertmanagerConfig, Arc<Cluster>)>>,
 }
@@ -76,8 +78,12 @@ impl Silences {
         self.status.load_full()
     }
 
-    /// One comparison of wanted and held silences, and the changes it calls for.
-    pub async fn step(&self, config: &Config, windows: &[Window], now: Timestamp) {
+    /// One comparison of wanted and held silences, and the changes it calls for. `view`
+    /// gives the configuration, the windows and the time, read once the step's turn came.
+    pub async fn step(&self, view: impl FnOnce() -> (Arc<Config>, Vec<Window>, Timestamp)) {
+        let _one_at_a_time = self.stepping.lock().await;
+        let (config, windows, now) = view();
+        let (config, windows) = (config.as_ref(), windows.as_slice());
         let previous = self.status();
         let Some(am) = &config.alertmanager else {
             self.status.store(Arc::new(SyncStatus::default()));
@@ -103,7 +109,16 @@ impl Silences {
                 .collect(),
         };
         match self.cluster(am) {
-            Ok(cluster) => sync(&cluster, config, am, &wanted, now, &mut status).await,
+            Ok(cluster) => {
+                let plan = Plan {
+                    config,
+                    am,
+                    windows,
+                    wanted: &wanted,
+                    now,
+                };
+                sync(&cluster, &plan, &mut status).await
+            }
             Err(e) => status.error = Some(e),
         }
         for s in status.silences.iter_mut().filter(|s| s.id.is_none()) {
@@ -147,14 +162,23 @@ pub fn retry_after(sync_interval: Duration) -> Duration {
     sync_interval.min(Duration::from_secs(5))
 }
 
-async fn sync(
-    cluster: &Cluster,
-    config: &Config,
-    am: &AlertmanagerConfig,
-    wanted: &[plan::Wanted],
+/// What one step works from.
+struct Plan<'a> {
+    config: &'a Config,
+    am: &'a AlertmanagerConfig,
+    windows: &'a [Window],
+    wanted: &'a [plan::Wanted],
     now: Timestamp,
-    status: &mut SyncStatus,
-) {
+}
+
+async fn sync(cluster: &Cluster, plan: &Plan<'_>, status: &mut SyncStatus) {
+    let Plan {
+        config,
+        am,
+        windows,
+        wanted,
+        now,
+    } = *plan;
     let (member, held) = match cluster.list().await {
         Ok(v) => v,
         Err(e) => {
@@ -201,8 +225,8 @@ async fn sync(
     }
     // Silences of windows that ended (or whose matchers the configuration no longer
     // lists) end now. Scopes this replica does not know belong to another shard's.
-    for (s, _, scope, _) in &ours {
-        if !claimed.contains(s.id.as_str()) && config.is_scope(scope) {
+    for (s, window, scope, _) in &ours {
+        if !claimed.contains(s.id.as_str()) && config.is_scope(scope) && is_over(window, windows) {
             match cluster.expire(member, &s.id).await {
                 Ok(()) => {
                     tracing::info!(silence = %s.id, "maintenance window over: its silence expired")
@@ -270,6 +294,18 @@ async fn keep(
         .map_err(|e| e.to_string())?;
     tracing::info!(window = %w.window, silence = %id, ends_at = %w.ends_at, "maintenance silence moved to the window's end");
     Ok(id)
+}
+
+/// Whether a silence's window is over as this replica knows it. A window it does not know
+/// may be one its store has not shown it yet (another replica just opened it): its silence
+/// stays, bounded by its own end. Application windows are the exception: they are listed
+/// only while their flag is set, so an unknown one has cleared (a replica that has not read
+/// the flag yet may end it early; the replica that has recreates it at its next step).
+fn is_over(window: &str, windows: &[Window]) -> bool {
+    match windows.iter().find(|w| w.id == window) {
+        Some(_) => true,
+        None => window.starts_with("app:"),
+    }
 }
 
 fn matchers_text(matchers: &[Matcher]) -> String {
