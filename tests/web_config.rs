@@ -983,6 +983,14 @@ fn webish() -> impl proptest::strategy::Strategy<Value = String> {
         Just("  alice: ".to_owned()),
         Just("'$2b$04$".to_owned()),
         Just("    X-Frame-Options: ".to_owned()),
+        Just("  cert: |\n    -----BEGIN CERTIFICATE-----\n".to_owned()),
+        Just("  key: ".to_owned()),
+        Just("  client_ca: ".to_owned()),
+        Just("  client_allowed_sans: [".to_owned()),
+        Just("rate_limit:\n".to_owned()),
+        Just("  interval: ".to_owned()),
+        Just("1.5s\n".to_owned()),
+        Just("  burst: ".to_owned()),
         Just("&a ".to_owned()),
         Just("*a".to_owned()),
         "[ -~]{0,8}".prop_map(|s| s),
@@ -1075,13 +1083,14 @@ async fn prometheus_scrapes_over_mutual_tls_with_basic_auth() {
     e.stop().await;
 }
 
-/// `http_server_config.headers` are added to every answer and replace dbvigil's defaults.
+/// `http_server_config.headers` are added to every answer and replace dbvigil's defaults;
+/// an empty value removes the header.
 #[tokio::test]
 async fn configured_headers_replace_the_defaults_on_every_answer() {
     let dir = tempdir();
     let e = exporter(
         dir.path(),
-        "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n",
+        "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n    Content-Security-Policy: ''\n",
     )
     .await;
     for path in ["/", "/metrics", "/api/v1/targets", "/no-such-page"] {
@@ -1096,6 +1105,11 @@ async fn configured_headers_replace_the_defaults_on_every_answer() {
             r.header("x-content-type-options"),
             Some("nosniff"),
             "{path}: the other defaults stay"
+        );
+        assert_eq!(
+            r.header("content-security-policy"),
+            None,
+            "{path}: an empty value removes the header"
         );
     }
     e.stop().await;
