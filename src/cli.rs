@@ -5,6 +5,7 @@ mod check_config;
 mod client;
 mod hash_password;
 mod host;
+mod listen;
 mod logging;
 mod maintenance;
 mod migrate;
@@ -20,7 +21,6 @@ use clap::{Args, Parser, Subcommand};
 pub use host::hostname;
 use host::user_at_host;
 pub use logging::{LogFormat, LogLevel};
-pub use serve::{ListenAddressError, parse_listen_address};
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -80,9 +80,12 @@ pub struct RunArgs {
         default_value = "./dbvigil-data"
     )]
     pub data_dir: PathBuf,
-    /// Address to listen on: host:port, or :port for every interface.
+    /// Address to listen on: host:port, or :port for every address, IPv6 and IPv4; repeat the flag for more.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
-    pub listen_address: String,
+    pub listen_addresses: Vec<String>,
+    /// Serve on the sockets systemd passes (socket activation) instead of --web.listen-address.
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
     /// Web configuration file (exporter-toolkit format): TLS and basic auth for this port; re-read on reload.
     #[arg(
         long = "web.config.file",

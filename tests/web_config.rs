@@ -684,7 +684,59 @@ fn invalid_web_configs_are_refused_with_what_to_do() {
         ),
         (
             "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cert: inline\n",
-            "unknown field `cert`",
+            "4:9: cert and cert_file are both set: keep one (cert holds the PEM text itself, cert_file names a PEM file)",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  key: inline\n",
+            "4:8: key and key_file are both set: keep one",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_ca: inline\n",
+            "6:14: client_ca and client_ca_file are both set: keep one",
+        ),
+        (
+            "tls_server_config:\n  client_auth_type: RequireAndVerifyClientCert\n",
+            "2:21: client_auth_type is set but cert_file is not: TLS needs the server's certificate and key",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_allowed_sans: [prometheus]\n",
+            "4:25: client_allowed_sans is set but client_auth_type is NoClientCert: no client certificate is asked for",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: []\n",
+            "client_allowed_sans is an empty list, which no client certificate can match",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  curve_preferences: [CurveP521]\n",
+            "4:23: curve \"CurveP521\" is not offered: dbvigil's TLS library (rustls with ring) has no P-521 key exchange",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n",
+            "4:19: cipher suite \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" is not offered: dbvigil's TLS library (rustls) implements no CBC-mode suite",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: 0\n",
+            "3:10: rate_limit burst 0 would refuse every request: set it to the requests allowed at once (at least 1)",
+        ),
+        (
+            "rate_limit:\n  interval: 1d\n  burst: 5\n",
+            "2:13: rate_limit interval \"1d\" is not a duration: write it as Go does, e.g. 1s, 500ms or 1m30s",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n",
+            "2:13: rate_limit has an interval but no burst",
+        ),
+        (
+            "rate_limit:\n  interval: 1s\n  burst: 5\n  wait: true\n",
+            "unknown field `wait`",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: DENY\n",
+            "3:22: X-Frame-Options cannot be \"DENY\": use deny or sameorigin",
+        ),
+        (
+            "http_server_config:\n  headers:\n    x-frame-options: deny\n",
+            "3:5: header \"x-frame-options\" cannot be set here: write it as X-Frame-Options",
         ),
         (
             "basic_auth_users:\n  alice: secret\n",
@@ -712,8 +764,10 @@ fn invalid_web_configs_are_refused_with_what_to_do() {
             err.contains(expected),
             "{yaml}\nwanted {expected:?} in {err}"
         );
-        // Go still offers TLS 1.1; rustls does not, so only dbvigil refuses it.
-        if promtool && !expected.contains("TLS11") {
+        // Go still offers TLS 1.1, P-521 and CBC suites; rustls does not, so only dbvigil
+        // refuses them (README.md says so).
+        let dbvigil_only = ["TLS11", "CurveP521", "CBC_SHA"];
+        if promtool && !dbvigil_only.iter().any(|k| expected.contains(k)) {
             let out = Command::new("promtool")
                 .args(["check", "web-config"])
                 .arg(&file)
@@ -929,6 +983,14 @@ fn webish() -> impl proptest::strategy::Strategy<Value = String> {
         Just("  alice: ".to_owned()),
         Just("'$2b$04$".to_owned()),
         Just("    X-Frame-Options: ".to_owned()),
+        Just("  cert: |\n    -----BEGIN CERTIFICATE-----\n".to_owned()),
+        Just("  key: ".to_owned()),
+        Just("  client_ca: ".to_owned()),
+        Just("  client_allowed_sans: [".to_owned()),
+        Just("rate_limit:\n".to_owned()),
+        Just("  interval: ".to_owned()),
+        Just("1.5s\n".to_owned()),
+        Just("  burst: ".to_owned()),
         Just("&a ".to_owned()),
         Just("*a".to_owned()),
         "[ -~]{0,8}".prop_map(|s| s),
@@ -1021,13 +1083,14 @@ async fn prometheus_scrapes_over_mutual_tls_with_basic_auth() {
     e.stop().await;
 }
 
-/// `http_server_config.headers` are added to every answer and replace dbvigil's defaults.
+/// `http_server_config.headers` are added to every answer and replace dbvigil's defaults;
+/// an empty value removes the header.
 #[tokio::test]
 async fn configured_headers_replace_the_defaults_on_every_answer() {
     let dir = tempdir();
     let e = exporter(
         dir.path(),
-        "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n",
+        "http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n    Content-Security-Policy: ''\n",
     )
     .await;
     for path in ["/", "/metrics", "/api/v1/targets", "/no-such-page"] {
@@ -1043,6 +1106,437 @@ async fn configured_headers_replace_the_defaults_on_every_answer() {
             Some("nosniff"),
             "{path}: the other defaults stay"
         );
+        assert_eq!(
+            r.header("content-security-policy"),
+            None,
+            "{path}: an empty value removes the header"
+        );
     }
     e.stop().await;
+}
+
+/// Keys newer than the exporter-toolkit in Debian's promtool 2.42, with the type its
+/// message names: that promtool refuses a file with them, key by key.
+const NEWER_KEYS: &[(&str, &str)] = &[
+    ("rate_limit", "web.Config"),
+    ("client_allowed_sans", "web.TLSConfig"),
+    ("cert", "web.TLSConfig"),
+    ("key", "web.TLSConfig"),
+    ("client_ca", "web.TLSConfig"),
+];
+
+/// The newer keys of a YAML file: (line number, key, type promtool names).
+fn newer_keys(yaml: &str) -> Vec<(usize, &'static str, &'static str)> {
+    yaml.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let indent = line.len() - line.trim_start().len();
+            let key = line.trim_start().split(':').next()?;
+            NEWER_KEYS
+                .iter()
+                .find(|(k, ty)| *k == key && (indent == 0) == (*ty == "web.Config"))
+                .map(|(k, ty)| (i + 1, *k, *ty))
+        })
+        .collect()
+}
+
+/// The file without the newer keys (and what is nested under them).
+fn without_newer_keys(yaml: &str) -> String {
+    let mut out = String::new();
+    let mut skipping: Option<usize> = None;
+    for (i, line) in yaml.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(depth) = skipping {
+            if line.trim().is_empty() || indent > depth {
+                continue;
+            }
+            skipping = None;
+        }
+        if newer_keys(yaml).iter().any(|(n, _, _)| *n == i + 1) {
+            skipping = Some(indent);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `promtool check web-config` agrees with dbvigil on a file dbvigil loads: a promtool
+/// that knows every key accepts it; Debian's 2.42 refuses exactly the keys its
+/// exporter-toolkit predates, line by line, and accepts the rest of the file (when
+/// `rest_alone` says the file still makes sense without them).
+fn promtool_agrees(file: &Path, rest_alone: bool) {
+    if !have("promtool", "prometheus") {
+        return;
+    }
+    let check = |path: &Path| {
+        let out = Command::new("promtool")
+            .args(["check", "web-config"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(file);
+    if ok {
+        return;
+    }
+    let yaml = std::fs::read_to_string(file).unwrap();
+    let lines: String = newer_keys(&yaml)
+        .iter()
+        .map(|(n, k, ty)| format!("  line {n}: field {k} not found in type {ty}\n"))
+        .collect();
+    assert_eq!(
+        text,
+        format!(
+            "{} FAILED: yaml: unmarshal errors:\n{lines}",
+            file.display()
+        ),
+        "promtool refused {} for more than its older schema",
+        file.display()
+    );
+    if rest_alone {
+        let rest = file.with_extension("older.yml");
+        std::fs::write(&rest, without_newer_keys(&yaml)).unwrap();
+        let (ok, text) = check(&rest);
+        assert!(
+            ok,
+            "promtool refused the rest of {}: {text}",
+            file.display()
+        );
+    }
+}
+
+/// Client certificates from our CA, each with one kind of SAN (or one not on the list).
+fn san_clients(pki: &Pki) {
+    for (name, san) in [
+        ("by-dns", "DNS:prometheus.example.com"),
+        ("by-ip", "IP:10.0.0.7"),
+        ("by-email", "email:ops@example.com"),
+        ("by-uri", "URI:spiffe://example.com/prometheus"),
+        ("elsewhere", "DNS:grafana.example.com,IP:10.0.0.8"),
+    ] {
+        pki.leaf(
+            name,
+            "ca",
+            &format!("extendedKeyUsage=clientAuth\nsubjectAltName={san}"),
+        );
+    }
+}
+
+/// A fixture of tests/data/web/ copied next to the test's certificates.
+fn fixture(dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(Path::new("tests/data/web").join(name), &to).unwrap();
+    to
+}
+
+fn check_config(dir: &Path, file: &str) -> (i32, String, String) {
+    cli(dir, &["check-config", "--web.config.file", file])
+}
+
+/// A fixture that `check-config` finds valid with `summary`, that promtool agrees with,
+/// loaded by an exporter.
+async fn serving(dir: &Path, name: &str, summary: &str) -> TestExporter {
+    let web = fixture(dir, name);
+    let (code, out, err) = check_config(dir, name);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(summary), "{out}");
+    promtool_agrees(&web, true);
+    TestExporter::start_with_web(dir, &sqlite_config(dir), Some(&web)).await
+}
+
+/// exporter-toolkit's own sample file loads: TLS, both users, the rate limit.
+#[tokio::test]
+async fn the_exporter_toolkit_example_loads_and_serves() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = serving(
+        dir.path(),
+        "exporter-toolkit-example.yml",
+        "valid web configuration: TLS, basic auth for 2 user(s), at most 20 requests at once and one more every 1s",
+    )
+    .await;
+    let client = pki.client(BOTH, None);
+    for (user, password) in [("alice", "scrape-me"), ("bob", "operate-me")] {
+        let auth = basic(user, password);
+        let r = https(
+            e.addr,
+            &client,
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{user}: {}", r.body);
+    }
+    e.stop().await;
+}
+
+/// Every key of the documented schema in one file: it loads, and each kind of SAN in
+/// `client_allowed_sans` lets its client in while a certificate naming others is refused.
+#[tokio::test]
+async fn every_documented_key_loads_and_client_allowed_sans_match_each_kind() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    san_clients(&pki);
+    let e = serving(
+        dir.path(),
+        "every-key.yml",
+        "TLS, basic auth for 1 user(s), at most 20",
+    )
+    .await;
+    let auth = basic("alice", "scrape-me");
+    for (cert, served) in [
+        (Some("by-dns"), true),
+        (Some("by-ip"), true),
+        (Some("by-email"), true),
+        (Some("by-uri"), true),
+        (Some("elsewhere"), false),
+        // From our CA, but with no SAN at all.
+        (Some("client"), false),
+        (None, false),
+    ] {
+        let r = https(
+            e.addr,
+            &pki.client(BOTH, cert),
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await;
+        let got = r.as_ref().is_ok_and(|r| r.status == 200);
+        assert_eq!(got, served, "certificate {cert:?}: {r:?}");
+        if let Ok(r) = r {
+            assert_eq!(
+                r.header("x-xss-protection"),
+                Some("1; mode=block"),
+                "{cert:?}"
+            );
+        }
+    }
+    e.stop().await;
+}
+
+/// The PEM text itself in `cert`, `key` and `client_ca`, instead of files.
+#[tokio::test]
+async fn inline_certificate_key_and_client_ca_serve_tls() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let mut yaml = std::fs::read_to_string("tests/data/web/inline-pem.yml").unwrap();
+    for file in ["server.crt", "server.key", "ca.crt"] {
+        let pem = std::fs::read_to_string(pki.path(file)).unwrap();
+        let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+        yaml = yaml.replace(&format!("    @{file}@\n"), &indented);
+    }
+    // Only PEM now: nothing read from a file.
+    let web = dir.path().join("inline").join("web.yml");
+    std::fs::create_dir_all(web.parent().unwrap()).unwrap();
+    std::fs::write(&web, &yaml).unwrap();
+    promtool_agrees(&web, false);
+    let e = TestExporter::start_with_web(dir.path(), &sqlite_config(dir.path()), Some(&web)).await;
+    // VerifyClientCertIfGiven with the inline CA: ours or none, not a stranger's.
+    for (cert, served) in [
+        (None, true),
+        (Some("client"), true),
+        (Some("stranger"), false),
+    ] {
+        let r = https(
+            e.addr,
+            &pki.client(BOTH, cert),
+            "GET",
+            "/-/healthy",
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(
+            r.as_ref().is_ok_and(|r| r.status == 200),
+            served,
+            "{cert:?}: {r:?}"
+        );
+    }
+    e.stop().await;
+    // A key that is not PEM is refused without showing it: it is a secret.
+    let secret = "NOT-A-KEY-but-a-secret-all-the-same";
+    let bad = yaml.replace(
+        &std::fs::read_to_string(pki.path("server.key"))
+            .unwrap()
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>(),
+        &format!("    {secret}\n"),
+    );
+    // Where the key's text starts: the line under `key: |`.
+    let line = bad.lines().position(|l| l.contains(secret)).unwrap() + 1;
+    std::fs::write(&web, bad).unwrap();
+    let (code, _, err) = check_config(dir.path(), "inline/web.yml");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "inline/web.yml:{line}:5: key holds no private key dbvigil can read"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "the key reached the message: {err}");
+}
+
+/// A hardened node_exporter file: TLS 1.2+ with chosen suites and curves, mutual TLS
+/// whose certificate must name Prometheus, basic auth, HSTS, a rate limit.
+#[tokio::test]
+async fn a_hardened_node_exporter_web_config_loads_and_holds() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    san_clients(&pki);
+    let e = serving(
+        dir.path(),
+        "node-exporter-hardened.yml",
+        "TLS, basic auth for 1 user(s), at most 100 requests at once and one more every 50ms",
+    )
+    .await;
+    let auth = basic("prometheus", "scrape-me");
+    for versions in [
+        &[&rustls::version::TLS12][..],
+        &[&rustls::version::TLS13][..],
+    ] {
+        let r = https(
+            e.addr,
+            &pki.client(versions, Some("by-dns")),
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{versions:?}: {}", r.body);
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=63072000; includeSubDomains; preload")
+        );
+        assert_eq!(r.header("x-frame-options"), Some("deny"));
+        assert!(Metrics::parse(&r.body).has("dbvigil_up"));
+    }
+    for cert in [Some("elsewhere"), Some("client"), None] {
+        let r = https(
+            e.addr,
+            &pki.client(BOTH, cert),
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await;
+        // TLS 1.3 clients learn of the refusal after their side of the handshake, when
+        // they read: an error either way, never an answer.
+        assert!(r.is_err(), "{cert:?} was served: {r:?}");
+    }
+    // The right certificate without the password: basic auth still applies.
+    let r = https(
+        e.addr,
+        &pki.client(BOTH, Some("by-dns")),
+        "GET",
+        "/metrics",
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401);
+    e.stop().await;
+}
+
+/// `rate_limit` is one bucket for every request, `/-/healthy` and wrong passwords
+/// included, as in exporter-toolkit; `interval: 0` turns it off.
+#[tokio::test]
+async fn rate_limit_answers_429_once_the_burst_is_spent() {
+    let dir = tempdir();
+    let limited = |dir: &Path, yaml: &str| {
+        let web = write_web(dir, yaml);
+        promtool_agrees(&web, true);
+        let config = sqlite_config(dir);
+        let dir = dir.to_owned();
+        async move { TestExporter::start_with_web(&dir, &config, Some(&web)).await }
+    };
+    let e = limited(dir.path(), "rate_limit:\n  interval: 1h\n  burst: 3\n").await;
+    for path in ["/metrics", "/-/healthy", "/api/v1/targets"] {
+        assert_eq!(
+            common::request(e.addr, "GET", path, &[]).await.status,
+            200,
+            "{path}"
+        );
+    }
+    for path in ["/metrics", "/-/healthy", "/no-such-page"] {
+        let r = common::request(e.addr, "GET", path, &[]).await;
+        assert_eq!(r.status, 429, "{path}: {}", r.body);
+        assert_eq!(
+            r.body,
+            "Too Many Requests: rate_limit in the web configuration allows 3 requests at once and one more every 1h\n"
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    e.stop().await;
+    // exporter-toolkit's "non-blocking" example: interval 0 is no limit, whatever the burst.
+    let dir = tempdir();
+    let e = limited(dir.path(), "rate_limit:\n  interval: 0\n  burst: 0\n").await;
+    for _ in 0..10 {
+        assert_eq!(e.get("/-/healthy").await.status, 200);
+    }
+    e.stop().await;
+}
+
+/// HTTP/2 is offered to TLS clients (ALPN) unless `http2: false`, and spoken.
+#[tokio::test]
+async fn http2_is_negotiated_over_tls_unless_turned_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    for (http2, want) in [
+        ("", Some(&b"h2"[..])),
+        (
+            "http_server_config:\n  http2: false\n",
+            Some(&b"http/1.1"[..]),
+        ),
+    ] {
+        let e = exporter(dir.path(), &format!("{}{http2}", tls_section(""))).await;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(pki.path("ca.crt")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(e.addr).await.unwrap();
+        let mut tls = TlsConnector::from(Arc::new(config))
+            .connect(ServerName::IpAddress(e.addr.ip().into()), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), want, "{http2:?}");
+        if want == Some(b"h2") {
+            // The client preface and an empty SETTINGS frame; the server's first frame
+            // is its own SETTINGS (type 4).
+            tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+                .await
+                .unwrap();
+            let mut header = [0u8; 9];
+            tls.read_exact(&mut header).await.unwrap();
+            assert_eq!(header[3], 4, "not an HTTP/2 SETTINGS frame: {header:?}");
+        }
+        drop(tls);
+        e.stop().await;
+    }
 }

@@ -14,12 +14,20 @@ pub fn run(path: Option<&Path>, web: Option<&Path>) -> ExitCode {
     if let Some(web) = web {
         match config::load_web_file(web) {
             Ok(w) => println!(
-                "{}: valid web configuration: {}, {}",
+                "{}: valid web configuration: {}, {}, {}",
                 web.display(),
                 if w.tls.is_some() { "TLS" } else { "plain HTTP" },
                 match &w.basic_auth {
                     Some(a) => format!("basic auth for {} user(s)", a.user_count()),
                     None => "no basic auth".to_owned(),
+                },
+                match &w.rate_limit {
+                    Some(r) => format!(
+                        "at most {} requests at once and one more every {}",
+                        r.burst(),
+                        config::format_duration(r.interval())
+                    ),
+                    None => "no rate limit".to_owned(),
                 }
             ),
             Err(e) => {

@@ -6,45 +6,29 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+use super::listen::{ListenError, Sockets};
 use super::{LONG_VERSION, RunArgs, hostname, logging};
 use crate::config::{self, Config, ConfigSource, Shard};
 use crate::exporter::{Exporter, Settings};
 use crate::http::{self, WebSettings};
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid --web.listen-address {0:?}: write host:port (127.0.0.1:10150) or :port (:10150)")]
-pub struct ListenAddressError(String);
-
 /// Why the exporter stopped or never started serving.
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
-    #[error("cannot listen on {addr}: {source}; pass --web.listen-address with a free address")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
     #[error(transparent)]
-    LocalAddr(std::io::Error),
+    Listen(#[from] ListenError),
+    #[error("cannot serve a listening socket: {0}")]
+    Adopt(std::io::Error),
     #[error("{0}")]
     Start(#[from] crate::exporter::StartError),
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
 }
 
-pub fn parse_listen_address(addr: &str) -> Result<SocketAddr, ListenAddressError> {
-    let full = if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
-    } else {
-        addr.to_owned()
-    };
-    full.parse()
-        .map_err(|_| ListenAddressError(addr.to_owned()))
-}
-
 pub fn run(args: RunArgs) -> ExitCode {
     logging::init(args.log_level, args.log_format);
-    let addr = match parse_listen_address(&args.listen_address) {
-        Ok(a) => a,
+    let sockets = match Sockets::from_flags(&args.listen_addresses, args.systemd_socket) {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
@@ -104,7 +88,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let web = WebSettings {
         telemetry_path: args.telemetry_path.clone(),
     };
-    match runtime.block_on(serve(settings, config, addr, web)) {
+    match runtime.block_on(serve(settings, config, &sockets, web)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -116,36 +100,54 @@ pub fn run(args: RunArgs) -> ExitCode {
 async fn serve(
     settings: Settings,
     config: Config,
-    addr: SocketAddr,
+    sockets: &Sockets,
     web: WebSettings,
 ) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let local = listener.local_addr().map_err(ServeError::LocalAddr)?;
+    if *sockets == Sockets::Systemd {
+        tracing::info!(
+            "--web.systemd-socket: serving on the sockets systemd passed instead of --web.listen-address"
+        );
+    }
+    let listeners = sockets
+        .open()?
+        .into_iter()
+        .map(tokio::net::TcpListener::from_std)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ServeError::Adopt)?;
+    let local = listeners
+        .iter()
+        .map(tokio::net::TcpListener::local_addr)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ServeError::Adopt)?;
     let exporter = Exporter::start(settings, config)?;
-    announce(&exporter, local, &web);
+    announce(&exporter, &local, &web);
     // Read the stored windows before answering: right after a restart the gate and the
     // API must already know them, or a load balancer would be told "not in maintenance"
     // until the loop's first read finished. Bounded by the store's own timeout.
     exporter.maintenance_step().await;
     let shutdown = CancellationToken::new();
     tokio::spawn(handle_signals(exporter.clone(), shutdown.clone()));
-    let served = http::serve(exporter.clone(), listener, web, shutdown).await;
+    let served = http::serve(exporter.clone(), listeners, web, shutdown).await;
     exporter.shutdown().await;
     tracing::info!("stopped");
     served.map_err(ServeError::Http)
 }
 
-fn announce(exporter: &Exporter, local: SocketAddr, web: &WebSettings) {
+fn announce(exporter: &Exporter, local: &[SocketAddr], web: &WebSettings) {
     let (settings, config, own) = (exporter.settings(), exporter.config(), exporter.web());
     let scheme = if own.tls.is_some() { "https" } else { "http" };
+    let addresses: Vec<String> = local.iter().map(SocketAddr::to_string).collect();
+    let urls: Vec<String> = addresses
+        .iter()
+        .map(|a| format!("{scheme}://{a}{}", web.telemetry_path))
+        .collect();
     tracing::info!(
         version = LONG_VERSION,
-        address = %local,
+        addresses = %addresses.join(" "),
         tls = own.tls.is_some(),
         basic_auth = own.basic_auth.is_some(),
-        "listening; metrics at {scheme}://{local}{}", web.telemetry_path
+        rate_limit = own.rate_limit.is_some(),
+        "listening; metrics at {}", urls.join(", ")
     );
     let generation = exporter.generation();
     let placement = &generation.placement;

@@ -43,7 +43,7 @@ pub use targets::{
 pub use url::{UrlError, endpoint_from_url};
 pub use values::{ExpandError, Secret, expand_env, format_duration};
 use values::{Expanded, HumanDuration};
-pub use web::{BasicAuth, WebConfig, load_web_file, parse_web};
+pub use web::{BasicAuth, RateLimit, WebConfig, load_web_file, parse_web};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

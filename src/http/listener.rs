@@ -1,10 +1,11 @@
-//! dbvigil's own port: plain TCP, or TLS when the web configuration says so. The choice and
-//! the certificates are read per connection, so a reload applies to the next connection.
-//! Handshakes run in their own tasks: a client that connects and never speaks TLS holds
-//! only its own slot, never the accept loop.
+//! dbvigil's own port: plain TCP, or TLS when the web configuration says so, on every
+//! listening socket at once. The choice and the certificates are read per connection, so
+//! a reload applies to the next connection. Handshakes run in their own tasks: a client
+//! that connects and never speaks TLS holds only its own slot, never the accept loop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +24,10 @@ const MAX_HANDSHAKES: usize = 256;
 pub type Connection = Either<TcpStream, TlsStream<TcpStream>>;
 
 pub struct WebListener {
-    tcp: TcpListener,
+    tcp: Vec<TcpListener>,
+    /// The socket asked first on the next accept, so that none is served before the others
+    /// every time.
+    next: usize,
     exporter: Exporter,
     handshakes: Arc<Semaphore>,
     done_tx: mpsc::Sender<(Connection, SocketAddr)>,
@@ -31,10 +35,13 @@ pub struct WebListener {
 }
 
 impl WebListener {
-    pub fn new(tcp: TcpListener, exporter: Exporter) -> WebListener {
+    /// `tcp` holds at least one listener.
+    pub fn new(tcp: Vec<TcpListener>, exporter: Exporter) -> WebListener {
+        assert!(!tcp.is_empty(), "a web listener needs a socket");
         let (done_tx, done_rx) = mpsc::channel(MAX_HANDSHAKES);
         WebListener {
             tcp,
+            next: 0,
             exporter,
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             done_tx,
@@ -79,7 +86,7 @@ impl axum::serve::Listener for WebListener {
         loop {
             tokio::select! {
                 Some(done) = self.done_rx.recv() => return done,
-                (stream, addr) = axum::serve::Listener::accept(&mut self.tcp) => {
+                (stream, addr) = accept_any(&self.tcp, &mut self.next) => {
                     match self.exporter.web().tls.clone() {
                         None => return (Either::Left(stream), addr),
                         Some(config) => self.start_handshake(stream, addr, config),
@@ -90,6 +97,42 @@ impl axum::serve::Listener for WebListener {
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.tcp.local_addr()
+        self.tcp[0].local_addr()
     }
+}
+
+/// The next connection on any socket. Errors of one connection are skipped; others
+/// (out of descriptors) pause accepting for a second rather than spin.
+async fn accept_any(tcp: &[TcpListener], next: &mut usize) -> (TcpStream, SocketAddr) {
+    loop {
+        let start = *next;
+        let count = tcp.len();
+        let accepted = std::future::poll_fn(|cx| {
+            for i in (0..count).map(|i| (start + i) % count) {
+                if let Poll::Ready(r) = tcp[i].poll_accept(cx) {
+                    return Poll::Ready((i, r));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        *next = (accepted.0 + 1) % count;
+        match accepted.1 {
+            Ok(connection) => return connection,
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot accept connections; trying again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Errors that end one connection, not the listener (as axum's own listener tells them).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
 }

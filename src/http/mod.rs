@@ -90,6 +90,10 @@ pub fn router(exporter: Exporter, web: WebSettings) -> Router {
             state.clone(),
             auth::require_basic_auth,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limited,
+        ))
         .layer(axum::middleware::from_fn(bounded))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
@@ -123,18 +127,49 @@ async fn bounded(request: axum::extract::Request, next: axum::middleware::Next) 
     }
 }
 
+/// `rate_limit` in the web configuration: one bucket for every request, credentials or
+/// not, as exporter-toolkit has it; 429 when it is empty.
+async fn rate_limited(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(limit) = &s.exporter.web().rate_limit
+        && !limit.allow()
+    {
+        return text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too Many Requests: rate_limit in the web configuration allows {} requests at once and one more every {}\n",
+                limit.burst(),
+                crate::config::format_duration(limit.interval())
+            ),
+        );
+    }
+    next.run(request).await
+}
+
 /// Headers that keep browsers from sniffing types, framing the pages or leaking the URL;
-/// a handler's own value wins, and `http_server_config.headers` replace these defaults.
+/// a handler's own value wins, and `http_server_config.headers` replace these defaults (an
+/// empty one removes the header).
 async fn security_headers(State(s): State<AppState>, mut response: Response) -> Response {
+    let web = s.exporter.web();
     let headers = response.headers_mut();
-    for (name, value) in &s.exporter.web().headers {
-        if let (Ok(name), Ok(value)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
+    for (name, value) in &web.headers {
+        let Ok(name) = header::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        if value.is_empty() {
+            headers.remove(&name);
+        } else if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     }
+    let configured = |name: &header::HeaderName| {
+        web.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name.as_str()))
+    };
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -144,22 +179,24 @@ async fn security_headers(State(s): State<AppState>, mut response: Response) -> 
             "default-src 'none'; frame-ancestors 'none'",
         ),
     ] {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
+        if !configured(&name) {
+            headers
+                .entry(name)
+                .or_insert(HeaderValue::from_static(value));
+        }
     }
     response
 }
 
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests. TLS and basic
-/// auth follow the exporter's web configuration.
+/// Serves on every listener until `shutdown` is cancelled, then finishes in-flight
+/// requests. TLS and basic auth follow the exporter's web configuration.
 pub async fn serve(
     exporter: Exporter,
-    listener: tokio::net::TcpListener,
+    listeners: Vec<tokio::net::TcpListener>,
     web: WebSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = listener::WebListener::new(listener, exporter.clone());
+    let listener = listener::WebListener::new(listeners, exporter.clone());
     axum::serve(listener, router(exporter, web))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

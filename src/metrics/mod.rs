@@ -7,12 +7,14 @@ mod classic;
 mod migrations;
 #[cfg(test)]
 mod oracle;
+mod process;
 mod text;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use migrations::MigrationScrape;
+pub use process::ProcessScrape;
 use text::{CounterValue, SeriesLabels, TextWriter};
 pub use text::{Format, TargetText};
 
@@ -48,6 +50,8 @@ pub struct Scrape {
     pub silences: Option<SilencesScrape>,
     /// Targets with `migrations` configured.
     pub migrations: Vec<MigrationScrape>,
+    /// This process's own figures (`process_*`).
+    pub process: ProcessScrape,
     pub now: Timestamp,
 }
 
@@ -166,6 +170,14 @@ trait Sink {
     /// A gauge with no labels at all.
     fn single(&mut self, name: &'static str, help: &'static str, value: f64) -> std::fmt::Result;
 
+    /// A counter with no labels at all; `name` without `_total`.
+    fn single_counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        value: CounterValue,
+    ) -> std::fmt::Result;
+
     /// `name` without `_total`: the writer appends it. Values are counts (`u64`) or
     /// fractional seconds (`f64`).
     fn counter<'a, V: Into<CounterValue>>(
@@ -215,6 +227,18 @@ impl Sink for TextWriter {
         Ok(())
     }
 
+    fn single_counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        value: CounterValue,
+    ) -> std::fmt::Result {
+        self.open_family(name, help, "counter");
+        self.counter_line(name, None, value);
+        self.close_family();
+        Ok(())
+    }
+
     fn counter<'a, V: Into<CounterValue>>(
         &mut self,
         name: &'static str,
@@ -223,7 +247,7 @@ impl Sink for TextWriter {
     ) -> std::fmt::Result {
         self.open_family(name, help, "counter");
         for (l, v) in series {
-            self.counter_line(name, &l, v.into());
+            self.counter_line(name, Some(&l), v.into());
         }
         self.close_family();
         Ok(())
@@ -338,7 +362,8 @@ impl Scrape {
         self.write_groups(f)?;
         self.write_maintenance(f)?;
         self.write_silences(f)?;
-        self.write_migrations(f)
+        self.write_migrations(f)?;
+        self.process.write(f)
     }
 }
 

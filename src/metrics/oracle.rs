@@ -63,6 +63,16 @@ impl Sink for ClientSink<'_, '_> {
             .encode_gauge(&value)
     }
 
+    fn single_counter(&mut self, name: &str, help: &str, value: CounterValue) -> std::fmt::Result {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        match value {
+            CounterValue::Count(n) => m.encode_counter::<NoLabelSet, _, f64>(&n, None),
+            CounterValue::Seconds(s) => m.encode_counter::<NoLabelSet, _, f64>(&s, None),
+        }
+    }
+
     fn counter<'a, V: Into<CounterValue>>(
         &mut self,
         name: &str,
@@ -287,6 +297,18 @@ fn scrape() -> Scrape {
             missing: 1,
         }),
         migrations: migrations(&config.targets),
+        // Every kind of value, and one read that failed (left out).
+        process: ProcessScrape {
+            cpu_seconds: Some(12.34),
+            open_fds: Some(17),
+            max_fds: Some(1_048_576.0),
+            virtual_memory_bytes: Some(1_234_567_890),
+            virtual_memory_max_bytes: Some(u64::MAX as f64),
+            resident_memory_bytes: Some(45_678_912),
+            start_time_seconds: Some(1_796_000_000.12),
+            network_receive_bytes: None,
+            network_transmit_bytes: Some(987_654),
+        },
         now: at + Duration::from_secs(5),
     }
 }
@@ -409,6 +431,12 @@ fn the_writer_matches_prometheus_client_for_a_whole_scrape() {
         "the fixture must exercise escaping:\n{expected}"
     );
     assert!(expected.contains("dbvigil_phase_duration_seconds_bucket{le=\"+Inf\""));
+    assert!(
+        expected.contains("\nprocess_cpu_seconds_total 12.34\n")
+            && expected.contains("\nprocess_network_transmit_bytes_total 987654\n")
+            && !expected.contains("process_network_receive_bytes"),
+        "process metrics, with the one that failed to read left out:\n{expected}"
+    );
     let silent: Vec<_> = families_without_series(&expected)
         .into_iter()
         .filter(|f| f.starts_with("dbvigil_migration_"))

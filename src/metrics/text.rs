@@ -233,8 +233,13 @@ impl TextWriter {
     }
 
     /// `name_total{labels} value`.
-    pub fn counter_line(&mut self, name: &str, labels: &SeriesLabels<'_>, value: CounterValue) {
-        self.series_start(name, "_total", None, Some(labels));
+    pub fn counter_line(
+        &mut self,
+        name: &str,
+        labels: Option<&SeriesLabels<'_>>,
+        value: CounterValue,
+    ) {
+        self.series_start(name, "_total", None, labels);
         match value {
             CounterValue::Count(n) => self.push_u64(n),
             CounterValue::Seconds(s) => self.push_f64(s),

@@ -58,7 +58,7 @@ impl TestExporter {
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(http::serve(
             exporter.clone(),
-            listener,
+            vec![listener],
             WebSettings::default(),
             shutdown.clone(),
         ));
