@@ -244,6 +244,16 @@ EXPORTER = [
         comment="A fact about the file, which every replica reads: one replica seeing it invalid\n"
         "is enough, and it pages once.",
     ),
+    rule(
+        "DbvigilMaintenanceSilencesMissing",
+        f"{per_target('min', m('dbvigil_alertmanager_silences_missing'))} > 0",
+        "warning",
+        "Maintenance windows are open whose silences Alertmanager does not hold.",
+        "For 5 minutes, {{ $value }} silences that open maintenance windows want are missing from Alertmanager: other exporters' alerts on those databases are not silenced. The windows' API answer and the log say why.",
+        for_="5m",
+        comment="Every replica syncs against the same Alertmanager: only when none of them has the\n"
+        "silences in place are they missing (one replica cut off from it is not news).",
+    ),
 ]
 
 GROUPS = [

@@ -260,6 +260,26 @@ const CASES: &[(&str, &str)] = &[
         "unknown_phase_buckets.yml",
         "2:18: unknown variant `fine`, expected one of detailed, coarse",
     ),
+    (
+        "alertmanager_url_credentials.yml",
+        "6:10: an Alertmanager URL must not carry a user or password: move them to alertmanager.basic_auth",
+    ),
+    (
+        "alertmanager_matcher_no_operator.yml",
+        "9:18: matcher \"instance\" has no operator: write one of =, !=, =~, !~ after instance",
+    ),
+    (
+        "alertmanager_unknown_scope.yml",
+        "8:14: alertmanager.silences scope \"billing\" is neither a configured target, a group, nor \"*\": fix the name, or remove the entry",
+    ),
+    (
+        "alertmanager_matches_everything.yml",
+        "9:17: every matcher here also matches alerts without the label, so the silence would cover every alert (Alertmanager refuses it): add one that needs a value, like instance=~\"orders-db.*\"",
+    ),
+    (
+        "alertmanager_bad_key.yml",
+        "6:3: unknown field `url`, expected one of urls, basic_auth, tls_config, timeout, sync_interval, owner, own_alerts, silences",
+    ),
 ];
 
 #[test]

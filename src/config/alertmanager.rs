@@ -270,7 +270,7 @@ impl Checker<'_> {
                 return Err(self.err(
                     s.scope.referenced,
                     format!(
-                        "alertmanager.silences scope {scope:?} is neither a configured target, a group, nor \"*\""
+                        "alertmanager.silences scope {scope:?} is neither a configured target, a group, nor \"*\": fix the name, or remove the entry"
                     ),
                 ));
             }

@@ -175,6 +175,16 @@ mod tests {
     }
 
     #[test]
+    fn own_alerts_are_those_the_shipped_inhibit_rules_cover() {
+        let shipped = include_str!("../../alerts/alertmanager.yml");
+        assert!(
+            shipped.contains(&format!("alertname=~\"{TARGET_ALERTS}\"")),
+            "alerts/alertmanager.yml's target inhibit rule lists other alerts than TARGET_ALERTS"
+        );
+        assert!(shipped.contains(&format!("target_matchers: [alertname=\"{GROUP_ALERT}\"]")));
+    }
+
+    #[test]
     fn names_are_quoted_for_regexes() {
         assert_eq!(regex_quote("orders.db-1"), r"orders\.db-1");
     }
