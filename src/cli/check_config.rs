@@ -53,6 +53,15 @@ fn check_main_config(path: &Path) -> bool {
         Ok(c) => {
             println!("{}: valid, {} target(s):", path.display(), c.targets.len());
             print_targets(&c.targets);
+            if let Some(am) = &c.alertmanager {
+                let urls: Vec<String> = am.urls.iter().map(ToString::to_string).collect();
+                println!(
+                    "maintenance windows become silences in Alertmanager at {} ({} extra matcher set(s), dbvigil's own alerts {})",
+                    urls.join(", "),
+                    am.silences.len(),
+                    if am.own_alerts { "included" } else { "left out" }
+                );
+            }
             check_target_files(&c)
         }
         Err(e) => {
