@@ -76,7 +76,14 @@ impl Client {
         // Credentials in --url are never sent: they belong in --http.config.file.
         let _ = full.set_username("");
         let _ = full.set_password(None);
+        // `path` may carry a query, which set_path would encode into the path.
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
         full.set_path(&format!("{}{}", url.path().trim_end_matches('/'), path));
+        full.set_query(query);
+        full.set_fragment(None);
         let client = outbound::Client::new(&self.http, TIMEOUT)?;
         let mut request = client
             .request(method, full)
