@@ -1,7 +1,8 @@
 //! `--web.config.file`: TLS, client certificates and basic auth on dbvigil's own port, the
-//! maintenance token on top of basic auth, reloads, the CLI as a client, and the file's
-//! errors. Certificates are made with openssl for each test; every accepted file is also
-//! checked by `promtool check web-config`.
+//! maintenance token on top of basic auth, reloads, the CLI as a client (with the system's
+//! CA store and proxies from the environment), and the file's errors. Certificates are made
+//! with openssl for each test; every accepted file is also checked by
+//! `promtool check web-config`.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::monitoring::have;
+use common::proxy::Proxy;
 use common::{Metrics, Response, TestExporter, eventually, exchange, tempdir};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -21,8 +23,9 @@ use tokio_rustls::TlsConnector;
 const PASSWORD: &str = "correct horse battery staple";
 const TOKEN: &str = "maintenance-token-0123456789abcdef";
 
-/// A CA, a server certificate for 127.0.0.1 and localhost, a client certificate from the
-/// same CA, and one from a CA dbvigil does not trust.
+/// A CA, a server certificate for 127.0.0.1, localhost and dbvigil.test (a name only the
+/// test proxy resolves), a client certificate from the same CA, and one from a CA dbvigil
+/// does not trust.
 struct Pki {
     dir: PathBuf,
 }
@@ -34,7 +37,11 @@ impl Pki {
         };
         pki.ca("ca");
         pki.ca("other-ca");
-        pki.leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+        pki.leaf(
+            "server",
+            "ca",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:dbvigil.test",
+        );
         pki.leaf("client", "ca", "extendedKeyUsage=clientAuth");
         pki.leaf("stranger", "other-ca", "extendedKeyUsage=clientAuth");
         pki
@@ -563,10 +570,36 @@ async fn a_silent_client_does_not_stall_other_handshakes() {
     e.stop().await;
 }
 
+/// What the outbound client reads from its environment besides its flags.
+const OUTBOUND_ENV: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    // Set, it means a CGI script, and the proxy variables are ignored.
+    "REQUEST_METHOD",
+];
+
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dbvigil"))
+    cli_env(dir, args, &[])
+}
+
+/// The CLI with `env` as the only proxy and CA store settings in its environment.
+fn cli_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dbvigil"));
+    for name in OUTBOUND_ENV {
+        command.env_remove(name);
+    }
+    let out = command
         .current_dir(dir)
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("DBVIGIL_MAINTENANCE_TOKEN")
         .env_remove("DBVIGIL_URL")
         .output()
@@ -642,9 +675,318 @@ async fn the_cli_starts_a_window_over_tls_with_basic_auth_and_a_client_certifica
         .collect();
     let (code, _, err) = run(bare).await.unwrap();
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("TLS handshake failed"), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "dbvigil at {url}: TLS handshake failed: invalid peer certificate: UnknownIssuer; "
+        )),
+        "{err}"
+    );
     assert!(!err.contains(PASSWORD) && !err.contains(TOKEN));
     e.stop().await;
+}
+
+/// [`cli_env`] off the test's runtime, which serves the in-process exporter meanwhile.
+async fn run_cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = dir.to_owned();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        cli_env(&dir, &args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+/// Without `--http.config.file` the CLI trusts the system's CA store beside its built-in
+/// public roots, so a private CA works once the system knows it (here through
+/// SSL_CERT_FILE and SSL_CERT_DIR, which replace the distribution's bundle as in OpenSSL);
+/// with `ca_file`, only that CA. Each refusal says what to do.
+#[tokio::test]
+async fn the_cli_trusts_the_system_ca_store_unless_the_client_file_names_a_ca() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = exporter(dir.path(), &tls_section("")).await;
+    let url = format!("https://{}", e.addr);
+    let list = ["maintenance", "--url", &url, "list"];
+    let ca = pki.path("ca.crt");
+    let ca = ca.to_str().unwrap();
+    let untrusted = format!(
+        "dbvigil at {url}: TLS handshake failed: invalid peer certificate: UnknownIssuer; \
+         add the CA that signed dbvigil's certificate to the system's CA store \
+         (SSL_CERT_FILE or SSL_CERT_DIR can name it), or set tls_config.ca_file in \
+         --http.config.file to it"
+    );
+
+    // The distribution's bundle and the built-in roots do not know the test CA.
+    let (code, out, err) = run_cli(dir.path(), &list, &[]).await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.starts_with(&untrusted), "{err}");
+
+    let (code, out, err) = run_cli(dir.path(), &list, &[("SSL_CERT_FILE", ca)]).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "no maintenance windows\n"),
+        "{err}"
+    );
+    let store = dir.path().join("certs");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(ca, store.join("corporate-ca.pem")).unwrap();
+    let store = store.to_str().unwrap();
+    let (code, out, err) = run_cli(dir.path(), &list, &[("SSL_CERT_DIR", store)]).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "no maintenance windows\n"),
+        "{err}"
+    );
+
+    // A store that cannot be read is named in the refusal, or the mistake would not show.
+    let missing = dir.path().join("missing.crt");
+    let missing = missing.to_str().unwrap();
+    let (code, out, err) = run_cli(dir.path(), &list, &[("SSL_CERT_FILE", missing)]).await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.starts_with(&format!(
+            "{untrusted} (the system's CA store was not read fully: failed to read PEM from file: "
+        )) && err.contains(missing),
+        "{err}"
+    );
+
+    // ca_file is the only CA trusted: the system's store no longer counts.
+    std::fs::write(
+        dir.path().join("other.yml"),
+        "tls_config:\n  ca_file: other-ca.crt\n",
+    )
+    .unwrap();
+    let other = [
+        "maintenance",
+        "--url",
+        &url,
+        "--http.config.file",
+        "other.yml",
+        "list",
+    ];
+    let (code, out, err) = run_cli(dir.path(), &other, &[("SSL_CERT_FILE", ca)]).await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert_eq!(
+        err,
+        format!(
+            "dbvigil at {url}: TLS handshake failed: invalid peer certificate: UnknownIssuer; \
+             set tls_config.ca_file in --http.config.file to the CA that signed dbvigil's \
+             certificate: when ca_file is set, it is the only CA trusted\n"
+        )
+    );
+
+    // A certificate for another name gets other advice.
+    std::fs::write(
+        dir.path().join("named.yml"),
+        "tls_config:\n  ca_file: ca.crt\n  server_name: db-monitor.example\n",
+    )
+    .unwrap();
+    let named = [
+        "maintenance",
+        "--url",
+        &url,
+        "--http.config.file",
+        "named.yml",
+        "list",
+    ];
+    let (code, out, err) = run_cli(dir.path(), &named, &[]).await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.starts_with(&format!(
+            "dbvigil at {url}: TLS handshake failed: invalid peer certificate: certificate not valid for name \"db-monitor.example\""
+        )) && err.ends_with(
+            "; call dbvigil by a name its certificate carries, or set tls_config.server_name in --http.config.file to one\n"
+        ),
+        "{err}"
+    );
+    e.stop().await;
+}
+
+/// An https call goes through the proxy HTTPS_PROXY (or https_proxy) names, as a CONNECT
+/// tunnel, unless NO_PROXY names the host. The proxy alone resolves dbvigil.test, so a call
+/// that arrives went through it. Loopback addresses never go through a proxy, which could
+/// not reach this machine's loopback (as in Go's net/http; curl would send them).
+#[tokio::test]
+async fn the_cli_calls_https_through_the_proxy_the_environment_names() {
+    let dir = tempdir();
+    let pki = Pki::new(dir.path());
+    let e = exporter(dir.path(), &tls_section("")).await;
+    let proxy = Proxy::start(&[("dbvigil.test", e.addr)]).await;
+    let port = e.addr.port();
+    let behind = format!("https://dbvigil.test:{port}");
+    let ca = pki.path("ca.crt");
+    let ca = ca.to_str().unwrap();
+    let proxy_url = proxy.url(None);
+    let windows = (0, "no maintenance windows\n");
+
+    for variable in ["HTTPS_PROXY", "https_proxy"] {
+        let (code, out, err) = run_cli(
+            dir.path(),
+            &["maintenance", "--url", &behind, "list"],
+            &[("SSL_CERT_FILE", ca), (variable, &proxy_url)],
+        )
+        .await;
+        assert_eq!((code, out.as_str()), windows, "{variable}: {err}");
+    }
+    let connect = format!("CONNECT dbvigil.test:{port} HTTP/1.1");
+    let seen: Vec<String> = proxy.seen().into_iter().map(|s| s.request).collect();
+    assert_eq!(seen, [connect.clone(), connect]);
+
+    // NO_PROXY: the CLI looks the name up itself, and no one else can resolve it.
+    let (code, out, err) = run_cli(
+        dir.path(),
+        &["maintenance", "--url", &behind, "list"],
+        &[
+            ("SSL_CERT_FILE", ca),
+            ("HTTPS_PROXY", &proxy_url),
+            ("NO_PROXY", "example.org, .test"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.starts_with(&format!(
+            "cannot reach dbvigil at {behind}: cannot connect: dns error: "
+        )) && err.ends_with("; is it running, and is --url right?\n"),
+        "{err}"
+    );
+    assert_eq!(proxy.seen().len(), 2);
+
+    for direct in [
+        format!("https://127.0.0.1:{port}"),
+        format!("https://localhost:{port}"),
+    ] {
+        let (code, out, err) = run_cli(
+            dir.path(),
+            &["maintenance", "--url", &direct, "list"],
+            &[("SSL_CERT_FILE", ca), ("HTTPS_PROXY", &proxy_url)],
+        )
+        .await;
+        assert_eq!((code, out.as_str()), windows, "{direct}: {err}");
+    }
+    assert_eq!(proxy.seen().len(), 2, "{:?}", proxy.seen());
+    e.stop().await;
+}
+
+/// An http call goes to the proxy HTTP_PROXY (or http_proxy) names, as an absolute-form
+/// request; no_proxy in lower case counts as well.
+#[tokio::test]
+async fn the_cli_sends_plain_http_through_http_proxy() {
+    let dir = tempdir();
+    let e = TestExporter::start(dir.path(), &sqlite_config(dir.path())).await;
+    let proxy = Proxy::start(&[("dbvigil.test", e.addr)]).await;
+    let behind = format!("http://dbvigil.test:{}", e.addr.port());
+    let list = ["maintenance", "--url", &behind, "list"];
+    let proxy_url = proxy.url(None);
+    // HTTPS_PROXY names nothing that listens: it is not the one for http URLs.
+    let closed = format!("http://{}", closed_port());
+    for variable in ["HTTP_PROXY", "http_proxy"] {
+        let env = [(variable, proxy_url.as_str()), ("HTTPS_PROXY", &closed)];
+        let (code, out, err) = run_cli(dir.path(), &list, &env).await;
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "no maintenance windows\n"),
+            "{err}"
+        );
+    }
+    let get = format!("GET {behind}/api/v1/maintenance HTTP/1.1");
+    let seen: Vec<String> = proxy.seen().into_iter().map(|s| s.request).collect();
+    assert_eq!(seen, [get.clone(), get]);
+
+    let env = [
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("no_proxy", "dbvigil.test"),
+    ];
+    let (code, out, err) = run_cli(dir.path(), &list, &env).await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains(": cannot connect: dns error: "), "{err}");
+    assert_eq!(proxy.seen().len(), 2);
+    e.stop().await;
+}
+
+/// An address where nothing listens.
+fn closed_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Credentials in a proxy URL reach the proxy and never the CLI's messages, which name
+/// the proxy without them.
+#[tokio::test]
+async fn a_proxy_that_refuses_its_credentials_is_named_without_them() {
+    const SECRET: &str = "s3cret-proxy-pass";
+    let dir = tempdir();
+    let proxy = Proxy::refusing().await;
+    let with_credentials = proxy.url(Some(&format!("ops:{SECRET}")));
+    let shown = proxy.url(None);
+    let fix =
+        "is the proxy right, and can it reach dbvigil? NO_PROXY names the hosts to call directly";
+
+    let (code, out, err) = run_cli(
+        dir.path(),
+        &["maintenance", "--url", "https://dbvigil.test:10150", "list"],
+        &[("HTTPS_PROXY", &with_credentials)],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (4, ""));
+    assert_eq!(
+        err,
+        format!(
+            "cannot reach dbvigil at https://dbvigil.test:10150 through the proxy {shown} \
+             (from HTTPS_PROXY or ALL_PROXY): cannot connect: tunnel error: proxy \
+             authorization required; {fix}\n"
+        )
+    );
+
+    let (code, out, err) = run_cli(
+        dir.path(),
+        &["maintenance", "--url", "http://dbvigil.test:10150", "list"],
+        &[("HTTP_PROXY", &with_credentials)],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (4, ""));
+    assert_eq!(
+        err,
+        format!(
+            "cannot reach dbvigil at http://dbvigil.test:10150 through the proxy {shown} \
+             (from HTTP_PROXY or ALL_PROXY): the proxy answered 407 Proxy Authentication \
+             Required: write its user and password into the variable's URL \
+             (http://user:password@proxy:3128); {fix}\n"
+        )
+    );
+    let presented = basic("ops", SECRET);
+    let seen: Vec<Option<String>> = proxy.seen().into_iter().map(|s| s.authorization).collect();
+    assert_eq!(seen, [Some(presented.clone()), Some(presented.clone())]);
+
+    // A proxy that is not there.
+    let gone = closed_port();
+    let (code, out, err) = run_cli(
+        dir.path(),
+        &["maintenance", "--url", "https://dbvigil.test:10150", "list"],
+        &[("HTTPS_PROXY", &format!("http://ops:{SECRET}@{gone}"))],
+    )
+    .await;
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.starts_with(&format!(
+            "cannot reach dbvigil at https://dbvigil.test:10150 through the proxy http://{gone} \
+             (from HTTPS_PROXY or ALL_PROXY): cannot connect: tunnel error: failed to create \
+             underlying connection: tcp connect error: "
+        )),
+        "{err}"
+    );
+    let encoded = presented.trim_start_matches("Basic ");
+    for text in [&out, &err] {
+        assert!(!text.contains(SECRET) && !text.contains(encoded), "{text}");
+    }
 }
 
 /// Each mistake, with the message dbvigil gives (file:line:column first); promtool refuses

@@ -1,12 +1,13 @@
 //! Shared test harness: an in-process exporter on port 0, a small HTTP client, metric
 //! parsing, and throwaway database servers (see servers/), the topologies around them
-//! (topology.rs: PgBouncer) and lost packets (netfault.rs).
+//! (topology.rs: PgBouncer), lost packets (netfault.rs) and a forward proxy (proxy.rs).
 #![allow(dead_code)]
 
 pub mod db;
 pub mod forwarder;
 pub mod monitoring;
 pub mod netfault;
+pub mod proxy;
 pub mod servers;
 pub mod topology;
 

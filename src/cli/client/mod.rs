@@ -2,6 +2,7 @@
 //! store, proxies from the environment, `--http.config.file`).
 
 mod args;
+mod failure;
 mod http_config;
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 pub use args::{ExporterArgs, TokenFileError};
+pub use failure::CallError;
 pub use http_config::HttpConfigError;
 
 use crate::outbound;
@@ -20,23 +22,6 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Reply {
     pub status: u16,
     pub body: String,
-}
-
-/// Why a call got no answer; the CLI exits with 4 on these.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("invalid --url {url:?} ({error}): write it like http://127.0.0.1:10150")]
-    InvalidUrl { url: String, error: url::ParseError },
-    #[error("--url {0:?}: write http:// or https://")]
-    NotHttp(String),
-    #[error("--url {0:?} has no host")]
-    NoHost(String),
-    #[error("{0}")]
-    Client(#[from] outbound::ClientError),
-    #[error("cannot reach dbvigil at {url}: {error}; is it running, and is --url right?")]
-    Unreachable { url: String, error: String },
-    #[error("dbvigil at {0} did not answer within {secs}s", secs = TIMEOUT.as_secs())]
-    Timeout(String),
 }
 
 /// A running exporter: its address, and how to get through its port.
@@ -76,8 +61,16 @@ impl Client {
         // Credentials in --url are never sent: they belong in --http.config.file.
         let _ = full.set_username("");
         let _ = full.set_password(None);
+        // `path` may carry a query, which set_path would encode into the path.
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
         full.set_path(&format!("{}{}", url.path().trim_end_matches('/'), path));
+        full.set_query(query);
+        full.set_fragment(None);
         let client = outbound::Client::new(&self.http, TIMEOUT)?;
+        let proxy = client.proxy_for(&full);
         let mut request = client
             .request(method, full)
             .header(ACCEPT, "application/json");
@@ -92,19 +85,14 @@ impl Client {
         if let Some(b) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(b);
         }
-        let unreachable = |e: reqwest::Error| {
-            if e.is_timeout() {
-                CallError::Timeout(shown.clone())
-            } else {
-                CallError::Unreachable {
-                    url: shown.clone(),
-                    error: outbound::describe(&e),
-                }
-            }
-        };
-        let response = request.send().await.map_err(unreachable)?;
+        let ca_file = self.http.tls.ca.is_some();
+        let failed = |e: reqwest::Error| failure::failed(&e, &shown, proxy.clone(), ca_file);
+        let response = request.send().await.map_err(failed)?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(unreachable)?;
+        if let (407, Some(proxy)) = (status, &proxy) {
+            return Err(failure::proxy_refused(&shown, proxy.clone()));
+        }
+        let body = response.text().await.map_err(failed)?;
         Ok(Reply { status, body })
     }
 }
