@@ -337,8 +337,7 @@ impl Exporter {
                 }
                 Some(am) => Some(am.sync_interval),
             };
-            // Without `alertmanager:`, only a window change or a reload (which changes
-            // windows' tick) wakes it.
+            // Without `alertmanager:`, only a window change or a reload wakes it.
             let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 _ = self.inner.cancel.cancelled() => break,
@@ -455,6 +454,8 @@ impl Exporter {
         let summary = self.apply(with_discovered(&config, &discovered));
         self.inner.loaded.store(config);
         self.inner.discovered.store(Arc::new(discovered));
+        // `alertmanager:` may have appeared, moved or changed its matchers.
+        self.inner.silences_wake.notify_one();
         self.inner.reload_status.store(Arc::new(ReloadStatus {
             successful: true,
             last_success_at: Timestamp::now(),

@@ -539,3 +539,31 @@ async fn two_replicas_sharing_a_store_keep_one_silence() {
         r.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_alertmanager_silences_the_windows_already_open() {
+    let dir = tempdir();
+    if !setup(dir.path()) {
+        return;
+    }
+    let am = Alertmanager::start(dir.path(), free_port()).await;
+    let with_am = config(dir.path(), am.addr, "");
+    let without = &with_am[..with_am.find("alertmanager:").unwrap()];
+    let dbvigil = TestExporter::start(dir.path(), without).await;
+    post(
+        &dbvigil,
+        "/api/v1/maintenance",
+        r#"{"scope":"orders","reason":"before Alertmanager was configured","duration":"10m"}"#,
+    )
+    .await;
+    std::fs::write(&dbvigil.config_path, &with_am).unwrap();
+    dbvigil.exporter.reload().await.unwrap();
+    // The reload wakes the loop: no step is called by the test.
+    eventually(
+        WAIT,
+        "the open window's silences appear after the reload",
+        || async { (am.live_silences().await.len() == 2).then_some(()) },
+    )
+    .await;
+    dbvigil.stop().await;
+}

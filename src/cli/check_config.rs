@@ -59,7 +59,11 @@ fn check_main_config(path: &Path) -> bool {
                     "maintenance windows become silences in Alertmanager at {} ({} extra matcher set(s), dbvigil's own alerts {})",
                     urls.join(", "),
                     am.silences.len(),
-                    if am.own_alerts { "included" } else { "left out" }
+                    if am.own_alerts {
+                        "included"
+                    } else {
+                        "left out"
+                    }
                 );
             }
             check_target_files(&c)
