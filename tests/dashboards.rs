@@ -232,10 +232,13 @@ async fn every_query_returns_data_from_a_real_prometheus() {
         format!(r#"[{{"targets": ["127.0.0.1:{}"]}}]"#, orders.port()),
     )
     .unwrap();
+    // The window's silence has nowhere to go (no Alertmanager listens on port 1): the
+    // silence series the rules read exist, and say the silence is missing.
     let yaml = format!(
         "{}groups:\n  - {{name: pair, members: [orders, billing]}}\n\
          target_files:\n  - {{files: [\"{}/sd/*.json\"], name_prefix: fleet-, template: {{kind: tcp, interval: 500ms}}}}\n\
-         maintenance:\n  schedules:\n    - {{name: upgrade, scope: billing, once: \"{started}\", duration: 1h}}\n",
+         maintenance:\n  schedules:\n    - {{name: upgrade, scope: billing, once: \"{started}\", duration: 1h}}\n\
+         alertmanager:\n  urls: [\"http://127.0.0.1:1\"]\n",
         config(&[
             target(
                 "orders",
