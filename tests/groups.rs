@@ -189,12 +189,12 @@ async fn the_first_member_fails_over_and_comes_back_by_policy() {
             "unknown target \"nope\": configured targets are listed at /api/v1/targets\n"
         )
     );
-    let r = e.get("/targets/a/primary").await;
+    let r = e.get("/targets/a/master").await;
     assert_eq!(
         (r.status, r.body.as_str()),
         (
             404,
-            "unknown check: use /targets/NAME/writable, /readable or /reachable\n"
+            "unknown check: use /targets/NAME/writable (or /primary), /readable, /reachable or /replica\n"
         )
     );
     e.stop().await;
