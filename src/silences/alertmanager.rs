@@ -50,7 +50,7 @@ impl Silence {
         self.ends_at.parse().ok()
     }
 
-    /// Its matchers as dbvigil's, sorted; `None` when one uses a form dbvigil does not write.
+    /// Its matchers as dbvigil's, sorted, to compare with the ones a window wants.
     pub fn matchers(&self) -> Vec<Matcher> {
         let mut out: Vec<Matcher> = self
             .matchers
