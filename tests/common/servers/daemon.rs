@@ -152,6 +152,47 @@ impl Daemon {
         ))
     }
 
+    /// SIGKILLs the process and every descendant at once, as when the host goes down: the
+    /// whole tree is SIGSTOPped first (parents before children, until a scan finds no new
+    /// one), so that nothing forks or is reparented away meanwhile, then killed; returns
+    /// once the process is reaped. Err when it is still there after KILL_TIMEOUT. Never
+    /// panics. For daemons that fork one child per connection and leave the children
+    /// running when they exit themselves (sshd).
+    pub(crate) fn kill_tree(&mut self) -> Result<(), String> {
+        // Whatever freeze() stopped is still stopped, so still in the tree: found again below.
+        lock(&self.frozen).clear();
+        let mut tree = Vec::new();
+        if self.is_running() {
+            let pid = self.pid;
+            send_signal(pid, libc::SIGSTOP);
+            tree.push(pid);
+            for _ in 0..100 {
+                let new: Vec<i32> = descendants(pid)
+                    .into_iter()
+                    .filter(|p| !tree.contains(p))
+                    .collect();
+                if new.is_empty() {
+                    break;
+                }
+                for p in new {
+                    send_signal(p, libc::SIGSTOP);
+                    tree.push(p);
+                }
+            }
+        }
+        for &p in &tree {
+            send_signal(p, libc::SIGKILL);
+        }
+        if self.wait_exit(KILL_TIMEOUT) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} (pid {}) still has not exited {KILL_TIMEOUT:?} after SIGKILL",
+                self.name, self.pid
+            ))
+        }
+    }
+
     pub(crate) fn wait_exit(&mut self, timeout: Duration) -> bool {
         let start = Instant::now();
         loop {
