@@ -1,6 +1,7 @@
 //! Shared test harness: an in-process exporter on port 0, a small HTTP client, metric
 //! parsing, and throwaway database servers (see servers/), the topologies around them
-//! (topology.rs: PgBouncer), lost packets (netfault.rs) and a forward proxy (proxy.rs).
+//! (topology.rs: PgBouncer), lost packets (netfault.rs), a forward proxy (proxy.rs) and an
+//! OpenSSH bastion (sshd.rs).
 #![allow(dead_code)]
 
 pub mod db;
@@ -9,6 +10,7 @@ pub mod monitoring;
 pub mod netfault;
 pub mod proxy;
 pub mod servers;
+pub mod sshd;
 pub mod topology;
 
 use std::future::Future;
