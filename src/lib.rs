@@ -20,4 +20,5 @@ mod runner;
 mod silences;
 mod state;
 pub mod time;
+mod tunnel;
 mod wildcard;

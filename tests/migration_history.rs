@@ -112,6 +112,7 @@ fn server_endpoint(port: u16, database: &str) -> Endpoint {
         heartbeat_schema: None,
         create_heartbeat_table: false,
         replica_of: None,
+        ssh: None,
     })
 }
 

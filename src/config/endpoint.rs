@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::ssh::{self, SshConfig};
 use super::targets::raw::Target;
 use super::url::apply_url;
 use super::values::Expanded;
@@ -45,6 +46,9 @@ pub struct Server {
     pub create_heartbeat_table: bool,
     /// The target whose heartbeat this replica receives: its age is the replication lag.
     pub replica_of: Option<String>,
+    /// The bastion the connection is forwarded through; `host` and `port` are then the
+    /// database as the bastion sees it.
+    pub ssh: Option<Box<SshConfig>>,
 }
 
 impl Server {
@@ -62,6 +66,7 @@ impl Server {
             heartbeat_schema: None,
             create_heartbeat_table: true,
             replica_of: None,
+            ssh: None,
         }
     }
 }
@@ -119,7 +124,12 @@ pub(super) mod raw {
 }
 
 impl Validator<'_> {
-    pub(super) fn endpoint(&self, t: &Target, kind: Kind) -> Result<Endpoint, ConfigError> {
+    pub(super) fn endpoint(
+        &self,
+        t: &Target,
+        kind: Kind,
+        default_ssh: Option<&Spanned<ssh::raw::Ssh>>,
+    ) -> Result<Endpoint, ConfigError> {
         self.reject_foreign_fields(t, kind)?;
         match kind {
             Kind::Sqlite => {
@@ -149,7 +159,11 @@ impl Validator<'_> {
                     port: port.value,
                 })
             }
-            Kind::Postgres | Kind::Mysql => self.server(t, kind).map(Endpoint::Server),
+            Kind::Postgres | Kind::Mysql => {
+                let mut server = self.server(t, kind)?;
+                server.ssh = self.ssh(t, default_ssh)?.map(Box::new);
+                Ok(Endpoint::Server(server))
+            }
         }
     }
 
@@ -157,7 +171,7 @@ impl Validator<'_> {
     /// a mistake worth stopping for, not something to ignore.
     fn reject_foreign_fields(&self, t: &Target, kind: Kind) -> Result<(), ConfigError> {
         use Kind::*;
-        let fields: [(&str, Option<serde_saphyr::Location>, &[Kind]); 12] = [
+        let fields: [(&str, Option<serde_saphyr::Location>, &[Kind]); 13] = [
             ("path", t.path.as_ref().map(|s| s.referenced), &[Sqlite]),
             ("create", t.create.as_ref().map(|s| s.referenced), &[Sqlite]),
             (
@@ -208,6 +222,11 @@ impl Validator<'_> {
             (
                 "replica_of",
                 t.replica_of.as_ref().map(|s| s.referenced),
+                &[Postgres, Mysql],
+            ),
+            (
+                "ssh",
+                t.ssh.as_ref().map(|s| s.referenced),
                 &[Postgres, Mysql],
             ),
         ];
@@ -329,6 +348,26 @@ impl Validator<'_> {
             server.create_heartbeat_table = hb.value.create.unwrap_or(true);
         }
         Ok(server)
+    }
+
+    /// The target's own `ssh:` block, else the one in `defaults:` (checked once for all).
+    fn ssh(
+        &self,
+        t: &Target,
+        default_ssh: Option<&Spanned<ssh::raw::Ssh>>,
+    ) -> Result<Option<SshConfig>, ConfigError> {
+        let checked = match &t.ssh {
+            Some(own) => ssh::validate(&own.value, own.referenced, self.base).map(Some),
+            None => self
+                .default_ssh
+                .get_or_init(|| {
+                    default_ssh
+                        .map(|d| ssh::validate(&d.value, d.referenced, self.base))
+                        .transpose()
+                })
+                .clone(),
+        };
+        checked.map_err(|(at, message)| self.err(at, message))
     }
 
     /// Read when the configuration is loaded and on every reload, so a rotated secret is

@@ -14,6 +14,7 @@ pub mod http_client;
 mod maintenance;
 mod migrations;
 mod shard;
+mod ssh;
 mod targets;
 mod url;
 mod values;
@@ -36,6 +37,10 @@ pub use maintenance::{
 };
 pub use migrations::{MigrationLimits, MigrationsConfig, parse_limit};
 pub use shard::{Placement, Shard, ShardError};
+pub use ssh::{
+    DEFAULT_SSH_PORT, HostKeyPin, SshAuth, SshConfig, fingerprint, known_hosts_name, load_identity,
+    pinned_keys, valid_fingerprint,
+};
 pub use targets::{
     Check, ConnectionMode, DEFAULT_INTERVAL, Kind, MAX_DEFAULT_TIMEOUT, MIN_INTERVAL, PhaseBuckets,
     Role, TargetConfig, valid_target_name,
@@ -170,7 +175,12 @@ pub fn parse(
 ) -> Result<Config, ConfigError> {
     let raw: raw::Config =
         serde_saphyr::from_str(text).map_err(|e| ConfigError::from_yaml(file, e))?;
-    Validator { file, base }.config(raw, default_instance)
+    Validator {
+        file,
+        base,
+        default_ssh: std::cell::OnceCell::new(),
+    }
+    .config(raw, default_instance)
 }
 
 mod raw {
@@ -203,6 +213,7 @@ mod raw {
         pub failure_threshold: Option<Spanned<u32>>,
         pub connection: Option<ConnectionMode>,
         pub phase_buckets: Option<PhaseBuckets>,
+        pub ssh: Option<Spanned<super::ssh::raw::Ssh>>,
     }
 }
 
@@ -211,6 +222,9 @@ struct Validator<'a> {
     /// Relative paths in the file (sqlite path, password_file, ca_file) are relative to the
     /// file's directory, as in Prometheus, so the working directory does not matter.
     base: &'a Path,
+    /// `defaults.ssh`, checked once: its key file is read (and decrypted) once, not once
+    /// per target.
+    default_ssh: std::cell::OnceCell<Result<Option<SshConfig>, (serde_saphyr::Location, String)>>,
 }
 
 impl Validator<'_> {

@@ -247,7 +247,9 @@ pub(super) fn validate(
             if !valid_fingerprint(text) {
                 return Err((
                     fp.referenced,
-                    format!("host_key {text:?} is not a SHA-256 fingerprint: give what `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on the bastion, `SHA256:` and 43 characters"),
+                    format!(
+                        "host_key {text:?} is not a SHA-256 fingerprint: give what `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on the bastion, `SHA256:` and 43 characters"
+                    ),
                 ));
             }
             HostKeyPin::Fingerprint(text.to_owned())

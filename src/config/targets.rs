@@ -56,13 +56,14 @@ impl TargetConfig {
     }
 
     /// Everything that must never appear in an output: the password, also as it was
-    /// written (percent-encoded) in a URL.
+    /// written (percent-encoded) in a URL, and the bastion key's passphrase.
     pub fn secrets(&self) -> Vec<&str> {
         match &self.endpoint {
             Endpoint::Server(s) => s
                 .password
                 .iter()
                 .flat_map(|p| [p.0.as_str(), s.password_in_url.0.as_str()])
+                .chain(s.ssh.iter().flat_map(|ssh| ssh.secrets()))
                 .collect(),
             Endpoint::Sqlite { .. } | Endpoint::Tcp { .. } => Vec::new(),
         }
@@ -247,6 +248,7 @@ pub(super) mod raw {
         pub tls: Option<Spanned<RawTls>>,
         pub heartbeat: Option<Spanned<RawHeartbeat>>,
         pub replica_of: Option<Spanned<Expanded>>,
+        pub ssh: Option<Spanned<crate::config::ssh::raw::Ssh>>,
         // Schedule and checks
         pub interval: Option<Spanned<HumanDuration>>,
         pub timeout: Option<Spanned<HumanDuration>>,
@@ -401,7 +403,7 @@ impl Validator<'_> {
             ));
         }
         let kind = t.kind.value;
-        let endpoint = self.endpoint(&t, kind)?;
+        let endpoint = self.endpoint(&t, kind, defaults.ssh.as_ref())?;
 
         let interval_src = t.interval.as_ref().or(defaults.interval.as_ref());
         let interval = interval_src.map_or(DEFAULT_INTERVAL, |d| d.value.0);

@@ -22,7 +22,7 @@ use crate::config::{ALL_SCOPE, Config, Endpoint, FileStatus, Shard, TargetConfig
 use crate::groups::GroupState;
 use crate::labels::Label;
 use crate::maintenance::{self, Source, Stored, Window};
-use crate::probe::{self, Phase, ProbeReport, Reason};
+use crate::probe::{self, Phase, ProbeReport};
 use crate::state::{Histogram, TargetStats};
 use crate::time::Timestamp;
 
@@ -472,7 +472,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         "dbvigil_probe_failures",
         "Failed probes by the reason of their first failed check.",
         ts.iter().flat_map(|s| {
-            Reason::ALL.iter().map(move |r| {
+            probe::reasons(&s.target).iter().map(move |r| {
                 (
                     labels(&s.target, &[(Label::Reason, r.as_str())]),
                     s.failures[r.index()],
@@ -484,7 +484,7 @@ fn write_target_families(ts: &[&TargetStats], f: &mut impl Sink) -> std::fmt::Re
         "dbvigil_phase_duration_seconds",
         "Duration of each probe phase that ran (tcp, connect, read, write, read_only, identity).",
         ts.iter().flat_map(|s| {
-            probe::phases(s.target.kind).iter().map(move |p: &Phase| {
+            probe::phases(&s.target).iter().map(move |p: &Phase| {
                 (
                     labels(&s.target, &[(Label::Phase, p.as_str())]),
                     &s.phase_durations[p.index()],

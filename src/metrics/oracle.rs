@@ -179,7 +179,7 @@ fn scrape() -> Scrape {
             let ok = ProbeReport {
                 started_at: at,
                 duration: Duration::from_micros(2_345),
-                phases: probe::phases(t.kind)
+                phases: probe::phases(t)
                     .iter()
                     .map(|&p| outcome(p, 1_234 + i as u64 * 777, Ok(())))
                     .collect(),
@@ -206,7 +206,7 @@ fn scrape() -> Scrape {
                 let down = ProbeReport {
                     started_at: at + Duration::from_secs(1),
                     phases: vec![outcome(
-                        probe::phases(t.kind)[0],
+                        probe::phases(t)[0],
                         1_000_000,
                         Err(Failure::new(Reason::Timeout, "no answer")),
                     )],

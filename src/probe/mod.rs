@@ -82,17 +82,30 @@ pub fn new_prober(target: &TargetConfig) -> Box<dyn Prober> {
     }
 }
 
-/// The phases a kind's prober can run (for the latency histograms).
-pub fn phases(kind: Kind) -> &'static [Phase] {
-    match kind {
-        Kind::Sqlite => &[Phase::Connect, Phase::Read, Phase::Write, Phase::ReadOnly],
-        Kind::Postgres | Kind::Mysql => &Phase::ALL,
-        Kind::Tcp => &[Phase::Tcp],
+/// The phases a target's prober can run (for the latency histograms): a server behind a
+/// bastion has the bastion's phase first.
+pub fn phases(target: &TargetConfig) -> &'static [Phase] {
+    match (&target.endpoint, target.kind) {
+        (Endpoint::Server(s), _) if s.ssh.is_some() => &Phase::ALL,
+        (_, Kind::Sqlite) => &[Phase::Connect, Phase::Read, Phase::Write, Phase::ReadOnly],
+        (_, Kind::Postgres | Kind::Mysql) => &Phase::ALL[1..],
+        (_, Kind::Tcp) => &[Phase::Tcp],
+    }
+}
+
+/// The failure reasons a target can have: the bastion's only behind a bastion, so that
+/// every other target keeps its series.
+pub fn reasons(target: &TargetConfig) -> &'static [Reason] {
+    match &target.endpoint {
+        Endpoint::Server(s) if s.ssh.is_some() => &Reason::ALL,
+        _ => &Reason::ALL[..Reason::BASTION_FIRST],
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
+    /// The SSH session to the bastion, for a target behind one.
+    Bastion,
     Tcp,
     Connect,
     Read,
@@ -102,7 +115,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
+        Phase::Bastion,
         Phase::Tcp,
         Phase::Connect,
         Phase::Read,
@@ -113,6 +127,7 @@ impl Phase {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Bastion => "bastion",
             Phase::Tcp => "tcp",
             Phase::Connect => "connect",
             Phase::Read => "read",
@@ -134,7 +149,9 @@ impl Phase {
             Phase::Connect => Some(Check::Connect),
             Phase::Read => Some(Check::Read),
             Phase::Write => Some(Check::Write),
-            Phase::ReadOnly | Phase::Identity => None,
+            // Every check needs the bastion: its failure fails them all (see
+            // `ProbeReport::failure`), as a failed login fails read and write.
+            Phase::Bastion | Phase::ReadOnly | Phase::Identity => None,
         }
     }
 }
@@ -166,10 +183,27 @@ pub enum Reason {
     Query,
     /// The connection or the file failed below SQL (reset, I/O error, corrupt file).
     Io,
+    /// The bastion's name did not resolve.
+    BastionDns,
+    /// Nothing listens on the bastion's SSH port.
+    BastionRefused,
+    /// The bastion did not answer within the timeout (down, frozen, packets lost).
+    BastionTimeout,
+    /// The bastion presented a host key that is not the pinned one.
+    BastionHostKey,
+    /// The bastion refused the login.
+    BastionAuth,
+    /// The bastion does not allow forwarding to the database.
+    BastionDenied,
+    /// The SSH session broke or its handshake failed.
+    BastionIo,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    /// Where the bastion's reasons start in [`Reason::ALL`].
+    pub const BASTION_FIRST: usize = 12;
+
+    pub const ALL: [Reason; 19] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::Refused,
@@ -182,6 +216,13 @@ impl Reason {
         Reason::Mismatch,
         Reason::Query,
         Reason::Io,
+        Reason::BastionDns,
+        Reason::BastionRefused,
+        Reason::BastionTimeout,
+        Reason::BastionHostKey,
+        Reason::BastionAuth,
+        Reason::BastionDenied,
+        Reason::BastionIo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -198,6 +239,13 @@ impl Reason {
             Reason::Mismatch => "mismatch",
             Reason::Query => "query",
             Reason::Io => "io",
+            Reason::BastionDns => "bastion_dns",
+            Reason::BastionRefused => "bastion_refused",
+            Reason::BastionTimeout => "bastion_timeout",
+            Reason::BastionHostKey => "bastion_host_key",
+            Reason::BastionAuth => "bastion_auth",
+            Reason::BastionDenied => "bastion_denied",
+            Reason::BastionIo => "bastion_io",
         }
     }
 
@@ -408,6 +456,10 @@ impl PhaseRunner {
         });
         let result = match tokio::time::timeout_at(self.deadline.into(), fut).await {
             Ok(r) => r,
+            Err(_) if phase == Phase::Bastion => Err(Failure::new(
+                Reason::BastionTimeout,
+                "the bastion did not answer within the probe timeout: it is down, frozen, or its packets are lost",
+            )),
             Err(_) => Err(Failure::new(
                 Reason::Timeout,
                 format!("{} did not finish within the probe timeout", phase.as_str()),

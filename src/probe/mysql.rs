@@ -13,6 +13,7 @@ use super::{Beat, Failure, FlagValue, Identity, Reason, Trace, net};
 use crate::config::Server;
 use crate::connect;
 use crate::time::Timestamp;
+use crate::tunnel::Tunnel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavour {
@@ -119,6 +120,10 @@ impl Dialect for MySql {
 
     fn heartbeat_ddl(&self) -> &str {
         &self.sql.create
+    }
+
+    fn through(&mut self, tunnel: &Tunnel) {
+        self.options = self.options.clone().socket(tunnel.socket_path());
     }
 }
 

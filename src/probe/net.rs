@@ -4,6 +4,7 @@
 use std::io;
 
 use super::{Failure, Reason, Trace};
+use crate::tunnel::{self, TunnelError};
 
 /// Resolves `host` and opens (then closes) a TCP connection to the first address that
 /// accepts. A name that does not resolve is `dns`; a closed port is `refused`.
@@ -68,4 +69,21 @@ pub fn sqlx_failure(
         sqlx::Error::Protocol(msg) => Failure::new(Reason::Io, format!("protocol error: {msg}")),
         other => Failure::new(Reason::Query, other.to_string()),
     }
+}
+
+/// Maps a failure on the way through a bastion: the bastion's own, or the database's as the
+/// bastion saw it.
+pub fn tunnel_failure(e: TunnelError) -> Failure {
+    let reason = match e.failure {
+        tunnel::Failure::BastionDns => Reason::BastionDns,
+        tunnel::Failure::BastionRefused => Reason::BastionRefused,
+        tunnel::Failure::BastionTimeout => Reason::BastionTimeout,
+        tunnel::Failure::BastionHostKey => Reason::BastionHostKey,
+        tunnel::Failure::BastionAuth => Reason::BastionAuth,
+        tunnel::Failure::BastionDenied => Reason::BastionDenied,
+        tunnel::Failure::BastionIo => Reason::BastionIo,
+        tunnel::Failure::DatabaseRefused => Reason::Refused,
+        tunnel::Failure::DatabaseTimeout => Reason::Timeout,
+    };
+    Failure::new(reason, e.message)
 }

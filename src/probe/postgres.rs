@@ -18,6 +18,7 @@ use super::{Beat, Failure, FlagValue, Identity, Reason, Trace, net};
 use crate::config::Server;
 use crate::connect;
 use crate::time::Timestamp;
+use crate::tunnel::Tunnel;
 
 pub struct Postgres {
     options: PgConnectOptions,
@@ -86,6 +87,10 @@ impl Dialect for Postgres {
 
     fn heartbeat_ddl(&self) -> &str {
         &self.sql.create
+    }
+
+    fn through(&mut self, tunnel: &Tunnel) {
+        self.options = self.options.clone().socket(tunnel.socket_dir());
     }
 }
 

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::config::{Check, ConnectionMode, Role, Server, TargetConfig};
 use crate::time::Timestamp;
+use crate::tunnel::Tunnel;
 
 /// A dialect's statements for one configured heartbeat table, built once per target.
 pub struct HeartbeatSql {
@@ -78,6 +79,8 @@ pub trait Dialect: Send + 'static {
     ) -> impl Future<Output = Result<Self::Session, Failure>> + Send;
     /// The statement that creates the heartbeat table, for messages when dbvigil may not.
     fn heartbeat_ddl(&self) -> &str;
+    /// From now on, connects through `tunnel`'s socket instead of to the server itself.
+    fn through(&mut self, tunnel: &Tunnel);
 }
 
 pub struct ServerProber<D: Dialect> {
@@ -103,6 +106,9 @@ pub struct ServerProber<D: Dialect> {
     primary_beat: Option<Beat>,
     /// This cycle's write, once read back, reported when it ends.
     wrote: Option<Beat>,
+    /// The way through the bastion, for a server behind one: made at the first probe (it
+    /// reads the key), then kept.
+    tunnel: Option<Tunnel>,
 }
 
 impl<D: Dialect> ServerProber<D> {
@@ -122,6 +128,7 @@ impl<D: Dialect> ServerProber<D> {
             lost: None,
             primary_beat: None,
             wrote: None,
+            tunnel: None,
         }
     }
 
@@ -133,16 +140,36 @@ impl<D: Dialect> ServerProber<D> {
         let trace = &ctx.trace;
         let mut run = PhaseRunner::new(ctx.timeout, trace);
         let mut lag = None;
-        if self.has(Check::Tcp)
-            && run
-                .run(
-                    Phase::Tcp,
-                    net::tcp_connect(&self.server.host, self.server.port, trace),
-                )
-                .await
-                .is_none()
-        {
+        if self.server.ssh.is_some() && run.run(Phase::Bastion, self.bastion(ctx)).await.is_none() {
+            // Whatever the kept session was carried by is gone or unknown.
+            self.session = None;
             return self.end(run, None, None, None, trace).await;
+        }
+        if self.has(Check::Tcp) {
+            let reached = match &self.tunnel {
+                Some(tunnel) => {
+                    run.run(Phase::Tcp, async {
+                        trace.note(|| {
+                            format!(
+                                "asking the bastion to connect to {}:{}",
+                                self.server.host, self.server.port
+                            )
+                        });
+                        tunnel.reach().await.map_err(net::tunnel_failure)
+                    })
+                    .await
+                }
+                None => {
+                    run.run(
+                        Phase::Tcp,
+                        net::tcp_connect(&self.server.host, self.server.port, trace),
+                    )
+                    .await
+                }
+            };
+            if reached.is_none() {
+                return self.end(run, None, None, None, trace).await;
+            }
         }
         if !(self.has(Check::Connect) || self.has(Check::Read) || self.has(Check::Write)) {
             trace.note(|| "no connect, read or write check: nothing more to do".to_owned());
@@ -158,10 +185,19 @@ impl<D: Dialect> ServerProber<D> {
                 .await
             }
             None => {
-                let (server, dialect) = (&self.server, &mut self.dialect);
+                let (server, dialect, tunnel) = (&self.server, &mut self.dialect, &self.tunnel);
                 run.run(Phase::Connect, async {
                     trace.note(|| login(server));
-                    dialect.connect(ctx.timeout, trace).await
+                    if let Some(t) = tunnel {
+                        t.take_relay_failure();
+                    }
+                    dialect.connect(ctx.timeout, trace).await.map_err(|f| {
+                        // The driver saw only a closed socket; the relay knows why.
+                        match tunnel.as_ref().and_then(Tunnel::take_relay_failure) {
+                            Some(why) => net::tunnel_failure(why),
+                            None => f,
+                        }
+                    })
                 })
                 .await
             }
@@ -346,6 +382,19 @@ impl<D: Dialect> ServerProber<D> {
                 });
             }
         }
+        if let Some(tunnel) = &self.tunnel {
+            let bastion_broke = matches!(
+                run.last_failure_reason(),
+                Some(Reason::BastionTimeout | Reason::BastionIo)
+            );
+            if bastion_broke {
+                trace.note(|| "dropping the SSH session: the bastion broke it".to_owned());
+                tunnel.abandon().await;
+            } else if !self.reuse {
+                trace.note(|| "closing the SSH session (connection: close)".to_owned());
+                tunnel.close().await;
+            }
+        }
         let mut report = run.finish(read_only, None);
         report.replication_lag = lag;
         report.maintenance_flag = flag;
@@ -353,6 +402,28 @@ impl<D: Dialect> ServerProber<D> {
         report.acknowledged = self.wrote.take();
         report.primary_beat = self.primary_beat.take();
         report
+    }
+}
+
+impl<D: Dialect> ServerProber<D> {
+    /// The bastion's phase: the tunnel (made at the first probe), and a live session
+    /// through it.
+    async fn bastion(&mut self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let trace = &ctx.trace;
+        if self.tunnel.is_none() {
+            let ssh = self
+                .server
+                .ssh
+                .as_ref()
+                .expect("only called behind a bastion");
+            let tunnel = Tunnel::new(ssh, &self.server.host, self.server.port, ctx.timeout)
+                .map_err(net::tunnel_failure)?;
+            self.dialect.through(&tunnel);
+            self.tunnel = Some(tunnel);
+        }
+        let tunnel = self.tunnel.as_ref().expect("made above");
+        trace.note(|| format!("SSH session to the bastion {}", tunnel.describe()));
+        tunnel.ensure().await.map_err(net::tunnel_failure)
     }
 }
 

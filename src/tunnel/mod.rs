@@ -204,18 +204,24 @@ impl Shared {
             russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed) => {
                 TunnelError::new(
                     Failure::DatabaseRefused,
-                    format!("the bastion {bastion} could not connect to the database {database}: it is down, not listening there, or unreachable from the bastion"),
+                    format!(
+                        "the bastion {bastion} could not connect to the database {database}: it is down, not listening there, or unreachable from the bastion"
+                    ),
                 )
             }
-            russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::AdministrativelyProhibited) => {
-                TunnelError::new(
-                    Failure::BastionDenied,
-                    format!("the bastion {bastion} does not allow forwarding to {database}: allow it in its sshd_config (AllowTcpForwarding, PermitOpen {database})"),
-                )
-            }
+            russh::Error::ChannelOpenFailure(
+                russh::ChannelOpenFailure::AdministrativelyProhibited,
+            ) => TunnelError::new(
+                Failure::BastionDenied,
+                format!(
+                    "the bastion {bastion} does not allow forwarding to {database}: allow it in its sshd_config (AllowTcpForwarding, PermitOpen {database})"
+                ),
+            ),
             other => TunnelError::new(
                 Failure::BastionIo,
-                format!("the session with the bastion {bastion} broke while forwarding to {database}: {other}"),
+                format!(
+                    "the session with the bastion {bastion} broke while forwarding to {database}: {other}"
+                ),
             ),
         }
     }

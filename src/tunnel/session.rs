@@ -60,7 +60,9 @@ impl Pins {
         let seen = fingerprint(presented);
         let algorithm = presented.algorithm();
         let pinned = match self {
-            Pins::Keys { keys, .. } if keys.iter().any(|k| k.key_data() == presented.key_data()) => {
+            Pins::Keys { keys, .. }
+                if keys.iter().any(|k| k.key_data() == presented.key_data()) =>
+            {
                 return Ok(());
             }
             Pins::Fingerprint(f) if *f == seen => return Ok(()),
@@ -286,7 +288,9 @@ async fn agent_login(
     let no_agent = |e: &dyn std::fmt::Display| {
         TunnelError::new(
             Failure::BastionAuth,
-            format!("cannot reach the SSH agent ({e}): start one and add the key (ssh-add), and give dbvigil its SSH_AUTH_SOCK or ssh.agent_socket"),
+            format!(
+                "cannot reach the SSH agent ({e}): start one and add the key (ssh-add), and give dbvigil its SSH_AUTH_SOCK or ssh.agent_socket"
+            ),
         )
     };
     let mut agent = match socket {
