@@ -8,7 +8,8 @@ use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{ConnectOptions, Connection, Row};
 
-use crate::config::{Endpoint, Kind};
+use crate::config::{Endpoint, Kind, Server};
+use crate::tunnel::{Tunnel, TunnelError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -128,6 +129,9 @@ impl DbConn {
             Purpose::Read => "dbvigil",
         };
         match (endpoint, kind) {
+            (Endpoint::Server(server), _) if server.ssh.is_some() => {
+                Self::open_through_bastion(server, kind, app).await
+            }
             (Endpoint::Server(server), Kind::Postgres) => {
                 PgConnection::connect_with(&crate::connect::postgres(server, app))
                     .await
@@ -151,6 +155,38 @@ impl DbConn {
                 "a tcp target has no database to migrate or read: give the target kind postgres, mysql or sqlite".into(),
             )),
         }
+    }
+
+    /// A connection through a tunnel of its own. The tunnel's socket goes once the driver
+    /// is connected; the forward it made, and the session under it, live as long as the
+    /// connection does and end with it.
+    async fn open_through_bastion(
+        server: &Server,
+        kind: Kind,
+        app: &str,
+    ) -> Result<DbConn, sqlx::Error> {
+        /// Bounds what the tunnel does on its own; callers bound the whole open.
+        const TUNNEL_STEP: Duration = Duration::from_secs(30);
+        let ssh = server.ssh.as_deref().expect("called behind a bastion");
+        let tunnel_error = |e: TunnelError| sqlx::Error::Io(std::io::Error::other(e));
+        let tunnel =
+            Tunnel::new(ssh, &server.host, server.port, TUNNEL_STEP).map_err(tunnel_error)?;
+        tunnel.ensure().await.map_err(tunnel_error)?;
+        let connected = if kind == Kind::Postgres {
+            PgConnection::connect_with(
+                &crate::connect::postgres(server, app).socket(tunnel.socket_dir()),
+            )
+            .await
+            .map(DbConn::Postgres)
+        } else {
+            MySqlConnection::connect_with(
+                &crate::connect::mysql(server).socket(tunnel.socket_path()),
+            )
+            .await
+            .map(DbConn::MySql)
+        };
+        // The driver saw only a closed socket; the tunnel knows why.
+        connected.map_err(|e| tunnel.take_relay_failure().map_or(e, tunnel_error))
     }
 
     pub fn engine(&self) -> Engine {
