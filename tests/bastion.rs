@@ -384,3 +384,72 @@ async fn the_key_passphrase_reaches_no_output() {
         surfaces[4]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_history_is_read_through_the_bastion() {
+    let Some(pg) = Db::start(Engine::Postgres) else {
+        return;
+    };
+    let Some(mut bastion) = Bastion::start(&[pg.port()]) else {
+        return;
+    };
+    // golang-migrate's own table, as its postgres driver makes it.
+    common::db::block(|| {
+        pg.sql(
+            "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); \
+             INSERT INTO schema_migrations VALUES (42, false); GRANT SELECT ON schema_migrations TO probe;",
+        )
+    });
+    let dir = tempdir();
+    let yaml = format!(
+        "targets:\n{}",
+        target_behind(
+            "pg",
+            &pg,
+            &bastion,
+            "    migrations: {interval: 1s}\n",
+            &key_and_known_hosts(&bastion)
+        ),
+    );
+    let e = TestExporter::start(dir.path(), &yaml).await;
+    let version = [
+        ("target", "pg"),
+        ("tool", "golang-migrate"),
+        ("version", "42"),
+    ];
+    eventually(
+        WAIT,
+        "golang-migrate's version read through the bastion",
+        || async {
+            let m = e.metrics().await;
+            (m.get("dbvigil_migration_version_info", &version) == Some(1.0)
+                && m.get("dbvigil_migration_read_success", &[("target", "pg")]) == Some(1.0))
+            .then_some(())
+        },
+    )
+    .await;
+    // The database stays up: only the way to it is gone.
+    bastion.stop();
+    eventually(
+        WAIT,
+        "the history read fails without the bastion",
+        || async {
+            let m = e.metrics().await;
+            (m.get("dbvigil_migration_read_success", &[("target", "pg")]) == Some(0.0))
+                .then_some(())
+        },
+    )
+    .await;
+    bastion.start_again();
+    eventually(
+        WAIT,
+        "the history read through the bastion again",
+        || async {
+            let m = e.metrics().await;
+            (m.get("dbvigil_migration_read_success", &[("target", "pg")]) == Some(1.0))
+                .then_some(())
+        },
+    )
+    .await;
+    e.stop().await;
+}

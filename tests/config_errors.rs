@@ -6,7 +6,7 @@ use dbvigil::config::{self, ConfigError};
 const CASES: &[(&str, &str)] = &[
     (
         "unknown_key.yml",
-        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, interval, timeout, failure_threshold, checks, connection, phase_buckets, role, labels, maintenance_query, migrations",
+        "5:5: unknown field `intervall`, expected one of name, kind, path, create, url, host, port, user, database, password, password_file, tls, heartbeat, replica_of, ssh, interval, timeout, failure_threshold, checks, connection, phase_buckets, role, labels, maintenance_query, migrations",
     ),
     (
         "migrations_on_tcp.yml",
@@ -279,6 +279,34 @@ const CASES: &[(&str, &str)] = &[
     (
         "alertmanager_bad_key.yml",
         "6:3: unknown field `url`, expected one of urls, basic_auth, tls_config, timeout, sync_interval, owner, own_alerts, silences",
+    ),
+    (
+        "ssh_without_host_key.yml",
+        "6:7: ssh needs the bastion's host key: `known_hosts` (a file with its key) or `host_key` (its SHA256: fingerprint); dbvigil never accepts an unknown key",
+    ),
+    (
+        "ssh_bad_fingerprint.yml",
+        "9:17: host_key \"16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48\" is not a SHA-256 fingerprint: give what `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on the bastion, `SHA256:` and 43 characters",
+    ),
+    (
+        "ssh_key_and_agent.yml",
+        "8:22: ssh takes either `identity_file` or the agent (`agent: true`), not both",
+    ),
+    (
+        "ssh_on_sqlite.yml",
+        "6:7: `ssh` does not apply to kind sqlite: a SQLite target is a file; set `path`",
+    ),
+    (
+        "ssh_password.yml",
+        "8:17: ssh takes no password: log in to the bastion with `identity_file` (a key, with passphrase_file if it is encrypted) or `agent: true`; only a migration plan's sql_runner_password logs in with one",
+    ),
+    (
+        "ssh_known_hosts_without_bastion.yml",
+        "7:18: the SSH known_hosts file tests/data/invalid/../ssh/known_hosts_other has no key for [bastion.example]:2222: check the bastion's key out of band, then add it (ssh-keyscan -p 2222 bastion.example >> tests/data/invalid/../ssh/known_hosts_other) or pin its fingerprint with host_key",
+    ),
+    (
+        "ssh_missing_identity_file.yml",
+        "8:22: cannot read the SSH identity_file tests/data/invalid/no-such-key: No such file or directory (os error 2); fix the path and make it readable by dbvigil",
     ),
 ];
 

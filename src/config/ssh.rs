@@ -169,6 +169,8 @@ pub(super) mod raw {
         pub agent_socket: Option<Spanned<Expanded>>,
         pub known_hosts: Option<Spanned<Expanded>>,
         pub host_key: Option<Spanned<Expanded>>,
+        /// Refused with a reason, rather than as an unknown key.
+        pub password: Option<Spanned<Secret>>,
     }
 }
 
@@ -179,6 +181,12 @@ pub(super) fn validate(
     at: Location,
     base: &Path,
 ) -> Result<SshConfig, (Location, String)> {
+    if let Some(p) = &ssh.password {
+        return Err((
+            p.referenced,
+            "ssh takes no password: log in to the bastion with `identity_file` (a key, with passphrase_file if it is encrypted) or `agent: true`; only a migration plan's sql_runner_password logs in with one".to_owned(),
+        ));
+    }
     let Some(host) = ssh.host.as_ref().filter(|h| !h.value.0.trim().is_empty()) else {
         return Err((
             at,
