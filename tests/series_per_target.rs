@@ -5,6 +5,7 @@
 mod common;
 
 use common::db::{Db, Engine, WAIT, target};
+use common::sshd::Bastion;
 use common::{TestExporter, eventually, tempdir};
 
 /// The rows of the "Series per target" table: (the test's target, series, phase-histogram
@@ -38,10 +39,20 @@ async fn each_kind_costs_the_series_the_docs_say() {
     let Some(my) = Db::start(Engine::MariaDb) else {
         return;
     };
+    let Some(bastion) = Bastion::start(&[pg.port()]) else {
+        return;
+    };
+    let behind_bastion = format!(
+        "    ssh:\n      host: 127.0.0.1\n      port: {}\n      user: {}\n      identity_file: {}\n      known_hosts: {}\n",
+        bastion.port(),
+        bastion.user(),
+        bastion.client_key().display(),
+        bastion.known_hosts().display()
+    );
     let dir = tempdir();
     let yaml = format!(
         "targets:\n  - {{name: sqlite, kind: sqlite, path: s.db, create: true, interval: 200ms}}\n\
-         \x20 - {{name: tcp, kind: tcp, host: 127.0.0.1, port: {}, interval: 200ms}}\n{}{}{}",
+         \x20 - {{name: tcp, kind: tcp, host: 127.0.0.1, port: {}, interval: 200ms}}\n{}{}{}{}",
         pg.port(),
         target("postgres", &pg, "200ms", ""),
         target("mysql", &my, "200ms", ""),
@@ -51,9 +62,17 @@ async fn each_kind_costs_the_series_the_docs_say() {
             "200ms",
             "    phase_buckets: detailed\n"
         ),
+        target("postgres-bastion", &pg, "500ms", &behind_bastion),
     );
     let e = TestExporter::start(dir.path(), &yaml).await;
-    let kinds = ["sqlite", "tcp", "postgres", "mysql", "postgres-detailed"];
+    let kinds = [
+        "sqlite",
+        "tcp",
+        "postgres",
+        "mysql",
+        "postgres-detailed",
+        "postgres-bastion",
+    ];
     // Every phase has run (a histogram appears with its phase's first run) and each
     // database has said who it is.
     let m = eventually(WAIT, "a few probes of every target", || async {
@@ -62,9 +81,15 @@ async fn each_kind_costs_the_series_the_docs_say() {
             m.get("dbvigil_probes_total", &[("target", k)])
                 .is_some_and(|n| n >= 3.0)
                 && m.get("dbvigil_up", &[("target", k)]) == Some(1.0)
-        }) && ["sqlite", "postgres", "mysql", "postgres-detailed"]
-            .iter()
-            .all(|k| m.get("dbvigil_server_info", &[("target", k)]).is_some());
+        }) && [
+            "sqlite",
+            "postgres",
+            "mysql",
+            "postgres-detailed",
+            "postgres-bastion",
+        ]
+        .iter()
+        .all(|k| m.get("dbvigil_server_info", &[("target", k)]).is_some());
         settled.then_some(m)
     })
     .await;
