@@ -69,14 +69,21 @@ impl TargetConfig {
         }
     }
 
-    /// Where the target is, for humans, without any credential.
+    /// Where the target is (and the bastion it is reached through), for humans, without
+    /// any credential.
     pub fn describe_endpoint(&self) -> String {
         match &self.endpoint {
             Endpoint::Sqlite { path, .. } => path.display().to_string(),
-            Endpoint::Server(s) => match &s.database {
-                Some(db) => format!("{}:{}/{db}", s.host, s.port),
-                None => format!("{}:{}", s.host, s.port),
-            },
+            Endpoint::Server(s) => {
+                let at = match &s.database {
+                    Some(db) => format!("{}:{}/{db}", s.host, s.port),
+                    None => format!("{}:{}", s.host, s.port),
+                };
+                match &s.ssh {
+                    Some(ssh) => format!("{at} via the bastion {}", ssh.describe()),
+                    None => at,
+                }
+            }
             Endpoint::Tcp { host, port } => format!("{host}:{port}"),
         }
     }
