@@ -83,9 +83,16 @@ async fn postgres_and_mariadb_behind_a_bastion_pass_every_check_through_it() {
         bastion.client_key().display(),
         bastion.host_key_fingerprint()
     );
+    let agent = bastion.agent();
+    let through_agent = format!(
+        "      agent_socket: {}\n      known_hosts: {}\n",
+        agent.socket().display(),
+        bastion.known_hosts().display()
+    );
     let yaml = format!(
-        "targets:\n{}{}{}",
+        "targets:\n{}{}{}{}",
         target_behind("pg", &pg, &bastion, "", &pin),
+        target_behind("maria-agent", &maria, &bastion, "", &through_agent),
         target_behind("maria", &maria, &bastion, "", &fingerprint),
         target_behind(
             "pg-kept",
@@ -96,11 +103,12 @@ async fn postgres_and_mariadb_behind_a_bastion_pass_every_check_through_it() {
         ),
     );
     let e = TestExporter::start(dir.path(), &yaml).await;
-    for t in ["pg", "maria", "pg-kept"] {
+    let all = ["pg", "maria", "maria-agent", "pg-kept"];
+    for t in all {
         wait_up(&e, t, 1.0).await;
     }
     let m = e.metrics().await;
-    for t in ["pg", "maria", "pg-kept"] {
+    for t in all {
         for check in ["tcp", "connect", "read", "write"] {
             assert_eq!(
                 m.get("dbvigil_check_success", &[("target", t), ("check", check)]),
@@ -124,6 +132,14 @@ async fn postgres_and_mariadb_behind_a_bastion_pass_every_check_through_it() {
             Some(0.0)
         );
     }
+    let endpoint = e.target_json("pg").await["endpoint"].to_string();
+    assert!(
+        endpoint.contains(&format!(
+            "via the bastion root@127.0.0.1:{}",
+            bastion.port()
+        )),
+        "the API says how the target is reached: {endpoint}"
+    );
     // Identity as seen from inside: the server's own address and port.
     let pg_identity = e.target_json("pg").await["identity"].to_string();
     assert!(
@@ -141,8 +157,8 @@ async fn postgres_and_mariadb_behind_a_bastion_pass_every_check_through_it() {
     .await;
     let after = logins(&bastion);
     assert!(
-        after >= before + 8,
-        "two targets with connection: close log in to the bastion at every probe: {before} then {after}"
+        after >= before + 12,
+        "three targets with connection: fresh log in to the bastion at every probe: {before} then {after}"
     );
     assert_eq!(
         logins(&kept_bastion),

@@ -169,8 +169,9 @@ impl DbConn {
         const TUNNEL_STEP: Duration = Duration::from_secs(30);
         let ssh = server.ssh.as_deref().expect("called behind a bastion");
         let tunnel_error = |e: TunnelError| sqlx::Error::Io(std::io::Error::other(e));
-        let tunnel =
-            Tunnel::new(ssh, &server.host, server.port, TUNNEL_STEP).map_err(tunnel_error)?;
+        let tunnel = Tunnel::new(ssh, &server.host, server.port, TUNNEL_STEP)
+            .await
+            .map_err(tunnel_error)?;
         tunnel.ensure().await.map_err(tunnel_error)?;
         let connected = if kind == Kind::Postgres {
             PgConnection::connect_with(

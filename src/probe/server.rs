@@ -417,6 +417,7 @@ impl<D: Dialect> ServerProber<D> {
                 .as_ref()
                 .expect("only called behind a bastion");
             let tunnel = Tunnel::new(ssh, &self.server.host, self.server.port, ctx.timeout)
+                .await
                 .map_err(net::tunnel_failure)?;
             self.dialect.through(&tunnel);
             self.tunnel = Some(tunnel);

@@ -88,17 +88,28 @@ struct Shared {
 }
 
 impl Tunnel {
-    /// Reads the key and the pinned host keys and opens the relay's socket; connects to
-    /// nothing yet. Must run inside the Tokio runtime.
-    pub fn new(
+    /// Reads the key and the pinned host keys (on the blocking pool: opening an encrypted
+    /// key is deliberately slow) and opens the relay's socket; connects to nothing yet.
+    pub async fn new(
         ssh: &SshConfig,
         host: &str,
         port: u16,
         timeout: Duration,
     ) -> Result<Tunnel, TunnelError> {
+        let read = ssh.clone();
+        let (login, pins) = tokio::task::spawn_blocking(move || {
+            Ok::<_, TunnelError>((Login::read(&read)?, Pins::read(&read)?))
+        })
+        .await
+        .map_err(|e| {
+            TunnelError::new(
+                Failure::BastionIo,
+                format!("reading the SSH key stopped: {e}"),
+            )
+        })??;
         let shared = Arc::new(Shared {
-            login: Login::read(ssh)?,
-            pins: Arc::new(Pins::read(ssh)?),
+            login,
+            pins: Arc::new(pins),
             ssh: Arc::new(ssh.clone()),
             host: host.to_owned(),
             port,
