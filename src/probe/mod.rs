@@ -746,4 +746,13 @@ mod tests {
         );
         assert_eq!(LostWrites::between(acknowledged, None), None);
     }
+
+    #[test]
+    fn only_targets_behind_a_bastion_have_the_bastions_reasons() {
+        let (before, after) = Reason::ALL.split_at(Reason::BASTION_FIRST);
+        assert!(before.iter().all(|r| !r.as_str().starts_with("bastion_")));
+        assert!(after.iter().all(|r| r.as_str().starts_with("bastion_")));
+        assert_eq!(after.len(), 7);
+        assert_eq!(Phase::ALL[0], Phase::Bastion);
+    }
 }
