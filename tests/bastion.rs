@@ -385,6 +385,14 @@ async fn the_key_passphrase_reaches_no_output() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        listed.contains(&format!(
+            "through the bastion root@127.0.0.1:{}",
+            bastion.port()
+        )),
+        "check-config says how each target is reached: {listed}"
+    );
     surfaces.push(String::from_utf8_lossy(&check.stdout).into_owned());
     surfaces.push(String::from_utf8_lossy(&check.stderr).into_owned());
     surfaces.push(run.terminate());

@@ -77,8 +77,18 @@ fn check_main_config(path: &Path) -> bool {
 
 fn print_targets(targets: &[config::TargetConfig]) {
     for t in targets {
+        let bastion = match &t.endpoint {
+            config::Endpoint::Server(s) => s.ssh.as_ref().map_or_else(String::new, |ssh| {
+                let pin = match &ssh.host_key {
+                    config::HostKeyPin::KnownHosts(f) => format!("known_hosts {}", f.display()),
+                    config::HostKeyPin::Fingerprint(f) => f.clone(),
+                };
+                format!(", through the bastion {} (host key: {pin})", ssh.describe())
+            }),
+            _ => String::new(),
+        };
         println!(
-            "  {} ({}, every {}, timeout {})",
+            "  {} ({}, every {}, timeout {}{bastion})",
             t.name,
             t.kind.as_str(),
             config::format_duration(t.interval),
