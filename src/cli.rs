@@ -63,7 +63,7 @@ pub enum Command {
     /// Start, extend, end, list maintenance windows on a running exporter, or ask whether a scope is in maintenance.
     Maintenance(maintenance::MaintenanceArgs),
     /// Apply ordered SQL scripts (V<version>__<description>.sql) to a target, a URL or a CSV plan; info, validate, repair, baseline, new.
-    Migrate(migrate::MigrateArgs),
+    Migrate(Box<migrate::MigrateArgs>),
     /// A target's switchovers as a postmortem timeline, then its outages, from a running exporter.
     Report(report::ReportArgs),
 }
@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
         }) => check_config::run(config_file.as_deref(), web_config_file.as_deref()),
         Some(Command::HashPassword { cost }) => hash_password::run(cost),
         Some(Command::Maintenance(args)) => maintenance::run(args),
-        Some(Command::Migrate(args)) => migrate::run(args),
+        Some(Command::Migrate(args)) => migrate::run(*args),
         Some(Command::Report(args)) => report::run(args),
         None => serve::run(cli.run),
     }

@@ -638,9 +638,30 @@ fn every_shipped_example_passes_check_config() {
     let dir = tempdir();
     let examples = dir.path().join("examples");
     std::fs::create_dir_all(examples.join("secrets")).unwrap();
-    for f in ["shop-db.password", "ledger-db.password", "ca.pem"] {
+    for f in [
+        "shop-db.password",
+        "ledger-db.password",
+        "orders.password",
+        "billing.password",
+        "ca.pem",
+    ] {
         std::fs::write(examples.join("secrets").join(f), "placeholder\n").unwrap();
     }
+    // bastion.yml's key and the known_hosts entry that pins its bastion: check-config
+    // opens both.
+    let key = examples.join("secrets/bastion_ed25519");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen (openssh-client) runs");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(
+        examples.join("secrets/known_hosts"),
+        format!("bastion.example.com {public}"),
+    )
+    .unwrap();
     std::fs::write(
         examples.join("secrets").join("maintenance.tokens"),
         "ci-pipeline 0123456789abcdef0123456789abcdef\n",
@@ -687,6 +708,17 @@ fn every_shipped_example_passes_check_config() {
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        if path.ends_with("bastion.yml") {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains(
+                    "through the bastion dbvigil@bastion.example.com:22 (host key: known_hosts "
+                ) && stdout.contains(
+                    "through the bastion dbvigil@bastion-eu.example.com:22 (host key: SHA256:"
+                ),
+                "{stdout}"
+            );
+        }
         if path.ends_with("fleet.yml") {
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(

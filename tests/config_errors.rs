@@ -302,11 +302,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "ssh_known_hosts_without_bastion.yml",
-        "7:18: the SSH known_hosts file tests/data/invalid/../ssh/known_hosts_other has no key for [bastion.example]:2222: check the bastion's key out of band, then add it (ssh-keyscan -p 2222 bastion.example >> tests/data/invalid/../ssh/known_hosts_other) or pin its fingerprint with host_key",
+        "7:18: the SSH known_hosts file tests/data/invalid/../ssh/known_hosts_other has no key for [bastion.example]:2222: check the bastion's key out of band, then add it (ssh-keyscan -p 2222 bastion.example >> tests/data/invalid/../ssh/known_hosts_other) or pin its fingerprint: set host_key: SHA256:...",
     ),
     (
         "ssh_missing_identity_file.yml",
-        "8:22: cannot read the SSH identity_file tests/data/invalid/no-such-key: No such file or directory (os error 2); fix the path and make it readable by dbvigil",
+        "8:22: cannot read the SSH key tests/data/invalid/no-such-key (identity_file): No such file or directory (os error 2); fix the path and make it readable by dbvigil",
     ),
 ];
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::servers::{MariaDbServer, PgServer};
-use common::tempdir;
+use common::{Outcome, tempdir};
 use dbvigil::migrate::conn::{DbConn, Purpose};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -90,22 +90,6 @@ impl Server {
     }
 }
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 fn dbvigil(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbvigil"));
     cmd.current_dir(cwd)
@@ -119,14 +103,7 @@ fn dbvigil(cwd: &Path, args: &[&str]) -> Command {
 }
 
 fn migrate(cwd: &Path, args: &[&str]) -> Outcome {
-    let out = dbvigil(cwd, &[&["migrate"], args].concat())
-        .output()
-        .unwrap();
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Outcome::of(&mut dbvigil(cwd, &[&["migrate"], args].concat()))
 }
 
 /// A running `dbvigil migrate` whose stdout is collected line by line.
@@ -509,45 +486,20 @@ fn csv_plan_runs_four_scripts_in_order() {
     let Server::Maria(m) = &db else {
         unreachable!()
     };
-    let sql = tmp.path().join("environment_creators/src/sql");
-    std::fs::create_dir_all(&sql).unwrap();
-    write(
-        &sql,
-        "V1_1__Zipcode_Schema.sql",
-        "CREATE TABLE zipcode (zip CHAR(5) PRIMARY KEY, city VARCHAR(40));\n",
+    common::plan::write_scripts(tmp.path());
+    let header = common::plan::HEADER;
+    let rows = common::plan::rows(
+        "localhost,howarddeiner,password",
+        "127.0.0.1,app,app-pw",
+        m.port(),
     );
-    write(
-        &sql,
-        "V1_2__Zipcode_Static_Data.sql",
-        "INSERT INTO zipcode VALUES ('07001', 'Avenel');\nINSERT INTO zipcode VALUES ('07002', 'Bayonne');\n",
-    );
-    write(
-        &sql,
-        "V2_1__Add_Spatial_Data.sql",
-        "ALTER TABLE zipcode ADD COLUMN lat DECIMAL(8,5);\nUPDATE zipcode SET lat = 40.58;\n",
-    );
-    write(
-        &sql,
-        "V3_1__Zipcode_Test_Data.sql",
-        "INSERT INTO zipcode VALUES ('99999', 'Testville', 0);\n",
-    );
-    let header = "sql_runner_host,sql_runner_userid,sql_runner_password,database_host,database_userid,database_password,port,database,sql_script_to_run";
-    let rows: String = [
-        "V1_1__Zipcode_Schema",
-        "V1_2__Zipcode_Static_Data",
-        "V2_1__Add_Spatial_Data",
-        "V3_1__Zipcode_Test_Data",
-    ]
-    .iter()
-    .map(|s| {
-        format!(
-            "localhost,howarddeiner,password,127.0.0.1,app,app-pw,{},app,environment_creators/src/sql/{s}.sql\n",
-            m.port()
-        )
-    })
-    .collect();
     write(tmp.path(), "localhost.csv", &format!("{header}\n{rows}"));
 
+    // The runner is this machine: the rows connect directly.
+    let run_direct = |plan: &str| {
+        let args = ["--plan", plan, "--plan-direct", "--engine", "mysql", "run"];
+        migrate(tmp.path(), &args)
+    };
     let out = migrate(tmp.path(), &["--plan", "localhost.csv", "run"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
@@ -559,10 +511,7 @@ fn csv_plan_runs_four_scripts_in_order() {
         "no password in errors: {out:?}"
     );
 
-    let out = migrate(
-        tmp.path(),
-        &["--plan", "localhost.csv", "--engine", "mysql", "run"],
-    );
+    let out = run_direct("localhost.csv");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout
@@ -576,19 +525,13 @@ fn csv_plan_runs_four_scripts_in_order() {
     );
     assert!(!out.stdout.contains("app-pw") && !out.stderr.contains("app-pw"));
 
-    let out = migrate(
-        tmp.path(),
-        &["--plan", "localhost.csv", "--engine", "mysql", "run"],
-    );
+    let out = run_direct("localhost.csv");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("up to date"), "{out:?}");
 
     let reversed: String = rows.lines().rev().map(|l| format!("{l}\n")).collect();
     write(tmp.path(), "reversed.csv", &format!("{header}\n{reversed}"));
-    let out = migrate(
-        tmp.path(),
-        &["--plan", "reversed.csv", "--engine", "mysql", "run"],
-    );
+    let out = run_direct("reversed.csv");
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("order the rows by version"), "{out:?}");
 }
@@ -1030,7 +973,14 @@ fn migrate_never_prints_a_password() {
         let out = migrate(
             tmp.path(),
             &[
-                "--plan", "plan.csv", "--engine", "mysql", "--output", output, "run",
+                "--plan",
+                "plan.csv",
+                "--plan-direct",
+                "--engine",
+                "mysql",
+                "--output",
+                output,
+                "run",
             ],
         );
         assert_eq!(out.code, 4, "{out:?}");

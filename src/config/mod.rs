@@ -38,8 +38,8 @@ pub use maintenance::{
 pub use migrations::{MigrationLimits, MigrationsConfig, parse_limit};
 pub use shard::{Placement, Shard, ShardError};
 pub use ssh::{
-    DEFAULT_SSH_PORT, HostKeyPin, SshAuth, SshConfig, fingerprint, known_hosts_name, load_identity,
-    pinned_keys, valid_fingerprint,
+    DEFAULT_SSH_PORT, HostKeyPin, SshAuth, SshConfig, SshSource, fingerprint, known_hosts_name,
+    load_identity, parse_address, pinned_keys, valid_fingerprint,
 };
 pub use targets::{
     Check, ConnectionMode, DEFAULT_INTERVAL, Kind, MAX_DEFAULT_TIMEOUT, MIN_INTERVAL, PhaseBuckets,

@@ -22,6 +22,85 @@ pub struct SshConfig {
     pub user: String,
     pub auth: SshAuth,
     pub host_key: HostKeyPin,
+    /// Where these settings were written: messages name what the user can change there.
+    pub source: SshSource,
+}
+
+/// Where a bastion's settings come from. The same failure asks a configuration's user to
+/// fix `ssh.user` and a `dbvigil migrate` user to fix a flag or a plan column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SshSource {
+    /// A target's (or `defaults:`) `ssh:` block.
+    #[default]
+    Config,
+    /// `dbvigil migrate --ssh USER@HOST[:PORT]` and the `--ssh-*` flags.
+    Flags,
+    /// A migration plan's runner columns, with the `--ssh-*` flags.
+    Plan,
+}
+
+impl SshSource {
+    pub fn user(self) -> &'static str {
+        match self {
+            SshSource::Config => "ssh.user",
+            SshSource::Flags => "the user of --ssh USER@HOST",
+            SshSource::Plan => "the plan's sql_runner_userid",
+        }
+    }
+
+    pub fn identity_file(self) -> &'static str {
+        match self {
+            SshSource::Config => "identity_file",
+            SshSource::Flags | SshSource::Plan => "--ssh-identity",
+        }
+    }
+
+    pub fn passphrase_file(self) -> &'static str {
+        match self {
+            SshSource::Config => "passphrase_file",
+            SshSource::Flags | SshSource::Plan => "--ssh-passphrase-file",
+        }
+    }
+
+    pub fn agent(self) -> &'static str {
+        match self {
+            SshSource::Config => "agent: true",
+            SshSource::Flags | SshSource::Plan => "--ssh-agent",
+        }
+    }
+
+    /// Where the agent's socket is given.
+    pub fn agent_socket(self) -> &'static str {
+        match self {
+            SshSource::Config => "SSH_AUTH_SOCK or ssh.agent_socket",
+            SshSource::Flags | SshSource::Plan => "SSH_AUTH_SOCK",
+        }
+    }
+
+    pub fn known_hosts(self) -> &'static str {
+        match self {
+            SshSource::Config => "known_hosts",
+            SshSource::Flags | SshSource::Plan => "--ssh-known-hosts",
+        }
+    }
+
+    /// How to pin `fingerprint` where these settings are written.
+    pub fn pin(self, fingerprint: &str) -> String {
+        match self {
+            SshSource::Config => format!("set host_key: {fingerprint}"),
+            SshSource::Flags | SshSource::Plan => format!("pass --ssh-host-key {fingerprint}"),
+        }
+    }
+
+    /// The way around a runner that cannot be used, for a plan.
+    pub fn direct(self) -> &'static str {
+        match self {
+            SshSource::Plan => {
+                "; or, to connect to the databases directly without the runner, pass --plan-direct"
+            }
+            SshSource::Config | SshSource::Flags => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,10 +148,10 @@ impl SshConfig {
     /// stops the configuration instead of every later connection.
     pub fn check_files(&self) -> Result<(), String> {
         if let SshAuth::Key { file, passphrase } = &self.auth {
-            load_identity(file, passphrase.as_ref())?;
+            load_identity(file, passphrase.as_ref(), self.source)?;
         }
         if let HostKeyPin::KnownHosts(path) = &self.host_key {
-            pinned_keys(path, &self.host, self.port)?;
+            pinned_keys(path, &self.host, self.port, self.source)?;
         }
         Ok(())
     }
@@ -82,24 +161,29 @@ impl SshConfig {
 pub fn load_identity(
     file: &Path,
     passphrase: Option<&Secret>,
+    source: SshSource,
 ) -> Result<russh::keys::PrivateKey, String> {
+    let setting = source.identity_file();
     let text = std::fs::read_to_string(file).map_err(|e| {
         format!(
-            "cannot read the SSH identity_file {}: {e}; fix the path and make it readable by dbvigil",
+            "cannot read the SSH key {} ({setting}): {e}; fix the path and make it readable by dbvigil",
             file.display()
         )
     })?;
     russh::keys::decode_secret_key(&text, passphrase.map(|p| p.0.as_str())).map_err(|e| match (e, passphrase) {
         (russh::keys::Error::KeyIsEncrypted, None) => format!(
-            "the SSH identity_file {} is encrypted: give its passphrase in passphrase_file, or use the SSH agent",
-            file.display()
+            "the SSH key {} ({setting}) is encrypted: give its passphrase with {}, or use the SSH agent ({})",
+            file.display(),
+            source.passphrase_file(),
+            source.agent(),
         ),
         (_, Some(_)) => format!(
-            "cannot open the SSH identity_file {} with the passphrase given: check passphrase_file, or that the file is an OpenSSH private key",
-            file.display()
+            "cannot open the SSH key {} ({setting}) with the passphrase given: check {}, or that the file is an OpenSSH private key",
+            file.display(),
+            source.passphrase_file(),
         ),
         (e, None) => format!(
-            "the SSH identity_file {} is not a private key dbvigil can read ({e}): give an OpenSSH private key (ssh-keygen -t ed25519)",
+            "the SSH key {} ({setting}) is not a private key dbvigil can read ({e}): give an OpenSSH private key (ssh-keygen -t ed25519)",
             file.display()
         ),
     })
@@ -115,11 +199,19 @@ pub fn known_hosts_name(host: &str, port: u16) -> String {
 }
 
 /// The keys `path` pins for the bastion; none is an error that says how to pin one.
-pub fn pinned_keys(path: &Path, host: &str, port: u16) -> Result<Vec<PublicKey>, String> {
+pub fn pinned_keys(
+    path: &Path,
+    host: &str,
+    port: u16,
+    source: SshSource,
+) -> Result<Vec<PublicKey>, String> {
+    let pin = source.pin("SHA256:...");
     std::fs::metadata(path).map_err(|e| {
         format!(
-            "cannot read the SSH known_hosts file {}: {e}; fix the path, or pin the bastion's key with host_key",
-            path.display()
+            "cannot read the SSH known_hosts file {} ({}): {e}; fix the path, or pin the bastion's key: {pin}{}",
+            path.display(),
+            source.known_hosts(),
+            source.direct(),
         )
     })?;
     let keys = russh::keys::known_hosts::known_host_keys_path(host, port, path).map_err(|e| {
@@ -130,13 +222,45 @@ pub fn pinned_keys(path: &Path, host: &str, port: u16) -> Result<Vec<PublicKey>,
     })?;
     if keys.is_empty() {
         return Err(format!(
-            "the SSH known_hosts file {} has no key for {}: check the bastion's key out of band, then add it (ssh-keyscan -p {port} {host} >> {}) or pin its fingerprint with host_key",
+            "the SSH known_hosts file {} has no key for {}: check the bastion's key out of band, then add it (ssh-keyscan -p {port} {host} >> {}) or pin its fingerprint: {pin}{}",
             path.display(),
             known_hosts_name(host, port),
-            path.display()
+            path.display(),
+            source.direct(),
         ));
     }
     Ok(keys.into_iter().map(|(_, key)| key).collect())
+}
+
+/// `HOST`, `HOST:PORT` or `[IPV6]:PORT`: a bastion's address as a plan or a flag writes it.
+pub fn parse_address(text: &str) -> Result<(String, u16), String> {
+    let port_of = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{p:?} is not a port number (1-65535)"))
+    };
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| "an IPv6 address needs its closing `]`".to_owned())?;
+            match after.strip_prefix(':') {
+                Some(p) => (host, port_of(p)?),
+                None if after.is_empty() => (host, DEFAULT_SSH_PORT),
+                None => return Err(format!("{after:?} after `]` is not `:PORT`")),
+            }
+        }
+        // More than one colon without brackets is a bare IPv6 address.
+        None => match text.split_once(':') {
+            Some((host, p)) if !p.contains(':') => (host, port_of(p)?),
+            _ => (text, DEFAULT_SSH_PORT),
+        },
+    };
+    if host.is_empty() {
+        return Err("the host is empty".to_owned());
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// `SHA256:` followed by the 43 characters of unpadded base64 that `ssh-keygen -lf` prints.
@@ -281,12 +405,15 @@ pub(super) fn validate(
         user: user.value.0.trim().to_owned(),
         auth,
         host_key,
+        source: SshSource::Config,
     };
     if let (SshAuth::Key { file, passphrase }, Some(written)) = (&config.auth, &ssh.identity_file) {
-        load_identity(file, passphrase.as_ref()).map_err(|m| (written.referenced, m))?;
+        load_identity(file, passphrase.as_ref(), config.source)
+            .map_err(|m| (written.referenced, m))?;
     }
     if let (HostKeyPin::KnownHosts(file), Some(written)) = (&config.host_key, &ssh.known_hosts) {
-        pinned_keys(file, &config.host, config.port).map_err(|m| (written.referenced, m))?;
+        pinned_keys(file, &config.host, config.port, config.source)
+            .map_err(|m| (written.referenced, m))?;
     }
     Ok(config)
 }
@@ -294,6 +421,29 @@ pub(super) fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_host_and_optional_port() {
+        let ok = |t: &str| parse_address(t).unwrap();
+        assert_eq!(ok("bastion.example"), ("bastion.example".to_owned(), 22));
+        assert_eq!(ok("10.0.0.1:2222"), ("10.0.0.1".to_owned(), 2222));
+        assert_eq!(ok("[::1]:2222"), ("::1".to_owned(), 2222));
+        assert_eq!(ok("[::1]"), ("::1".to_owned(), 22));
+        assert_eq!(ok("fe80::1"), ("fe80::1".to_owned(), 22));
+        assert_eq!(
+            parse_address("h:0").unwrap_err(),
+            "\"0\" is not a port number (1-65535)"
+        );
+        assert_eq!(
+            parse_address("h:ssh").unwrap_err(),
+            "\"ssh\" is not a port number (1-65535)"
+        );
+        assert_eq!(parse_address(":22").unwrap_err(), "the host is empty");
+        assert_eq!(
+            parse_address("[::1").unwrap_err(),
+            "an IPv6 address needs its closing `]`"
+        );
+    }
 
     #[test]
     fn fingerprints_are_what_ssh_keygen_prints() {

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::config::{Endpoint, Kind, Server};
-use crate::tunnel::{Tunnel, TunnelError};
+use crate::tunnel::{Failure, Tunnel, TunnelError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -188,6 +188,22 @@ impl DbConn {
         };
         // The driver saw only a closed socket; the tunnel knows why.
         connected.map_err(|e| tunnel.take_relay_failure().map_or(e, tunnel_error))
+    }
+
+    /// The bastion refused for a reason that waiting will not change (its host key, the
+    /// login, forwarding not allowed): `--wait-for` gives up at once.
+    pub fn bastion_refused(e: &sqlx::Error) -> bool {
+        let sqlx::Error::Io(io) = e else {
+            return false;
+        };
+        io.get_ref()
+            .and_then(|inner| inner.downcast_ref::<TunnelError>())
+            .is_some_and(|t| {
+                matches!(
+                    t.failure,
+                    Failure::BastionHostKey | Failure::BastionAuth | Failure::BastionDenied
+                )
+            })
     }
 
     pub fn engine(&self) -> Engine {

@@ -22,9 +22,25 @@ pub const HEADER: [&str; 9] = [
 #[derive(Debug, Clone)]
 pub struct PlanDatabase {
     pub engine: Engine,
+    /// The database as the runner (or, without one, this machine) reaches it.
     pub server: Server,
+    /// The host the original updater logged into to run the scripts: dbvigil reaches the
+    /// database through it, as through a bastion.
+    pub runner: Option<Runner>,
     /// (row number in the file, script path).
     pub scripts: Vec<(usize, PathBuf)>,
+}
+
+/// A plan's `sql_runner_host` (`HOST[:PORT]`), `sql_runner_userid` and
+/// `sql_runner_password`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runner {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<Secret>,
+    /// The first row that names it, for messages.
+    pub row: usize,
 }
 
 impl PlanDatabase {
@@ -42,8 +58,13 @@ impl PlanDatabase {
 #[derive(Debug)]
 pub struct Plan {
     pub databases: Vec<PlanDatabase>,
-    /// The runner columns held something: dbvigil connects directly and ignores them.
-    pub runner_columns_used: bool,
+}
+
+impl Plan {
+    /// Some row names a runner host.
+    pub fn has_runners(&self) -> bool {
+        self.databases.iter().any(|d| d.runner.is_some())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +112,20 @@ pub enum PlanProblem {
         "row {row}: the password differs from an earlier row for the same database and user; use one"
     )]
     PasswordDiffers { row: usize },
+    #[error(
+        "row {row}: sql_runner_userid or sql_runner_password is filled in but sql_runner_host is empty: give the runner host, or empty all three runner columns to connect directly"
+    )]
+    RunnerWithoutHost { row: usize },
+    #[error("row {row}: sql_runner_host {host:?}: {why}; write HOST or HOST:PORT")]
+    RunnerHost {
+        row: usize,
+        host: String,
+        why: String,
+    },
+    #[error(
+        "row {row}: the runner's password differs from an earlier row for the same runner and user; use one"
+    )]
+    RunnerPasswordDiffers { row: usize },
     #[error("it has a header but no rows: add one row per script")]
     NoRows,
 }
@@ -140,7 +175,6 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, Pl
         return Err(PlanProblem::WrongHeader { found: header });
     }
     let mut databases: Vec<PlanDatabase> = Vec::new();
-    let mut runner_columns_used = false;
     for (index, record) in reader.records().enumerate() {
         // Row 1 is the header.
         let row = index + 2;
@@ -151,7 +185,7 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, Pl
             _ => PlanProblem::Row { row, source },
         })?;
         let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
-        runner_columns_used |= (0..3).any(|i| !field(i).is_empty());
+        let runner = runner(row, field(0), field(1), field(2))?;
         let (host, user, password, port, database, script) =
             (field(3), field(4), field(5), field(6), field(7), field(8));
         for (column, value) in [
@@ -179,23 +213,35 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, Pl
             ..Server::blank(engine.kind())
         };
         let script = base.join(script);
+        // The database host is as the runner sees it: behind another runner, the same
+        // name may be another database.
+        let same_runner = |a: &Option<Runner>| match (a, &runner) {
+            (Some(a), Some(b)) => a.host == b.host && a.port == b.port && a.user == b.user,
+            (None, None) => true,
+            _ => false,
+        };
         let same = |d: &&mut PlanDatabase| {
             d.engine == engine
                 && d.server.host == server.host
                 && d.server.port == server.port
                 && d.server.database == server.database
                 && d.server.user == server.user
+                && same_runner(&d.runner)
         };
         match databases.iter_mut().find(|d| same(d)) {
             Some(d) => {
                 if d.server.password != server.password {
                     return Err(PlanProblem::PasswordDiffers { row });
                 }
+                if d.runner.as_ref().map(|r| &r.password) != runner.as_ref().map(|r| &r.password) {
+                    return Err(PlanProblem::RunnerPasswordDiffers { row });
+                }
                 d.scripts.push((row, script));
             }
             None => databases.push(PlanDatabase {
                 engine,
                 server,
+                runner,
                 scripts: vec![(row, script)],
             }),
         }
@@ -203,10 +249,37 @@ pub fn parse(text: &str, base: &Path, engine: Option<Engine>) -> Result<Plan, Pl
     if databases.is_empty() {
         return Err(PlanProblem::NoRows);
     }
-    Ok(Plan {
-        databases,
-        runner_columns_used,
-    })
+    Ok(Plan { databases })
+}
+
+/// A row's runner columns: all empty for a database reached directly.
+fn runner(
+    row: usize,
+    host: String,
+    user: String,
+    password: String,
+) -> Result<Option<Runner>, PlanProblem> {
+    if host.is_empty() {
+        if user.is_empty() && password.is_empty() {
+            return Ok(None);
+        }
+        return Err(PlanProblem::RunnerWithoutHost { row });
+    }
+    let (name, port) = crate::config::parse_address(&host)
+        .map_err(|why| PlanProblem::RunnerHost { row, host, why })?;
+    if user.is_empty() {
+        return Err(PlanProblem::Empty {
+            row,
+            column: "sql_runner_userid",
+        });
+    }
+    Ok(Some(Runner {
+        host: name,
+        port,
+        user,
+        password: (!password.is_empty()).then_some(Secret(password)),
+        row,
+    }))
 }
 
 /// The plan format has no engine column; the port tells it for the usual ports, and names
@@ -235,8 +308,14 @@ localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V2_1__A
     #[test]
     fn rows_are_grouped_by_database_in_order() {
         let plan = parse(ROWS, Path::new("/repo"), None).unwrap();
-        assert!(plan.runner_columns_used);
+        assert!(plan.has_runners());
         assert_eq!(plan.databases.len(), 2);
+        let runner = plan.databases[0].runner.as_ref().unwrap();
+        assert_eq!(
+            (runner.host.as_str(), runner.port, runner.user.as_str()),
+            ("localhost", 22, "howarddeiner")
+        );
+        assert_eq!(runner.password, Some(Secret("password".to_owned())));
         let zipster = &plan.databases[0];
         assert_eq!(zipster.engine, Engine::MySql);
         assert_eq!(zipster.describe(), "127.0.0.1:3306/zipster");
@@ -247,6 +326,42 @@ localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V2_1__A
             PathBuf::from("/repo/sql/V2_1__Add_Spatial_Data.sql")
         );
         assert_eq!(plan.databases[1].engine, Engine::Postgres);
+    }
+
+    #[test]
+    fn the_bastion_example_goes_through_its_runner() {
+        let plan = parse(
+            include_str!("../../examples/plan-bastion.csv"),
+            Path::new("."),
+            None,
+        )
+        .unwrap();
+        assert_eq!(plan.databases.len(), 1);
+        let db = &plan.databases[0];
+        assert_eq!(db.describe(), "zipster-db.internal:3306/zipster");
+        assert_eq!(db.scripts.len(), 4);
+        let runner = db.runner.as_ref().unwrap();
+        assert_eq!(
+            (runner.host.as_str(), runner.port, runner.user.as_str()),
+            ("bastion.example.com", 22, "deploy")
+        );
+        assert_eq!(runner.password, None);
+    }
+
+    #[test]
+    fn one_database_name_behind_two_runners_is_two_databases() {
+        let header = HEADER.join(",");
+        let text = format!(
+            "{header}\na,ops,,db,u,p,5432,app,V1__a.sql\nb,ops,,db,u,p,5432,app,V1__a.sql\n,,,db,u,p,5432,app,V1__a.sql\na,ops,,db,u,p,5432,app,V2__b.sql\n"
+        );
+        let plan = parse(&text, Path::new("."), None).unwrap();
+        let runners: Vec<Option<&str>> = plan
+            .databases
+            .iter()
+            .map(|d| d.runner.as_ref().map(|r| r.host.as_str()))
+            .collect();
+        assert_eq!(runners, [Some("a"), Some("b"), None]);
+        assert_eq!(plan.databases[0].scripts.len(), 2);
     }
 
     #[test]
@@ -278,6 +393,24 @@ localhost,howarddeiner,password,127.0.0.1,root,password,3306,zipster,sql/V2_1__A
             (
                 format!("{header}\n,,,h,u,p,5432,,V1__a.sql\n"),
                 "row 2: database is empty",
+            ),
+            (
+                format!("{header}\n,ops,,h,u,p,5432,db,V1__a.sql\n"),
+                "row 2: sql_runner_userid or sql_runner_password is filled in but sql_runner_host is empty",
+            ),
+            (
+                format!("{header}\nrunner:x,ops,,h,u,p,5432,db,V1__a.sql\n"),
+                "row 2: sql_runner_host \"runner:x\": \"x\" is not a port number (1-65535); write HOST or HOST:PORT",
+            ),
+            (
+                format!("{header}\nrunner,,,h,u,p,5432,db,V1__a.sql\n"),
+                "row 2: sql_runner_userid is empty",
+            ),
+            (
+                format!(
+                    "{header}\nr,ops,p1,h,u,p,5432,db,V1__a.sql\nr,ops,p2,h,u,p,5432,db,V2__b.sql\n"
+                ),
+                "row 3: the runner's password differs",
             ),
         ] {
             let err = parse(&text, Path::new("."), None).unwrap_err().to_string();

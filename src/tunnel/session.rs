@@ -25,7 +25,7 @@ impl Login {
     pub(super) fn read(ssh: &SshConfig) -> Result<Login, TunnelError> {
         Ok(match &ssh.auth {
             SshAuth::Key { file, passphrase } => Login::Key(Arc::new(
-                crate::config::load_identity(file, passphrase.as_ref())
+                crate::config::load_identity(file, passphrase.as_ref(), ssh.source)
                     .map_err(|m| TunnelError::new(Failure::BastionAuth, m))?,
             )),
             SshAuth::Agent { socket } => Login::Agent(socket.clone()),
@@ -47,7 +47,7 @@ impl Pins {
     pub(super) fn read(ssh: &SshConfig) -> Result<Pins, TunnelError> {
         Ok(match &ssh.host_key {
             HostKeyPin::KnownHosts(file) => Pins::Keys {
-                keys: pinned_keys(file, &ssh.host, ssh.port)
+                keys: pinned_keys(file, &ssh.host, ssh.port, ssh.source)
                     .map_err(|m| TunnelError::new(Failure::BastionHostKey, m))?,
                 file: file.clone(),
             },
@@ -78,15 +78,16 @@ impl Pins {
                     known_hosts_name(&ssh.host, ssh.port)
                 )
             }
-            Pins::Fingerprint(f) => format!("host_key pins {f}"),
+            Pins::Fingerprint(f) => format!("the pin is {f}"),
         };
         Err(format!(
-            "the bastion {}:{} presented the host key {algorithm} {seen}, which is not the pinned one ({pinned}): the bastion was reinstalled or someone is in between; refused. Check the key on the bastion itself (ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub), and only if it matches, pin it: put its line in the known_hosts file (ssh-keyscan -p {} {}) or set host_key: {seen}",
+            "the bastion {}:{} presented the host key {algorithm} {seen}, which is not the pinned one ({pinned}): the bastion was reinstalled or someone is in between; refused. Check the key on the bastion itself (ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub), and only if it matches, pin it: put its line in the known_hosts file (ssh-keyscan -p {} {}) or {}",
             ssh.host,
             ssh.port,
             key_file_name(presented),
             ssh.port,
             ssh.host,
+            ssh.source.pin(&seen),
         ))
     }
 }
@@ -271,8 +272,16 @@ async fn authenticate(
             Err(TunnelError::new(
                 Failure::BastionAuth,
                 format!(
-                    "the bastion refused the login {who} with {offered} (it accepts: {}): authorise the public key in that user's authorized_keys on the bastion, or fix ssh.user",
-                    methods.join(", ")
+                    "the bastion refused the login {who} with {offered} (it accepts: {}): {}, or fix {}{}",
+                    methods.join(", "),
+                    match login {
+                        Login::Password(_) =>
+                            "check the plan's sql_runner_password, or log in with a key (--ssh-identity, --ssh-agent)",
+                        Login::Key(_) | Login::Agent(_) =>
+                            "authorise the public key in that user's authorized_keys on the bastion",
+                    },
+                    ssh.source.user(),
+                    ssh.source.direct(),
                 ),
             ))
         }
@@ -289,7 +298,8 @@ async fn agent_login(
         TunnelError::new(
             Failure::BastionAuth,
             format!(
-                "cannot reach the SSH agent ({e}): start one and add the key (ssh-add), and give dbvigil its SSH_AUTH_SOCK or ssh.agent_socket"
+                "cannot reach the SSH agent ({e}): start one and add the key (ssh-add), and give dbvigil its {}",
+                ssh.source.agent_socket()
             ),
         )
     };

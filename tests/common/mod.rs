@@ -8,6 +8,7 @@ pub mod db;
 pub mod forwarder;
 pub mod monitoring;
 pub mod netfault;
+pub mod plan;
 pub mod proxy;
 pub mod servers;
 pub mod sshd;
@@ -348,6 +349,40 @@ where
             panic!("timed out after {within:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How a run of the dbvigil binary ended, printed whole when an assertion fails.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Runs `cmd` to the end.
+    pub fn of(cmd: &mut Command) -> Outcome {
+        let out = cmd.output().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// stdout then stderr, for checks that hold for every output.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 

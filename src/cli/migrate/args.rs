@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::exit;
+use super::ssh::SshArgs;
 use crate::cli::client::ExporterArgs;
 use crate::cli::output::Output;
 use crate::config;
@@ -64,6 +65,8 @@ pub struct MigrateArgs {
     /// text for people; json: one document on stdout at the end, for pipelines.
     #[arg(long, value_enum, default_value = "text", global = true)]
     pub output: Output,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     #[command(subcommand)]
     pub command: MigrateCommand,
 }

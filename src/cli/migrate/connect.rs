@@ -24,6 +24,9 @@ pub enum ConnectError {
         "{label}: cannot connect: {error}; pass --wait-for 60s to wait for a database that is starting"
     )]
     Refused { label: String, error: String },
+    /// The bastion said no, and would say it again: no retry.
+    #[error("{label}: cannot connect: {error}")]
+    BastionRefused { label: String, error: String },
 }
 
 /// Opens the database, retrying for `--wait-for` with a line of progress per attempt.
@@ -54,6 +57,12 @@ pub async fn connect(
                     ));
                 }
                 return Ok(conn);
+            }
+            Ok(Err(e)) if DbConn::bastion_refused(&e) => {
+                return Err(ConnectError::BastionRefused {
+                    label: job.label.clone(),
+                    error: runner::server_message(&e),
+                });
             }
             Ok(Err(e)) => runner::server_message(&e),
             Err(_) => format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs()),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::args::{EngineArg, MigrateArgs};
+use super::ssh::SshFlagError;
 use crate::config::{self, ConfigError, Endpoint, Kind, MigrationLimits, TargetConfig};
 use crate::migrate::conn::Engine;
 use crate::migrate::plan::{self, PlanError};
@@ -71,13 +72,32 @@ pub enum JobError {
     NoDatabase,
     #[error(transparent)]
     Scripts(#[from] ScriptError),
+    #[error(transparent)]
+    Ssh(#[from] SshFlagError),
 }
 
-/// The databases to work on, and notes for the user.
-pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
+/// The databases, lines for the user, and warnings (on stderr, whatever the output).
+type Chosen = (Vec<Job>, Vec<String>, Vec<String>);
+
+impl Job {
+    /// The bastion the database is reached through, as `user@host:port`.
+    pub fn bastion(&self) -> Option<String> {
+        match &self.endpoint {
+            Endpoint::Server(s) => s.ssh.as_ref().map(|b| b.describe()),
+            _ => None,
+        }
+    }
+}
+
+/// The databases to work on, and what the user should read first.
+pub fn choose(args: &MigrateArgs) -> Result<Chosen, JobError> {
     if args.engine.is_some() && args.plan.is_none() {
         return Err(JobError::EngineWithoutPlan);
     }
+    args.ssh.check(
+        args.plan.is_some(),
+        args.target.is_none() && args.database_url.is_some(),
+    )?;
     if let Some(plan_path) = &args.plan {
         return plan_jobs(args, plan_path);
     }
@@ -101,9 +121,14 @@ pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
                 )
             }
             (None, Some(url)) => {
-                let (kind, endpoint) =
+                let (kind, mut endpoint) =
                     config::endpoint_from_url(url).map_err(JobError::DatabaseUrl)?;
-                let secrets = match &endpoint {
+                match (&mut endpoint, args.ssh.for_url()?) {
+                    (Endpoint::Server(s), Some(bastion)) => s.ssh = Some(Box::new(bastion)),
+                    (_, Some(_)) => return Err(SshFlagError::SshForSqlite.into()),
+                    (_, None) => {}
+                }
+                let mut secrets: Vec<String> = match &endpoint {
                     Endpoint::Server(s) => s
                         .password
                         .iter()
@@ -111,6 +136,10 @@ pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
                         .collect(),
                     _ => Vec::new(),
                 };
+                if let Endpoint::Server(s) = &endpoint {
+                    let bastion = s.ssh.iter().flat_map(|b| b.secrets());
+                    secrets.extend(bastion.map(str::to_owned));
+                }
                 let label = match &endpoint {
                     Endpoint::Server(s) => format!(
                         "{}:{}/{}",
@@ -143,6 +172,7 @@ pub fn choose(args: &MigrateArgs) -> Result<(Vec<Job>, Vec<String>), JobError> {
             secrets,
             limits,
         }],
+        Vec::new(),
         Vec::new(),
     ))
 }
@@ -209,10 +239,7 @@ fn default_dir(args: &MigrateArgs) -> (PathBuf, Vec<String>) {
 }
 
 /// One job per database of the plan, its rows in order.
-fn plan_jobs(
-    args: &MigrateArgs,
-    plan_path: &std::path::Path,
-) -> Result<(Vec<Job>, Vec<String>), JobError> {
+fn plan_jobs(args: &MigrateArgs, plan_path: &std::path::Path) -> Result<Chosen, JobError> {
     if args.dir.is_some() {
         return Err(JobError::DirWithPlan);
     }
@@ -223,11 +250,36 @@ fn plan_jobs(
     let cwd = std::env::current_dir().unwrap_or_default();
     let plan = plan::load(plan_path, &cwd, engine)?;
     let mut notes = Vec::new();
-    if plan.runner_columns_used {
-        notes.push("note: the plan's sql_runner_host, sql_runner_userid and sql_runner_password columns are not used: dbvigil connects to each database directly".to_owned());
+    let mut warnings = Vec::new();
+    if plan.has_runners() && args.ssh.plan_direct {
+        notes.push("note: --plan-direct: the plan's sql_runner_host, sql_runner_userid and sql_runner_password columns are not used; dbvigil connects to each database directly".to_owned());
     }
     let mut jobs = Vec::new();
-    for db in plan.databases {
+    for mut db in plan.databases {
+        let runner = db.runner.take().filter(|_| !args.ssh.plan_direct);
+        let mut secrets: Vec<String> = db.server.password.iter().map(|p| p.0.clone()).collect();
+        if let Some(runner) = &runner {
+            let (bastion, by_password) = args.ssh.for_runner(runner)?;
+            let who = bastion.describe();
+            if by_password {
+                push_once(
+                    &mut warnings,
+                    format!(
+                        "warning: logging in to the runner {who} with the plan's sql_runner_password; a key is safer and needs no password in the plan: pass --ssh-identity FILE or --ssh-agent"
+                    ),
+                );
+            } else if runner.password.is_some() {
+                push_once(
+                    &mut notes,
+                    format!(
+                        "note: the plan's sql_runner_password for {who} is not used: dbvigil logs in with the key"
+                    ),
+                );
+            }
+            secrets.extend(runner.password.iter().map(|p| p.0.clone()));
+            secrets.extend(bastion.secrets().into_iter().map(str::to_owned));
+            db.server.ssh = Some(Box::new(bastion));
+        }
         let mut scripts: Vec<Script> = Vec::new();
         for (row, path) in &db.scripts {
             let row = *row;
@@ -245,7 +297,6 @@ fn plan_jobs(
             }
             scripts.push(s);
         }
-        let secrets = db.server.password.iter().map(|p| p.0.clone()).collect();
         jobs.push(Job {
             label: db.describe(),
             kind: db.engine.kind(),
@@ -256,5 +307,12 @@ fn plan_jobs(
             limits: MigrationLimits::default(),
         });
     }
-    Ok((jobs, notes))
+    Ok((jobs, notes, warnings))
+}
+
+/// Databases behind one runner share its notes.
+fn push_once(lines: &mut Vec<String>, line: String) {
+    if !lines.contains(&line) {
+        lines.push(line);
+    }
 }

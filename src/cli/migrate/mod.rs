@@ -10,6 +10,7 @@ mod new;
 mod printer;
 mod report;
 mod run_job;
+mod ssh;
 mod window;
 
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ async fn execute(args: MigrateArgs) -> u8 {
     if let MigrateCommand::New(new) = &args.command {
         return new::run(&args, new, &out);
     }
-    let (jobs, notes) = match jobs::choose(&args) {
+    let (jobs, notes, warnings) = match jobs::choose(&args) {
         Ok(j) => j,
         Err(e) => {
             out.error(&e.to_string());
@@ -47,6 +48,9 @@ async fn execute(args: MigrateArgs) -> u8 {
             return exit::INVALID;
         }
     };
+    for warning in warnings {
+        out.error(&warning);
+    }
     for note in notes {
         out.line(&note);
     }

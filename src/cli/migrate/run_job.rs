@@ -25,7 +25,12 @@ pub async fn run_job(
     out: &mut Printer,
     window: &mut Option<Window>,
 ) -> (u8, Value) {
-    let mut report = json!({ "database": job.label, "engine": job.kind.as_str() });
+    let bastion = job.bastion();
+    let mut report = json!({
+        "database": job.label,
+        "engine": job.kind.as_str(),
+        "bastion": bastion,
+    });
     if let MigrateCommand::Baseline(b) = &args.command {
         // Bad flags are told before the database is reached, whatever its state.
         if let Err(e) = baseline::check(&b.version, &b.description, &job.scripts) {
@@ -38,6 +43,9 @@ pub async fn run_job(
     }
     let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
     let redact = |text: &str| crate::connect::redact(text, &secrets);
+    if let Some(b) = &bastion {
+        out.line(&format!("{}: through the bastion {b}", job.label));
+    }
     let mut conn = match connect(args, job, out).await {
         Ok(c) => c,
         Err(e) => {
