@@ -14,18 +14,21 @@ use common::servers::test_certs;
 use common::sshd::{Bastion, BastionOptions};
 use common::{Outcome, tempdir};
 
+/// `dbvigil migrate` with `args`, run in `cwd`, with no agent.
 fn migrate(cwd: &Path, args: &[&str]) -> Outcome {
-    Outcome::of(
-        Command::new(env!("CARGO_BIN_EXE_dbvigil"))
-            .current_dir(cwd)
-            .arg("migrate")
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env_remove("DBVIGIL_CONFIG_FILE")
-            .env_remove("SSH_AUTH_SOCK")
-            // No user's own known_hosts decides a test.
-            .env("HOME", cwd),
-    )
+    Outcome::of(migrate_command(cwd, args).env_remove("SSH_AUTH_SOCK"))
+}
+
+fn migrate_command(cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbvigil"));
+    cmd.current_dir(cwd)
+        .arg("migrate")
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("DBVIGIL_CONFIG_FILE")
+        // No user's own known_hosts decides a test.
+        .env("HOME", cwd);
+    cmd
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -269,6 +272,34 @@ fn a_url_run_goes_through_ssh_and_a_wrong_host_key_stops_it_at_once() {
     assert!(bastion.log().contains("Accepted publickey"));
     outputs.push(out);
 
+    // The agent's key, as an operator's laptop logs in.
+    let agent = bastion.agent();
+    let logins = bastion.log().matches("Accepted publickey").count();
+    let out = Outcome::of(
+        migrate_command(
+            dir,
+            &[
+                "--database-url",
+                &url,
+                "--ssh",
+                &via,
+                "--ssh-agent",
+                "--ssh-host-key",
+                &fingerprint,
+                "validate",
+            ],
+        )
+        .env("SSH_AUTH_SOCK", agent.socket()),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        bastion.log().matches("Accepted publickey").count(),
+        logins + 1,
+        "one login through the agent:\n{}",
+        bastion.log()
+    );
+    outputs.push(out);
+
     // A bastion whose key is not the pinned one: refused, once, with how to re-pin it by
     // flag, although --wait-for would wait a minute for a database that is starting.
     let wrong = bastion.wrong_known_hosts();
@@ -378,6 +409,19 @@ fn bastion_flags_that_do_not_fit_are_refused_before_any_database() {
                 "info",
             ],
             "--ssh-host-key \"16:27:ac:a5\" is not a SHA-256 fingerprint: give what `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints on the bastion, `SHA256:` and 43 characters\n",
+        ),
+        (
+            vec![
+                "--database-url",
+                url,
+                "--ssh",
+                "ops@bastion.example",
+                "--ssh-agent",
+                "--ssh-host-key",
+                "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+                "info",
+            ],
+            "--ssh-agent: SSH_AUTH_SOCK is not set, so there is no agent to ask: start one and add the key (eval \"$(ssh-agent)\"; ssh-add KEY), or pass --ssh-identity FILE\n",
         ),
         (
             vec!["--database-url", url, "--plan-direct", "info"],

@@ -84,6 +84,10 @@ pub enum SshFlagError {
     #[error("no way to log in to the bastion {0}: pass --ssh-identity FILE or --ssh-agent")]
     NoKey(String),
     #[error(
+        "--ssh-agent: SSH_AUTH_SOCK is not set, so there is no agent to ask: start one and add the key (eval \"$(ssh-agent)\"; ssh-add KEY), or pass --ssh-identity FILE"
+    )]
+    NoAgent,
+    #[error(
         "no known_hosts file to check the bastion's host key against (HOME is not set): pass --ssh-known-hosts FILE or --ssh-host-key SHA256:..."
     )]
     NoKnownHosts,
@@ -232,6 +236,11 @@ impl SshArgs {
             source,
         };
         settings.check_files().map_err(SshFlagError::Files)?;
+        if matches!(settings.auth, SshAuth::Agent { .. })
+            && std::env::var_os("SSH_AUTH_SOCK").is_none_or(|s| s.is_empty())
+        {
+            return Err(SshFlagError::NoAgent);
+        }
         Ok(settings)
     }
 }
