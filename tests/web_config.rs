@@ -1001,6 +1001,14 @@ fn invalid_web_configs_are_refused_with_what_to_do() {
             "web.yml:2:14: cert_file is set but key_file is not: add key_file",
         ),
         (
+            "basic_auth_excluded_paths:\n- https://dbvigil.example/-/ready\n",
+            "web.yml:2:3: basic_auth_excluded_paths: \"https://dbvigil.example/-/ready\" is not a request path; write the exact path a client asks for, like /-/ready (no host, query or pattern)",
+        ),
+        (
+            "basic_auth_excluded_paths: [/-/*]\n",
+            "1:29: basic_auth_excluded_paths: \"/-/*\" is not a request path",
+        ),
+        (
             "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n",
             "2:14: cannot read certificates from",
         ),
@@ -1329,6 +1337,8 @@ fn webish() -> impl proptest::strategy::Strategy<Value = String> {
         Just("  key: ".to_owned()),
         Just("  client_ca: ".to_owned()),
         Just("  client_allowed_sans: [".to_owned()),
+        Just("basic_auth_excluded_paths:\n- ".to_owned()),
+        Just("/-/ready\n".to_owned()),
         Just("rate_limit:\n".to_owned()),
         Just("  interval: ".to_owned()),
         Just("1.5s\n".to_owned()),
@@ -1465,6 +1475,7 @@ const NEWER_KEYS: &[(&str, &str)] = &[
     ("cert", "web.TLSConfig"),
     ("key", "web.TLSConfig"),
     ("client_ca", "web.TLSConfig"),
+    ("basic_auth_excluded_paths", "web.Config"),
 ];
 
 /// The newer keys of a YAML file: (line number, key, type promtool names).
@@ -1489,7 +1500,9 @@ fn without_newer_keys(yaml: &str) -> String {
     for (i, line) in yaml.lines().enumerate() {
         let indent = line.len() - line.trim_start().len();
         if let Some(depth) = skipping {
-            if line.trim().is_empty() || indent > depth {
+            // A block sequence may sit at its key's own indent (`- /-/ready`).
+            let item = indent == depth && line.trim_start().starts_with("- ");
+            if line.trim().is_empty() || indent > depth || item {
                 continue;
             }
             skipping = None;
@@ -1594,7 +1607,8 @@ async fn serving(dir: &Path, name: &str, summary: &str) -> TestExporter {
     TestExporter::start_with_web(dir, &sqlite_config(dir), Some(&web)).await
 }
 
-/// exporter-toolkit's own sample file loads: TLS, both users, the rate limit.
+/// exporter-toolkit's own sample file loads: TLS, both users with `$2y$` hashes, and the
+/// paths it excludes from basic auth answer without credentials while the rest ask.
 #[tokio::test]
 async fn the_exporter_toolkit_example_loads_and_serves() {
     let dir = tempdir();
@@ -1602,10 +1616,18 @@ async fn the_exporter_toolkit_example_loads_and_serves() {
     let e = serving(
         dir.path(),
         "exporter-toolkit-example.yml",
-        "valid web configuration: TLS, basic auth for 2 user(s), at most 20 requests at once and one more every 1s",
+        "valid web configuration: TLS, basic auth for 2 user(s) except on /-/healthy, /-/ready, no rate limit",
     )
     .await;
     let client = pki.client(BOTH, None);
+    for path in ["/-/ready", "/-/healthy"] {
+        let r = https(e.addr, &client, "GET", path, &[], "").await.unwrap();
+        assert_eq!(r.status, 200, "{path} is excluded: {}", r.body);
+    }
+    for path in ["/metrics", "/-/ready/", "/api/v1/targets"] {
+        let r = https(e.addr, &client, "GET", path, &[], "").await.unwrap();
+        assert_eq!(r.status, 401, "{path} still asks: {}", r.body);
+    }
     for (user, password) in [("alice", "scrape-me"), ("bob", "operate-me")] {
         let auth = basic(user, password);
         let r = https(
@@ -1633,7 +1655,7 @@ async fn every_documented_key_loads_and_client_allowed_sans_match_each_kind() {
     let e = serving(
         dir.path(),
         "every-key.yml",
-        "TLS, basic auth for 1 user(s), at most 20",
+        "TLS, basic auth for 1 user(s) except on /-/ready, at most 20",
     )
     .await;
     let auth = basic("alice", "scrape-me");

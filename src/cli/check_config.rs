@@ -18,7 +18,13 @@ pub fn run(path: Option<&Path>, web: Option<&Path>) -> ExitCode {
                 web.display(),
                 if w.tls.is_some() { "TLS" } else { "plain HTTP" },
                 match &w.basic_auth {
-                    Some(a) => format!("basic auth for {} user(s)", a.user_count()),
+                    Some(a) if w.auth_excluded_paths.is_empty() =>
+                        format!("basic auth for {} user(s)", a.user_count()),
+                    Some(a) => format!(
+                        "basic auth for {} user(s) except on {}",
+                        a.user_count(),
+                        w.auth_excluded_paths.join(", ")
+                    ),
                     None => "no basic auth".to_owned(),
                 },
                 match &w.rate_limit {

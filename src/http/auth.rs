@@ -1,5 +1,6 @@
 //! Basic authentication (`basic_auth_users` in the web configuration) for every endpoint but
-//! `/-/healthy`, which a process supervisor must reach without credentials. A scrape with
+//! `/-/healthy`, which a process supervisor must reach without credentials, and the paths
+//! `basic_auth_excluded_paths` names. A scrape with
 //! credentials that passed before is one hash lookup; bcrypt runs only for new ones, off
 //! the async threads and a few at a time.
 
@@ -27,7 +28,8 @@ pub async fn require_basic_auth(
     let Some(auth) = web.basic_auth.as_ref() else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/-/healthy" {
+    let path = request.uri().path();
+    if path == "/-/healthy" || web.auth_excluded_paths.iter().any(|p| p == path) {
         return next.run(request).await;
     }
     let Some((user, password)) = credentials(request.headers()) else {

@@ -31,6 +31,9 @@ pub struct WebConfig {
     pub tls: Option<Arc<ServerConfig>>,
     /// None: no basic authentication.
     pub basic_auth: Option<BasicAuth>,
+    /// `basic_auth_excluded_paths`: request paths served without credentials (exact
+    /// matches), as a load balancer's health check needs; `/-/healthy` always is.
+    pub auth_excluded_paths: Vec<String>,
     /// `http_server_config.headers`: added to every answer, replacing dbvigil's defaults;
     /// an empty value means the header is not sent at all.
     pub headers: Vec<(String, String)>,
@@ -46,6 +49,7 @@ impl std::fmt::Debug for WebConfig {
                 "basic_auth_users",
                 &self.basic_auth.as_ref().map_or(0, |b| b.users.len()),
             )
+            .field("auth_excluded_paths", &self.auth_excluded_paths)
             .field("headers", &self.headers)
             .field("rate_limit", &self.rate_limit)
             .finish()
@@ -132,6 +136,7 @@ mod raw {
         pub tls_server_config: Option<Tls>,
         pub http_server_config: Option<Http>,
         pub basic_auth_users: Option<HashMap<Spanned<String>, Spanned<String>>>,
+        pub basic_auth_excluded_paths: Option<Vec<Spanned<String>>>,
         pub rate_limit: Option<RateLimit>,
     }
 
@@ -206,6 +211,10 @@ pub fn parse_web(text: &str, file: &str, base: &Path) -> Result<WebConfig, Confi
             Some(users) => v.users(users)?,
             None => None,
         },
+        auth_excluded_paths: match raw.basic_auth_excluded_paths {
+            Some(paths) => v.excluded_paths(paths)?,
+            None => Vec::new(),
+        },
         headers: match http.headers {
             Some(headers) => v.headers(headers)?,
             None => Vec::new(),
@@ -225,6 +234,26 @@ struct WebValidator<'a> {
 impl WebValidator<'_> {
     fn err(&self, at: Location, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.file, at, message)
+    }
+
+    /// Paths as a request names them: exporter-toolkit compares them with the request's
+    /// path exactly, so a pattern or a full URL would silently exclude nothing.
+    fn excluded_paths(&self, paths: Vec<Spanned<String>>) -> Result<Vec<String>, ConfigError> {
+        paths
+            .into_iter()
+            .map(|p| {
+                let path = p.value.trim();
+                if !path.starts_with('/') || path.contains(['*', '?', '#']) {
+                    return Err(self.err(
+                        p.referenced,
+                        format!(
+                            "basic_auth_excluded_paths: {path:?} is not a request path; write the exact path a client asks for, like /-/ready (no host, query or pattern)"
+                        ),
+                    ));
+                }
+                Ok(path.to_owned())
+            })
+            .collect()
     }
 
     fn users(
