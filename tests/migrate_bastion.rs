@@ -382,6 +382,16 @@ fn bastion_flags_that_do_not_fit_are_refused_before_any_database() {
                 "--database-url",
                 url,
                 "--ssh",
+                "ops:hunter2@bastion.example",
+                "info",
+            ],
+            "--ssh takes no password (USER@HOST[:PORT]): log in to the bastion with --ssh-identity FILE or --ssh-agent\n",
+        ),
+        (
+            vec![
+                "--database-url",
+                url,
+                "--ssh",
                 "ops@bastion.example:0",
                 "info",
             ],

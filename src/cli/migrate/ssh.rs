@@ -64,6 +64,10 @@ pub enum SshFlagError {
         "--ssh reaches a database server through a bastion; a sqlite: URL is a file on this machine: drop --ssh"
     )]
     SshForSqlite,
+    #[error(
+        "--ssh takes no password (USER@HOST[:PORT]): log in to the bastion with --ssh-identity FILE or --ssh-agent"
+    )]
+    PasswordInSsh,
     #[error("--ssh {text:?}: {why}")]
     Address { text: String, why: String },
     #[error(
@@ -142,9 +146,14 @@ impl SshArgs {
             why,
         };
         let (user, at) = text
-            .split_once('@')
+            .rsplit_once('@')
             .filter(|(user, _)| !user.is_empty())
             .ok_or_else(|| address("give the login on the bastion: USER@HOST[:PORT]".into()))?;
+        if user.contains(':') {
+            // USER:PASSWORD@HOST would put a password in the process list and in every
+            // message that names the bastion; the text is not repeated.
+            return Err(SshFlagError::PasswordInSsh);
+        }
         let (host, port) = config::parse_address(at).map_err(address)?;
         let who = format!("{user}@{host}:{port}");
         let auth = self.key_or_agent()?.ok_or(SshFlagError::NoKey(who))?;
