@@ -434,6 +434,18 @@ fn bastion_flags_that_do_not_fit_are_refused_before_any_database() {
             "--ssh-agent: SSH_AUTH_SOCK is not set, so there is no agent to ask: start one and add the key (eval \"$(ssh-agent)\"; ssh-add KEY), or pass --ssh-identity FILE\n",
         ),
         (
+            vec![
+                "--config.file",
+                "dbvigil.yml",
+                "--target",
+                "orders",
+                "--ssh-known-hosts",
+                "k",
+                "info",
+            ],
+            "--ssh-known-hosts applies to --database-url and --plan runs: a --target reaches its bastion as its ssh: block in the configuration says\n",
+        ),
+        (
             vec!["--database-url", url, "--plan-direct", "info"],
             "--plan-direct applies to --plan only\n",
         ),

@@ -95,6 +95,7 @@ pub fn choose(args: &MigrateArgs) -> Result<Chosen, JobError> {
         return Err(JobError::EngineWithoutPlan);
     }
     args.ssh.check(
+        args.target.is_some(),
         args.plan.is_some(),
         args.target.is_none() && args.database_url.is_some(),
     )?;

@@ -56,6 +56,10 @@ pub enum SshFlagError {
         "--ssh goes with --database-url: a --target takes its bastion from its ssh: block, and a plan from its runner columns"
     )]
     SshWithoutUrl,
+    #[error(
+        "{0} applies to --database-url and --plan runs: a --target reaches its bastion as its ssh: block in the configuration says"
+    )]
+    TargetHasItsOwn(&'static str),
     #[error("--plan-direct applies to --plan only")]
     DirectWithoutPlan,
     #[error("--plan-direct connects directly, so {0} has nothing to do: drop one of them")]
@@ -116,9 +120,12 @@ impl SshArgs {
 
     /// Refuses flags that this kind of run (`--plan`, `--database-url`, `--target`) would
     /// ignore.
-    pub fn check(&self, plan: bool, url: bool) -> Result<(), SshFlagError> {
+    pub fn check(&self, target: bool, plan: bool, url: bool) -> Result<(), SshFlagError> {
         if self.ssh.is_some() && !url {
             return Err(SshFlagError::SshWithoutUrl);
+        }
+        if let (true, Some(flag)) = (target, self.bastion_flags()) {
+            return Err(SshFlagError::TargetHasItsOwn(flag));
         }
         if self.plan_direct {
             if !plan {
