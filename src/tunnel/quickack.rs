@@ -5,8 +5,8 @@
 //! it holds a small packet back until its previous one is acknowledged. Linux meanwhile
 //! delays our ACK, by 40 ms at least, once the traffic looks like request and answer. When
 //! sshd answers with two packets in a row (a channel's close, then the database's reply)
-//! the second waits for that timer: a `SELECT 1` on a kept session took 43 ms instead of
-//! under 1, and a fresh probe through the bastion 134 ms instead of 46 (docs/benchmarks.md,
+//! the second waits for that timer: a `SELECT 1` on a kept session took 42.5 ms instead of
+//! under 1, and a fresh probe through the bastion 137 ms instead of 54 (docs/benchmarks.md,
 //! "SSH bastion: delayed ACKs"). Our own `TCP_NODELAY` cannot help: the bastion's send is
 //! the one waiting.
 //!
