@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bastion  # noqa: E402
 import dumps  # noqa: E402
 import faults  # noqa: E402
 import migrations  # noqa: E402
@@ -43,6 +44,7 @@ TITLES = {
     5: "Scheduling at scale",
     6: "Migrations",
     7: "Loading dumps: dbvigil migrate vs the native client",
+    8: "SSH bastion: the session's cost",
 }
 
 
@@ -137,6 +139,8 @@ def main():
             sections[6] = migrations.run(ctx)
         if 7 in only:
             sections[7] = dumps.run(ctx)
+        if 8 in only:
+            sections[8] = bastion.run(ctx)
     finally:
         for s in (ctx.pg, ctx.maria):
             if s is not None:
@@ -179,8 +183,8 @@ def render(ctx, sections, elapsed, args):
         "server certificate made per run with `openssl`) with a password login as a non-superuser "
         "(PostgreSQL `hostssl ... scram-sha-256`, MariaDB `REQUIRE SSL`). Rows use the plain shape unless "
         "they say TLS: scenario 1 has a TLS row for dbvigil and for each peer exporter, scenario 4 "
-        "measures CPU per cycle and the login itself in both shapes; scenarios 2, 3, 5, 6 and 7 are plain "
-        "(scenario 7 also loads SQLite files). dbvigil is the release build. Timings are medians with min-max; ratios are to dbvigil measured "
+        "measures CPU per cycle and the login itself in both shapes, scenario 8 uses TLS only (through a "
+        "throwaway OpenSSH bastion); scenarios 2, 3, 5, 6 and 7 are plain (scenario 7 also loads SQLite files). dbvigil is the release build. Timings are medians with min-max; ratios are to dbvigil measured "
         "in the same run.",
         "",
         "Reproduce:",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark. Installs what is missing (Debian's peer exporters, wrk and
-# perf; dbmate from npm; sqlx-cli from crates.io), builds dbvigil in release, starts
-# throwaway PostgreSQL and MariaDB servers, runs every tool against them and rewrites the
+# perf, OpenSSH for scenario 8's bastion; dbmate from npm; sqlx-cli from crates.io), builds
+# dbvigil in release, starts throwaway PostgreSQL and MariaDB servers (and an sshd), runs
+# every tool against them and rewrites the
 # generated part of docs/benchmarks.md. Arguments go to bench/bench.py (--only 2,3, --smoke, ...).
 # Run as root on an otherwise idle machine: the figures are only as quiet as the machine.
 set -euo pipefail
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 apt_missing=()
 for pkg in prometheus-postgres-exporter prometheus-mysqld-exporter prometheus-sql-exporter \
-           prometheus-blackbox-exporter wrk linux-perf postgresql-client mariadb-client python3; do
+           prometheus-blackbox-exporter wrk linux-perf postgresql-client mariadb-client python3 \
+           openssh-server openssh-client; do
   dpkg -s "$pkg" >/dev/null 2>&1 || apt_missing+=("$pkg")
 done
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)

@@ -45,7 +45,7 @@ fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
     assert!(run.status.success(), "bench.py --smoke failed:\n{stderr}");
 
     let text = std::fs::read_to_string(&md).unwrap();
-    for n in 1..=7 {
+    for n in 1..=8 {
         assert!(
             text.contains(&format!("### {n}. ")),
             "scenario {n} missing from the smoke run's output:\n{text}"
@@ -105,6 +105,32 @@ fn every_scenario_runs_and_dbvigil_keeps_its_claims() {
         0.0,
         "a scrape flood made tcp targets look down:\n{text}"
     );
+    // Scenario 8: PostgreSQL through a throwaway OpenSSH bastion. Every probe through it
+    // succeeded (the harness stops at a failed one), `connection: reuse` logged in on the
+    // bastion once per dbvigil process while `connection: fresh` logged in every probe, and
+    // the reused path has its figures: the session is kept and the forward carries a login.
+    if let Some(why) = h["bastion_skipped"].as_str() {
+        skip_or_fail(&format!("scenario 8 not measured: {why}"));
+    } else {
+        assert!(ok("bastion_probes_ok"), "bastion probes: {text}");
+        assert_eq!(
+            number("bastion_reuse_logins"),
+            number("bastion_reuse_processes"),
+            "connection: reuse opened more than one SSH session per process:\n{text}"
+        );
+        assert!(
+            number("bastion_fresh_logins") >= number("bastion_fresh_probes"),
+            "connection: fresh did not log in on the bastion at every probe:\n{text}"
+        );
+        for key in [
+            "bastion_via_fresh_total_median_ms",
+            "bastion_via_reuse_bastion_median_ms",
+            "bastion_via_reuse_connect_median_ms",
+            "bastion_ssh_kept_connect_median_ms",
+        ] {
+            assert!(number(key) > 0.0, "{key}: {text}");
+        }
+    }
     // Scenario 6: dbvigil applied the scripts on both engines and was compared with
     // another tool (dbmate, which .ci/run installs; sqlx-cli only in the full run).
     for key in ["migrate_ratio_pg", "migrate_ratio_maria"] {

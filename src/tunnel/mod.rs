@@ -7,6 +7,7 @@
 //! frozen, unknown or refusing the login is told apart from a database that is down
 //! behind a healthy bastion ([`Tunnel::reach`]).
 
+mod quickack;
 mod relay;
 mod session;
 

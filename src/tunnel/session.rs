@@ -205,6 +205,9 @@ pub(super) async fn open(
         ssh: ssh.clone(),
         verdict: verdict.clone(),
     };
+    // Every read acknowledged at once: the bastion's sshd does not set TCP_NODELAY for a
+    // forwarding-only session, and would otherwise wait on our delayed ACKs (quickack.rs).
+    let stream = super::quickack::QuickAck::new(stream);
     let mut handle = client::connect_stream(config, stream, handler)
         .await
         .map_err(|e| match lock(&verdict).take() {
