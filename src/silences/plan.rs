@@ -89,6 +89,40 @@ pub fn wanted(
     out
 }
 
+/// Whether a silence of ours that no wanted silence claimed ends now. `window` is the id its
+/// marker names, `made_at` when Alertmanager says it was made, `config_since` when this
+/// replica's configuration last changed what silences are made from.
+///
+/// - A stored (API) window that ended or expired: every replica reads the same store, so
+///   its silence ends. One this replica does not know may be one the store has not shown it
+///   yet (another replica just opened it): its silence stays, bounded by its own end.
+/// - An application window this replica does not know: they are listed only while their
+///   flag is set, so the flag has cleared (a replica that has not read the flag yet may end
+///   it early; the one that has recreates it at its next step).
+/// - Anything else is at odds with this replica's *configuration*: a schedule occurrence it
+///   does not list (the schedule was removed or moved) or lists as over (shortened), or an
+///   open window whose matchers it no longer wants. Replicas on two configurations (a
+///   rolling reload) would undo each other's steps for ever, so such a silence ends only if
+///   it was made before this replica's configuration changed: it is a leftover of the old
+///   configuration. One made later was made by a replica still on another configuration;
+///   it stays, bounded by its own end, until that replica reloads and ends it in turn.
+pub fn is_over(
+    window: &str,
+    windows: &[Window],
+    now: Timestamp,
+    made_at: Option<Timestamp>,
+    config_since: Timestamp,
+) -> bool {
+    let leftover = made_at.is_none_or(|made| made < config_since);
+    match windows.iter().find(|w| w.id == window) {
+        Some(w) if w.source == Source::Api && !w.is_active(now) => true,
+        Some(_) => leftover,
+        None if window.starts_with("app:") => true,
+        None if window.starts_with("schedule:") => leftover,
+        None => false,
+    }
+}
+
 /// The matcher sets of a window on `scope`: dbvigil's own availability alerts on what it
 /// covers, and every configured silence of the scope and of what it covers.
 fn matcher_sets(config: &Config, am: &AlertmanagerConfig, scope: &str) -> Vec<Vec<Matcher>> {
@@ -336,6 +370,67 @@ alertmanager:
             "nothing configured for orders-b: no silence at all"
         );
         assert_eq!(sets(&config, &am, "orders").len(), 2);
+    }
+
+    #[test]
+    fn ended_stored_windows_end_their_silences_and_unknown_ones_never() {
+        let since = at(0);
+        let (before, after) = (Some(at(-30)), Some(at(30)));
+        let ended = window("7", "orders.a", Source::Api, -600, Some(-1));
+        for made in [before, after, None] {
+            assert!(
+                is_over("7", std::slice::from_ref(&ended), at(60), made, since),
+                "the store says it ended, on every replica"
+            );
+            assert!(
+                !is_over("8", std::slice::from_ref(&ended), at(60), made, since),
+                "an API window the store has not shown this replica yet keeps its silence"
+            );
+        }
+        let open = window("7", "orders.a", Source::Api, -600, Some(600));
+        assert!(
+            is_over("7", std::slice::from_ref(&open), at(60), before, since),
+            "open, but the configuration changed its matchers since the silence was made"
+        );
+        assert!(
+            !is_over("7", &[open], at(60), after, since),
+            "made since by a replica still on another configuration"
+        );
+    }
+
+    #[test]
+    fn an_unknown_app_window_has_cleared() {
+        for made in [Some(at(-30)), Some(at(30)), None] {
+            assert!(is_over("app:billing", &[], at(60), made, at(0)));
+        }
+    }
+
+    #[test]
+    fn a_schedule_this_configuration_no_longer_lists_ends_only_its_leftovers() {
+        let since = at(0);
+        let id = "schedule:nightly@1800000000";
+        assert!(
+            is_over(id, &[], at(60), Some(at(-30)), since),
+            "made before the reload that removed the schedule"
+        );
+        assert!(
+            is_over(id, &[], at(60), None, since),
+            "no start to tell by: treated as a leftover"
+        );
+        assert!(
+            !is_over(id, &[], at(60), Some(at(30)), since),
+            "made since by a replica not reloaded yet: left to it, or to its end"
+        );
+        // Shortened: this configuration says the occurrence is over.
+        let shortened = window(id, "orders.a", Source::Schedule, -600, Some(-10));
+        assert!(is_over(
+            id,
+            std::slice::from_ref(&shortened),
+            at(60),
+            Some(at(-30)),
+            since
+        ));
+        assert!(!is_over(id, &[shortened], at(60), Some(at(30)), since));
     }
 
     #[test]
