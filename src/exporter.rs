@@ -104,6 +104,11 @@ pub struct Generation {
     /// In configuration order.
     pub targets: Arc<Vec<Arc<TargetHandle>>>,
     pub groups: Arc<GroupSet>,
+    /// When what silences are made from (schedules, groups, `alertmanager:`) last changed
+    /// here: the start, or the reload that changed it. Silences made before it that the
+    /// configuration no longer wants are leftovers this replica ends; see
+    /// `silences::plan::is_over`.
+    pub silences_since: Timestamp,
 }
 
 impl Generation {
@@ -238,6 +243,7 @@ impl Exporter {
                     placement: Arc::new(placement),
                     targets: Arc::new(handles),
                     groups: group_set,
+                    silences_since: Timestamp::now(),
                 }),
                 web: ArcSwap::from_pointee(web),
                 groups,
@@ -318,7 +324,13 @@ impl Exporter {
             .silences
             .step(|| {
                 let now = Timestamp::now();
-                (self.config(), self.maintenance_windows(now), now)
+                let generation = self.generation();
+                silences::View {
+                    windows: generation.maintenance_windows(&self.inner.maintenance, now),
+                    config: generation.config.clone(),
+                    now,
+                    config_since: generation.silences_since,
+                }
             })
             .await;
     }
@@ -562,11 +574,20 @@ impl Exporter {
         }
         let groups = Arc::new(GroupSet::new(&config, Some(&self.groups())));
         self.inner.groups.store(groups.clone());
+        let same_silences = old_config.maintenance.schedules == config.maintenance.schedules
+            && old_config.groups == config.groups
+            && old_config.alertmanager == config.alertmanager;
+        let silences_since = if same_silences {
+            self.generation().silences_since
+        } else {
+            Timestamp::now()
+        };
         self.inner.generation.store(Arc::new(Generation {
             config: Arc::new(config),
             placement: Arc::new(placement),
             targets: Arc::new(handles),
             groups,
+            silences_since,
         }));
         summary
     }

@@ -50,6 +50,12 @@ impl Silence {
         self.ends_at.parse().ok()
     }
 
+    /// When it was made: Alertmanager moves a start in the past to the moment it took the
+    /// silence, and an update in place keeps it.
+    pub fn made_at(&self) -> Option<Timestamp> {
+        self.starts_at.parse().ok()
+    }
+
     /// Its matchers as dbvigil's, sorted, to compare with the ones a window wants.
     pub fn matchers(&self) -> Vec<Matcher> {
         let mut out: Vec<Matcher> = self

@@ -79,10 +79,15 @@ impl Silences {
     }
 
     /// One comparison of wanted and held silences, and the changes it calls for. `view`
-    /// gives the configuration, the windows and the time, read once the step's turn came.
-    pub async fn step(&self, view: impl FnOnce() -> (Arc<Config>, Vec<Window>, Timestamp)) {
+    /// is read once the step's turn came.
+    pub async fn step(&self, view: impl FnOnce() -> View) {
         let _one_at_a_time = self.stepping.lock().await;
-        let (config, windows, now) = view();
+        let View {
+            config,
+            windows,
+            now,
+            config_since,
+        } = view();
         let (config, windows) = (config.as_ref(), windows.as_slice());
         let previous = self.status();
         let Some(am) = &config.alertmanager else {
@@ -116,6 +121,7 @@ impl Silences {
                     windows,
                     wanted: &wanted,
                     now,
+                    config_since,
                 };
                 sync(&cluster, &plan, &mut status).await
             }
@@ -157,6 +163,17 @@ impl Silences {
     }
 }
 
+/// What a step works from.
+pub struct View {
+    pub config: Arc<Config>,
+    /// Every window this replica knows now.
+    pub windows: Vec<Window>,
+    pub now: Timestamp,
+    /// When this replica's configuration last changed what its silences are made from
+    /// (schedules, groups, `alertmanager:`); see [`plan::is_over`].
+    pub config_since: Timestamp,
+}
+
 /// How long a step waits after one that failed: soon, but not in a tight loop.
 pub fn retry_after(sync_interval: Duration) -> Duration {
     sync_interval.min(Duration::from_secs(5))
@@ -169,6 +186,7 @@ struct Plan<'a> {
     windows: &'a [Window],
     wanted: &'a [plan::Wanted],
     now: Timestamp,
+    config_since: Timestamp,
 }
 
 async fn sync(cluster: &Cluster, plan: &Plan<'_>, status: &mut SyncStatus) {
@@ -178,6 +196,7 @@ async fn sync(cluster: &Cluster, plan: &Plan<'_>, status: &mut SyncStatus) {
         windows,
         wanted,
         now,
+        config_since,
     } = *plan;
     let (member, held) = match cluster.list().await {
         Ok(v) => v,
@@ -226,7 +245,10 @@ async fn sync(cluster: &Cluster, plan: &Plan<'_>, status: &mut SyncStatus) {
     // Silences of windows that ended (or whose matchers the configuration no longer
     // lists) end now. Scopes this replica does not know belong to another shard's.
     for (s, window, scope, _) in &ours {
-        if !claimed.contains(s.id.as_str()) && config.is_scope(scope) && is_over(window, windows) {
+        if !claimed.contains(s.id.as_str())
+            && config.is_scope(scope)
+            && plan::is_over(window, windows, now, s.made_at(), config_since)
+        {
             match cluster.expire(member, &s.id).await {
                 Ok(()) => {
                     tracing::info!(silence = %s.id, "maintenance window over: its silence expired")
@@ -294,18 +316,6 @@ async fn keep(
         .map_err(|e| e.to_string())?;
     tracing::info!(window = %w.window, silence = %id, ends_at = %w.ends_at, "maintenance silence moved to the window's end");
     Ok(id)
-}
-
-/// Whether a silence's window is over as this replica knows it. A window it does not know
-/// may be one its store has not shown it yet (another replica just opened it): its silence
-/// stays, bounded by its own end. Application windows are the exception: they are listed
-/// only while their flag is set, so an unknown one has cleared (a replica that has not read
-/// the flag yet may end it early; the replica that has recreates it at its next step).
-fn is_over(window: &str, windows: &[Window]) -> bool {
-    match windows.iter().find(|w| w.id == window) {
-        Some(_) => true,
-        None => window.starts_with("app:"),
-    }
 }
 
 fn matchers_text(matchers: &[Matcher]) -> String {

@@ -89,6 +89,40 @@ pub fn wanted(
     out
 }
 
+/// Whether a silence of ours that no wanted silence claimed ends now. `window` is the id its
+/// marker names, `made_at` when Alertmanager says it was made, `config_since` when this
+/// replica's configuration last changed what silences are made from.
+///
+/// - A stored (API) window that ended or expired: every replica reads the same store, so
+///   its silence ends. One this replica does not know may be one the store has not shown it
+///   yet (another replica just opened it): its silence stays, bounded by its own end.
+/// - An application window this replica does not know: they are listed only while their
+///   flag is set, so the flag has cleared (a replica that has not read the flag yet may end
+///   it early; the one that has recreates it at its next step).
+/// - Anything else is at odds with this replica's *configuration*: a schedule occurrence it
+///   does not list (the schedule was removed or moved) or lists as over (shortened), or an
+///   open window whose matchers it no longer wants. Replicas on two configurations (a
+///   rolling reload) would undo each other's steps for ever, so such a silence ends only if
+///   it was made before this replica's configuration changed: it is a leftover of the old
+///   configuration. One made later was made by a replica still on another configuration;
+///   it stays, bounded by its own end, until that replica reloads and ends it in turn.
+pub fn is_over(
+    window: &str,
+    windows: &[Window],
+    now: Timestamp,
+    made_at: Option<Timestamp>,
+    config_since: Timestamp,
+) -> bool {
+    let leftover = made_at.is_none_or(|made| made < config_since);
+    match windows.iter().find(|w| w.id == window) {
+        Some(w) if w.source == Source::Api && !w.is_active(now) => true,
+        Some(_) => leftover,
+        None if window.starts_with("app:") => true,
+        None if window.starts_with("schedule:") => leftover,
+        None => false,
+    }
+}
+
 /// The matcher sets of a window on `scope`: dbvigil's own availability alerts on what it
 /// covers, and every configured silence of the scope and of what it covers.
 fn matcher_sets(config: &Config, am: &AlertmanagerConfig, scope: &str) -> Vec<Vec<Matcher>> {
@@ -159,6 +193,245 @@ fn regex_quote(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CONFIG: &str = r#"
+targets:
+  - {name: orders.a, kind: tcp, host: 127.0.0.1, port: 1}
+  - {name: orders-b, kind: tcp, host: 127.0.0.1, port: 1}
+  - {name: billing, kind: tcp, host: 127.0.0.1, port: 1}
+groups:
+  - {name: orders, members: [orders.a, orders-b], eligibility: reachable}
+alertmanager:
+  urls: [http://127.0.0.1:9093]
+  sync_interval: 30s
+  silences:
+    - scope: orders.a
+      matchers: ['instance="orders-a:9187"']
+    - scope: orders
+      matchers: ['job="pgbouncer"']
+    - scope: billing
+      matchers: ['instance=~"billing.*"', 'job="postgres"']
+"#;
+
+    fn config(yaml: &str) -> (Config, AlertmanagerConfig) {
+        let config = crate::config::parse(yaml, "test.yml", std::path::Path::new("."), "test")
+            .expect("the test configuration is valid");
+        let am = config.alertmanager.clone().expect("it has alertmanager:");
+        (config, am)
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_millis(1_800_000_000_000 + secs * 1000)
+    }
+
+    fn window(id: &str, scope: &str, source: Source, starts: i64, ends: Option<i64>) -> Window {
+        Window {
+            id: id.into(),
+            scope: scope.into(),
+            source,
+            reason: "upgrade".into(),
+            created_by: "alice".into(),
+            created_at: at(starts),
+            starts_at: at(starts),
+            ends_at: ends.map(at),
+            ended_at: None,
+            ended_by: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Each set as amtool writes it, for readable failures.
+    fn sets(config: &Config, am: &AlertmanagerConfig, scope: &str) -> Vec<Vec<String>> {
+        matcher_sets(config, am, scope)
+            .iter()
+            .map(|set| set.iter().map(Matcher::to_string).collect())
+            .collect()
+    }
+
+    #[test]
+    fn only_active_windows_on_known_scopes_want_silences() {
+        let (config, am) = config(CONFIG);
+        let now = at(0);
+        let windows = [
+            window("1", "orders.a", Source::Api, -60, Some(600)),
+            window("2", "orders.a", Source::Api, 60, Some(600)),
+            window("3", "orders.a", Source::Api, -600, Some(-60)),
+            window("4", "another-shards-target", Source::Api, -60, Some(600)),
+            window("app:billing", "billing", Source::App, -5, None),
+        ];
+        let wanted = wanted(&config, &am, &windows, now);
+        let ids: Vec<&str> = wanted.iter().map(|w| w.window.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["1", "1", "app:billing", "app:billing"],
+            "own alerts and configured matchers of the active windows only: {wanted:#?}"
+        );
+        let api = &wanted[0];
+        assert_eq!((api.ends_at, api.leased), (at(600), false));
+        assert_eq!(api.created_by, "alice (dbvigil)");
+        assert!(
+            api.comment
+                .ends_with("[dbvigil:dbvigil window=1 scope=orders.a]"),
+            "{}",
+            api.comment
+        );
+        assert!(
+            api.comment.contains("(api window): upgrade"),
+            "{}",
+            api.comment
+        );
+        let app = &wanted[2];
+        assert!(
+            app.leased,
+            "an app window has no end: its silence is leased"
+        );
+        assert_eq!(app.ends_at, now + lease(am.sync_interval));
+        assert_eq!(lease(am.sync_interval), Duration::from_secs(120));
+        assert_eq!(lease(Duration::from_secs(60)), Duration::from_secs(240));
+    }
+
+    #[test]
+    fn a_target_window_silences_its_own_alerts_and_its_configured_matchers() {
+        let (config, am) = config(CONFIG);
+        assert_eq!(
+            sets(&config, &am, "orders.a"),
+            [
+                vec![
+                    format!("alertname=~{TARGET_ALERTS:?}"),
+                    r#"target="orders.a""#.to_owned()
+                ],
+                vec![r#"instance="orders-a:9187""#.to_owned()],
+            ]
+        );
+        assert_eq!(
+            sets(&config, &am, "billing")[1],
+            [r#"instance=~"billing.*""#, r#"job="postgres""#],
+            "one entry's matchers are one silence"
+        );
+    }
+
+    #[test]
+    fn a_group_window_covers_its_members_and_the_group_alert() {
+        let (config, am) = config(CONFIG);
+        assert_eq!(
+            sets(&config, &am, "orders"),
+            [
+                // Sorted: `=` before `=~`.
+                vec![
+                    format!("alertname={GROUP_ALERT:?}"),
+                    r#"group="orders""#.to_owned()
+                ],
+                vec![
+                    format!("alertname=~{TARGET_ALERTS:?}"),
+                    r#"target=~"orders\\.a|orders-b""#.to_owned()
+                ],
+                vec![r#"instance="orders-a:9187""#.to_owned()],
+                vec![r#"job="pgbouncer""#.to_owned()],
+            ],
+            "billing is not a member: its matchers stay out"
+        );
+    }
+
+    #[test]
+    fn star_covers_every_target_group_and_configured_silence() {
+        let (config, am) = config(CONFIG);
+        assert_eq!(
+            sets(&config, &am, ALL_SCOPE),
+            [
+                // Sorted: `=` before `=~`.
+                vec![
+                    format!("alertname={GROUP_ALERT:?}"),
+                    r#"group=~".+""#.to_owned()
+                ],
+                vec![
+                    format!("alertname=~{TARGET_ALERTS:?}"),
+                    r#"target=~".+""#.to_owned()
+                ],
+                vec![r#"instance="orders-a:9187""#.to_owned()],
+                vec![
+                    r#"instance=~"billing.*""#.to_owned(),
+                    r#"job="postgres""#.to_owned()
+                ],
+                vec![r#"job="pgbouncer""#.to_owned()],
+            ]
+        );
+    }
+
+    #[test]
+    fn without_own_alerts_only_configured_matchers_are_silenced() {
+        let (config, am) = config(&CONFIG.replace(
+            "  sync_interval: 30s\n",
+            "  sync_interval: 30s\n  own_alerts: false\n",
+        ));
+        assert!(!am.own_alerts);
+        assert_eq!(
+            sets(&config, &am, "orders-b"),
+            Vec::<Vec<String>>::new(),
+            "nothing configured for orders-b: no silence at all"
+        );
+        assert_eq!(sets(&config, &am, "orders").len(), 2);
+    }
+
+    #[test]
+    fn ended_stored_windows_end_their_silences_and_unknown_ones_never() {
+        let since = at(0);
+        let (before, after) = (Some(at(-30)), Some(at(30)));
+        let ended = window("7", "orders.a", Source::Api, -600, Some(-1));
+        for made in [before, after, None] {
+            assert!(
+                is_over("7", std::slice::from_ref(&ended), at(60), made, since),
+                "the store says it ended, on every replica"
+            );
+            assert!(
+                !is_over("8", std::slice::from_ref(&ended), at(60), made, since),
+                "an API window the store has not shown this replica yet keeps its silence"
+            );
+        }
+        let open = window("7", "orders.a", Source::Api, -600, Some(600));
+        assert!(
+            is_over("7", std::slice::from_ref(&open), at(60), before, since),
+            "open, but the configuration changed its matchers since the silence was made"
+        );
+        assert!(
+            !is_over("7", &[open], at(60), after, since),
+            "made since by a replica still on another configuration"
+        );
+    }
+
+    #[test]
+    fn an_unknown_app_window_has_cleared() {
+        for made in [Some(at(-30)), Some(at(30)), None] {
+            assert!(is_over("app:billing", &[], at(60), made, at(0)));
+        }
+    }
+
+    #[test]
+    fn a_schedule_this_configuration_no_longer_lists_ends_only_its_leftovers() {
+        let since = at(0);
+        let id = "schedule:nightly@1800000000";
+        assert!(
+            is_over(id, &[], at(60), Some(at(-30)), since),
+            "made before the reload that removed the schedule"
+        );
+        assert!(
+            is_over(id, &[], at(60), None, since),
+            "no start to tell by: treated as a leftover"
+        );
+        assert!(
+            !is_over(id, &[], at(60), Some(at(30)), since),
+            "made since by a replica not reloaded yet: left to it, or to its end"
+        );
+        // Shortened: this configuration says the occurrence is over.
+        let shortened = window(id, "orders.a", Source::Schedule, -600, Some(-10));
+        assert!(is_over(
+            id,
+            std::slice::from_ref(&shortened),
+            at(60),
+            Some(at(-30)),
+            since
+        ));
+        assert!(!is_over(id, &[shortened], at(60), Some(at(30)), since));
+    }
 
     #[test]
     fn markers_round_trip() {
