@@ -144,6 +144,9 @@ struct Inner {
     silences: Silences,
     /// Wakes the silences loop when a window changed.
     silences_wake: tokio::sync::Notify,
+    /// Told by a target's probe task when its application's flag turned on or off; wakes
+    /// the tick that notices the app window opened or closed.
+    flag_changed: Arc<tokio::sync::Notify>,
     /// The active windows and their ends as of the last tick, to tell when they change.
     open_windows: std::sync::Mutex<Vec<(String, Option<Timestamp>)>>,
     reload_status: ArcSwap<ReloadStatus>,
@@ -217,16 +220,20 @@ impl Exporter {
         let (config, placement) = settings.shard.split(with_discovered(&loaded, &discovered));
         let group_set = Arc::new(GroupSet::new(&config, None));
         let groups = Arc::new(ArcSwap::new(group_set.clone()));
+        let flag_changed = Arc::new(tokio::sync::Notify::new());
         let handles = config
             .targets
             .iter()
             .map(|t| {
                 spawn_target(
-                    &tracker,
-                    probes.handle(),
-                    &probe_tasks,
-                    &cancel,
-                    &groups,
+                    &Shared {
+                        tracker: &tracker,
+                        probes: probes.handle(),
+                        probe_tasks: &probe_tasks,
+                        cancel: &cancel,
+                        groups: &groups,
+                        flag_changed: &flag_changed,
+                    },
                     Arc::new(t.clone()),
                     &config.instance,
                 )
@@ -250,6 +257,7 @@ impl Exporter {
                 maintenance,
                 silences: Silences::default(),
                 silences_wake: tokio::sync::Notify::new(),
+                flag_changed,
                 open_windows: Default::default(),
                 reload_status: ArcSwap::from_pointee(ReloadStatus {
                     successful: true,
@@ -278,6 +286,11 @@ impl Exporter {
             .inner
             .tracker
             .spawn(async move { looping.silences_loop().await });
+        let looping = exporter.clone();
+        exporter
+            .inner
+            .tracker
+            .spawn(async move { looping.app_flag_loop().await });
         Ok(exporter)
     }
 
@@ -357,6 +370,21 @@ impl Exporter {
                 _ = sleep => {}
             }
             self.silences_step().await;
+        }
+    }
+
+    /// Ticks when an application's flag turned on or off, as an API change does: the app
+    /// window opens or closes now, and the silences loop is woken. A tick reads memory
+    /// only, so neither the probe that told nor this task waits on the store or on
+    /// Alertmanager; the maintenance loop, which also re-reads the store, may be waiting
+    /// on it.
+    async fn app_flag_loop(self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.cancel.cancelled() => break,
+                _ = self.inner.flag_changed.notified() => {}
+            }
+            self.maintenance_tick();
         }
     }
 
@@ -557,11 +585,14 @@ impl Exporter {
                     }
                     summary.started += 1;
                     spawn_target(
-                        &self.inner.tracker,
-                        self.inner.probes.handle(),
-                        &self.inner.probe_tasks,
-                        &self.inner.cancel,
-                        &self.inner.groups,
+                        &Shared {
+                            tracker: &self.inner.tracker,
+                            probes: self.inner.probes.handle(),
+                            probe_tasks: &self.inner.probe_tasks,
+                            cancel: &self.inner.cancel,
+                            groups: &self.inner.groups,
+                            flag_changed: &self.inner.flag_changed,
+                        },
                         Arc::new(t.clone()),
                         &config.instance,
                     )
@@ -629,27 +660,37 @@ fn with_discovered(config: &Config, discovered: &Discovered) -> Config {
     config
 }
 
-fn spawn_target(
-    tracker: &TaskTracker,
-    probes: &tokio::runtime::Handle,
-    probe_tasks: &ProbeTasks,
-    cancel: &CancellationToken,
-    groups: &Arc<ArcSwap<GroupSet>>,
-    config: Arc<TargetConfig>,
-    instance: &str,
-) -> Arc<TargetHandle> {
-    let runner = TargetRunner::new(config, instance, cancel, groups.clone());
+/// What every target's tasks share.
+struct Shared<'a> {
+    tracker: &'a TaskTracker,
+    probes: &'a tokio::runtime::Handle,
+    probe_tasks: &'a ProbeTasks,
+    cancel: &'a CancellationToken,
+    groups: &'a Arc<ArcSwap<GroupSet>>,
+    flag_changed: &'a Arc<tokio::sync::Notify>,
+}
+
+fn spawn_target(shared: &Shared, config: Arc<TargetConfig>, instance: &str) -> Arc<TargetHandle> {
+    let runner = TargetRunner::new(
+        config,
+        instance,
+        shared.cancel,
+        shared.groups.clone(),
+        shared.flag_changed.clone(),
+    );
     let handle = runner.handle();
-    let counted = probe_tasks.enter();
-    tracker.spawn_on(
+    let counted = shared.probe_tasks.enter();
+    shared.tracker.spawn_on(
         async move {
             let _counted = counted;
             runner.run().await;
         },
-        probes,
+        shared.probes,
     );
     if handle.config.migrations.is_some() {
-        tracker.spawn_on(handle.clone().watch_migrations(), probes);
+        shared
+            .tracker
+            .spawn_on(handle.clone().watch_migrations(), shared.probes);
     }
     handle
 }

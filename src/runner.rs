@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -117,6 +118,9 @@ pub struct TargetRunner {
     secrets: Vec<String>,
     /// The current configuration's failover groups, fed with every probe.
     groups: Arc<ArcSwap<GroupSet>>,
+    /// Told when the application's maintenance flag turns on or off, so its window's
+    /// silence follows at once rather than at the next sync. Telling never waits.
+    flag_changed: Arc<Notify>,
 }
 
 impl TargetRunner {
@@ -125,6 +129,7 @@ impl TargetRunner {
         instance: &str,
         parent: &CancellationToken,
         groups: Arc<ArcSwap<GroupSet>>,
+        flag_changed: Arc<Notify>,
     ) -> Self {
         let stats = TargetStats::new(config.clone());
         let handle = Arc::new(TargetHandle {
@@ -141,6 +146,7 @@ impl TargetRunner {
             handle,
             stats,
             groups,
+            flag_changed,
         }
     }
 
@@ -153,8 +159,13 @@ impl TargetRunner {
         let mut report = self.prober.probe(&self.ctx).await;
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         report.redact(&secrets);
+        let flag_was_on = self.stats.app_flag.as_ref().is_some_and(|f| f.on);
         let transitions = self.stats.record(&report);
         self.publish();
+        // After publishing: whoever wakes reads the window from the new snapshot.
+        if self.stats.app_flag.as_ref().is_some_and(|f| f.on) != flag_was_on {
+            self.flag_changed.notify_one();
+        }
         let target = &self.stats.target.name;
         for (group, event) in self
             .groups

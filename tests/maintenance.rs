@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Running, TestExporter, eventually, send, tempdir};
+use common::{Running, TestExporter, app_flag_db, app_sql, eventually, send, tempdir};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "ci-token-0123456789abcdef";
@@ -511,12 +511,7 @@ async fn a_scheduled_window_opens_and_closes() {
 async fn the_application_flag_opens_and_closes_a_window() {
     let dir = tempdir();
     let app_db = dir.path().join("a.db");
-    app_sql(
-        &app_db,
-        "CREATE TABLE service_context (id INTEGER PRIMARY KEY, maintenance BOOLEAN NOT NULL);
-         INSERT INTO service_context VALUES (1, 0);",
-    )
-    .await;
+    app_flag_db(&app_db).await;
     let yaml = config(
         dir.path(),
         "",
@@ -611,19 +606,6 @@ async fn the_application_flag_opens_and_closes_a_window() {
     .await;
     assert_eq!(flag(&api), Some(0.0), "the flag keeps its last value");
     e.stop().await;
-}
-
-/// Runs `statements` on the application's SQLite database, as the application would.
-async fn app_sql(path: &Path, statements: &str) {
-    use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
-    let mut conn = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
 }
 
 /// The binary with a tokens file, in `dir`, keeping its windows in `dir/dbvigil-data`.

@@ -485,3 +485,27 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `statements` on the application's SQLite database, as the application would.
+pub async fn app_sql(path: &Path, statements: &str) {
+    use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(statements).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+/// An application's SQLite database whose maintenance flag (`SELECT maintenance FROM
+/// service_context LIMIT 1`) is off.
+pub async fn app_flag_db(path: &Path) {
+    app_sql(
+        path,
+        "CREATE TABLE service_context (id INTEGER PRIMARY KEY, maintenance BOOLEAN NOT NULL);
+         INSERT INTO service_context VALUES (1, 0);",
+    )
+    .await;
+}
